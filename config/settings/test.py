@@ -1,0 +1,36 @@
+"""Tests: the embedded default unless DATABASE_URL points at PostgreSQL; mail to the outbox."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+from .base import DATABASE_URL, database_from_url
+
+# live_server runs Django in a thread next to Playwright's sync API.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+DEBUG = False
+LRB_DEMO_ALLOWED = True
+SECRET_KEY = "test-secret-key-not-for-production-use-0123456789abcdef"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = False
+ALLOWED_HOSTS = ["*"]
+
+# Tests on SQLite use a real file (not :memory:) so that threads share one database.
+_db = database_from_url(DATABASE_URL)
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _tmp = Path(os.environ.get("LRB_TEST_DIR", tempfile.gettempdir()))
+    _db["TEST"] = {"NAME": str(_tmp / f"lrb-test-{os.getpid()}.sqlite3")}
+DATABASES = {"default": _db}
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# SQLite's audit triggers refuse DELETE unless this is on; the test runner's flush between
+# transactional tests needs it. UPDATE stays refused, and the tests that prove DELETE is refused
+# turn it off.
+AUDIT_ALLOW_TEST_FLUSH = True

@@ -1,0 +1,200 @@
+"""The hash-chained audit trail.
+
+Each event's hash is SHA-256 over a canonical JSON serialisation of its content and the previous
+event's hash, so changing, removing or reordering any event breaks every hash after it. Appends
+are serialised (an advisory lock on PostgreSQL, the IMMEDIATE write lock on SQLite) so that
+concurrent transactions extend one linear chain; the unique prev_hash makes a fork impossible
+even if that serialisation were bypassed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, models
+from django.utils import timezone
+
+from .models import AuditEvent, Course, Project
+
+GENESIS_HASH = "0" * 64
+# Any constant distinct from other advisory locks in the database.
+_PG_CHAIN_LOCK_KEY = 0x4C52_4241_5544  # "LRBAUD"
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON: sorted keys, no whitespace, UTF-8 characters kept as they are."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      cls=DjangoJSONEncoder)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """What the value will look like after a round trip through a JSON column."""
+    if value is None:
+        return None
+    return json.loads(canonical_json(value))
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC ISO-8601 with microseconds, the form hashed and exported."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_payload(
+    *, seq: int, created_at: str, actor_id: int | None, actor_label: str, verb: str,
+    object_type: str, object_id: str, course_id: int | None, project_id: int | None,
+    old: Any, new: Any, flagged: bool, prev_hash: str,
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "at": created_at,
+        "actor_id": actor_id,
+        "actor": actor_label,
+        "verb": verb,
+        "object_type": object_type,
+        "object_id": object_id,
+        "course_id": course_id,
+        "project_id": project_id,
+        "old": old,
+        "new": new,
+        "flagged": flagged,
+        "prev": prev_hash,
+    }
+
+
+def payload_of(event: AuditEvent) -> dict[str, Any]:
+    return event_payload(
+        seq=event.seq, created_at=format_timestamp(event.created_at), actor_id=event.actor_id,
+        actor_label=event.actor_label, verb=event.verb, object_type=event.object_type,
+        object_id=event.object_id, course_id=event.course_id, project_id=event.project_id,
+        old=event.old, new=event.new, flagged=event.flagged, prev_hash=event.prev_hash,
+    )
+
+
+def hash_payload(payload: Mapping[str, Any]) -> str:
+    return sha256_hex(canonical_json(payload))
+
+
+def _lock_chain() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_CHAIN_LOCK_KEY])
+    # SQLite: every transaction here starts with BEGIN IMMEDIATE, which already holds the one
+    # write lock of the database until commit.
+
+
+def audit_record(
+    *,
+    actor: Any,
+    verb: str,
+    obj: models.Model,
+    course: Course | None = None,
+    project: Project | None = None,
+    old: Mapping[str, Any] | None = None,
+    new: Mapping[str, Any] | None = None,
+    flagged: bool = False,
+) -> AuditEvent:
+    """Append one event to the chain. Must run inside the caller's transaction, so the event
+    commits or rolls back with the change it records."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_record() must be called inside transaction.atomic().")
+    _lock_chain()
+    last = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
+    seq = last.seq + 1 if last else 1
+    prev_hash = last.hash if last else GENESIS_HASH
+    # Microsecond precision survives both databases; the hash is computed on the stored value.
+    created_at = timezone.now().astimezone(UTC)
+    if project is not None and course is None:
+        course = project.course
+    actor_id = getattr(actor, "pk", None)
+    actor_label = getattr(actor, "email", "") if actor is not None else "system"
+    event = AuditEvent(
+        seq=seq,
+        created_at=created_at,
+        actor_id=actor_id,
+        actor_label=actor_label,
+        verb=verb,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        course_id=course.pk if course else None,
+        project_id=project.pk if project else None,
+        old=jsonable(old),
+        new=jsonable(new),
+        flagged=flagged,
+        prev_hash=prev_hash,
+    )
+    event.hash = hash_payload(payload_of(event))
+    event.save(force_insert=True)
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    count: int
+    head: str
+    broken_at: int | None = None  # seq of the first event that does not verify
+    reason: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
+
+
+def verify_payloads(rows: Iterable[tuple[Mapping[str, Any], str]],
+                    *, start_prev: str | None = GENESIS_HASH) -> ChainReport:
+    """Check (payload, stored hash) pairs in order. ``start_prev=None`` accepts whatever the
+    first event links to (a filtered or partial export starts mid-chain)."""
+    count = 0
+    expected_prev = start_prev
+    head = start_prev or ""
+    expected_seq: int | None = None
+    for payload, stored_hash in rows:
+        count += 1
+        seq = payload.get("seq")
+        if expected_prev is not None and payload.get("prev") != expected_prev:
+            return ChainReport(count - 1, head, seq, "does not link to the event before it")
+        if expected_seq is not None and seq != expected_seq:
+            return ChainReport(count - 1, head, seq, f"expected event #{expected_seq} here")
+        if hash_payload(payload) != stored_hash:
+            return ChainReport(count - 1, head, seq, "its content does not match its hash")
+        expected_prev = stored_hash
+        expected_seq = int(seq) + 1 if isinstance(seq, int) else None
+        head = stored_hash
+    return ChainReport(count, head)
+
+
+def verify_chain(queryset: models.QuerySet[AuditEvent] | None = None) -> ChainReport:
+    """Verify the whole chain in the database, streaming in seq order."""
+    events = queryset if queryset is not None else AuditEvent.objects.all()
+    rows = ((payload_of(e), e.hash) for e in events.order_by("seq").iterator(chunk_size=2000))
+    return verify_payloads(rows)
+
+
+def chain_head() -> tuple[int, str]:
+    last = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
+    return (last.seq, last.hash) if last else (0, GENESIS_HASH)
+
+
+def register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """The SQLite DELETE trigger asks lrb_audit_purge_allowed(); it answers 1 only in the test
+    settings, where the test runner must empty tables between transactional tests. Outside
+    Django (the sqlite3 shell) the function does not exist, so a DELETE fails there too."""
+    if connection.vendor != "sqlite":
+        return
+    connection.connection.create_function(
+        "lrb_audit_purge_allowed", 0,
+        lambda: 1 if getattr(settings, "AUDIT_ALLOW_TEST_FLUSH", False) else 0,
+        deterministic=False,
+    )
+
+

@@ -1,0 +1,457 @@
+"""The lifecycle domain: courses, versioned templates of the lecture's seven stages, projects
+walking through them, frozen revisions and the hash-chained audit trail.
+
+Every write goes through lifecycle.services; these classes hold data and invariants only.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+def new_join_code() -> str:
+    # 8 characters from an unambiguous alphabet: easy to read out in a lecture hall.
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+class Role(models.TextChoices):
+    INSTRUCTOR = "instructor", "Instructor"
+    TA = "ta", "Teaching assistant"
+    STUDENT = "student", "Student"
+
+
+STAFF_ROLES = (Role.INSTRUCTOR, Role.TA)
+
+
+class ExpertInvitationPolicy(models.TextChoices):
+    NOT_ALLOWED = "not_allowed", "Teams may not invite experts"
+    ALLOWED = "allowed", "Teams may invite experts"
+    AFTER_CONFIRMATION = "after_confirmation", "Teams may invite experts after staff confirm"
+
+
+# --- Templates ----------------------------------------------------------------------------
+
+
+class LifecycleTemplate(models.Model):
+    """One version of a lifecycle template. Editing a template that projects use makes a new
+    version (same slug, version + 1); projects keep the version they started on."""
+
+    slug = models.SlugField(max_length=80)
+    version = models.PositiveIntegerField(default=1)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["slug", "version"], name="template_slug_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.version})"
+
+
+class StageDefinition(models.Model):
+    """A stage of a template, with the lecture's guidance and its gate policy."""
+
+    template = models.ForeignKey(LifecycleTemplate, on_delete=models.CASCADE, related_name="stages")
+    order = models.PositiveSmallIntegerField()
+    key = models.SlugField(max_length=60)
+    title = models.CharField(max_length=200)
+    summary = models.CharField(max_length=300, blank=True)
+    guidance = models.TextField(blank=True, help_text="Markdown: the lecture's prompts and examples.")
+    # Gate policy: approvals on the current revision, by distinct non-members.
+    min_approvals = models.PositiveSmallIntegerField(default=1)
+    min_staff_approvals = models.PositiveSmallIntegerField(default=1)
+    min_expert_approvals = models.PositiveSmallIntegerField(default=0)
+    independent_review = models.BooleanField(
+        default=False,
+        help_text="Reviewers do not see each other's decisions until they have decided.",
+    )
+    # Stage-specific rules, as data so that an edited template can move them.
+    requires_stakeholders = models.BooleanField(
+        default=False, help_text="Cannot be submitted without at least one stakeholder."
+    )
+    allows_not_pursued = models.BooleanField(
+        default=False, help_text="The team may conclude 'we should not build this' here."
+    )
+    is_iteration = models.BooleanField(
+        default=False,
+        help_text="The Iterate stage: the team loops back, concludes or stops from here.",
+    )
+
+    class Meta:
+        ordering = ["template", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "order"], name="stage_def_order_unique"),
+            models.UniqueConstraint(fields=["template", "key"], name="stage_def_key_unique"),
+            models.CheckConstraint(
+                condition=Q(
+                    min_approvals__gte=models.F("min_staff_approvals")
+                    + models.F("min_expert_approvals")
+                ),
+                name="stage_def_min_covers_roles",
+                violation_error_message=(
+                    "The minimum number of approvals must be at least the staff minimum plus "
+                    "the expert minimum."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(min_approvals__gte=1), name="stage_def_needs_an_approval"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.title}"
+
+
+class QuestionKind(models.TextChoices):
+    SHORT_TEXT = "short_text", "Short text"
+    LONG_TEXT = "long_text", "Long text (Markdown)"
+    YES_NO_UNSURE = "yes_no_unsure", "Yes / no / unsure, with justification"
+    SINGLE_CHOICE = "single_choice", "Single choice"
+    MULTIPLE_CHOICE = "multiple_choice", "Multiple choice"
+    NUMBER = "number", "Number"
+    URL = "url", "URL"
+    DATE = "date", "Date"
+
+
+CHOICE_KINDS = (QuestionKind.SINGLE_CHOICE, QuestionKind.MULTIPLE_CHOICE)
+
+
+class Question(models.Model):
+    stage = models.ForeignKey(StageDefinition, on_delete=models.CASCADE, related_name="questions")
+    order = models.PositiveSmallIntegerField()
+    key = models.SlugField(max_length=60)
+    prompt = models.CharField(max_length=500)
+    help_text = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=QuestionKind.choices)
+    choices = models.JSONField(default=list, blank=True, help_text="Options for choice questions.")
+    required = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["stage", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["stage", "order"], name="question_order_unique"),
+            models.UniqueConstraint(fields=["stage", "key"], name="question_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.prompt
+
+
+# --- Courses ------------------------------------------------------------------------------
+
+
+class Course(models.Model):
+    """A course board: its members, the template new projects start on, its review settings."""
+
+    title = models.CharField(max_length=200)
+    code = models.SlugField(max_length=40, unique=True, help_text="Short name, e.g. 'cs1470-f26'.")
+    term = models.CharField(max_length=60, blank=True)
+    join_code = models.CharField(max_length=16, unique=True, default=new_join_code)
+    template = models.ForeignKey(
+        LifecycleTemplate, on_delete=models.PROTECT, related_name="courses",
+        help_text="New projects pin this template version.",
+    )
+    expert_invitations = models.CharField(
+        max_length=20, choices=ExpertInvitationPolicy.choices,
+        default=ExpertInvitationPolicy.ALLOWED,
+    )
+    invitation_expiry_days = models.PositiveSmallIntegerField(default=14)
+    reminder_interval_days = models.PositiveSmallIntegerField(default=3)
+    reminder_limit = models.PositiveSmallIntegerField(default=2)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="courses"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Membership(models.Model):
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.STUDENT)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["course", "role", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} in {self.course}"
+
+    @property
+    def is_staff_role(self) -> bool:
+        return self.role in STAFF_ROLES
+
+
+# --- Projects -----------------------------------------------------------------------------
+
+
+class ProjectStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    CONCLUDED = "concluded", "Concluded"
+
+
+class Outcome(models.TextChoices):
+    DEPLOYED = "deployed", "Deployed and monitored"
+    NOT_PURSUED = "not_pursued", "Not pursued"
+
+
+class Project(models.Model):
+    course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="projects")
+    template = models.ForeignKey(
+        LifecycleTemplate, on_delete=models.PROTECT, related_name="projects",
+        help_text="The template version this project started on.",
+    )
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="projects")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(
+        max_length=12, choices=ProjectStatus.choices, default=ProjectStatus.ACTIVE
+    )
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True)
+    outcome_reason = models.TextField(blank=True)
+    cycle = models.PositiveSmallIntegerField(default=1)
+    current_stage = models.ForeignKey(
+        "ProjectStage", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    concluded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["course", "title"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(status="active", outcome="") | Q(status="concluded") & ~Q(outcome="")),
+                name="project_outcome_iff_concluded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("lifecycle:project_detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ProjectStatus.ACTIVE
+
+
+class StageStatus(models.TextChoices):
+    LOCKED = "locked", "Locked"
+    DRAFTING = "drafting", "Drafting"
+    IN_REVIEW = "in_review", "In review"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    APPROVED = "approved", "Approved"
+
+
+# The one table of legal stage transitions; services consult it before every status write.
+STAGE_TRANSITIONS: dict[str, frozenset[str]] = {
+    StageStatus.LOCKED: frozenset({StageStatus.DRAFTING}),
+    StageStatus.DRAFTING: frozenset({StageStatus.IN_REVIEW}),
+    StageStatus.IN_REVIEW: frozenset({StageStatus.CHANGES_REQUESTED, StageStatus.APPROVED}),
+    StageStatus.CHANGES_REQUESTED: frozenset({StageStatus.IN_REVIEW}),
+    StageStatus.APPROVED: frozenset(),
+}
+
+EDITABLE_STATUSES = frozenset({StageStatus.DRAFTING, StageStatus.CHANGES_REQUESTED})
+
+
+def can_transition(current: str, target: str) -> bool:
+    return target in STAGE_TRANSITIONS.get(current, frozenset())
+
+
+class ProjectStage(models.Model):
+    """One stage of one project in one cycle. Looping back creates new rows for the new cycle
+    and leaves the old ones as they were."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="stages")
+    definition = models.ForeignKey(StageDefinition, on_delete=models.PROTECT, related_name="+")
+    cycle = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(
+        max_length=20, choices=StageStatus.choices, default=StageStatus.LOCKED
+    )
+    draft_answers = models.JSONField(default=dict, blank=True)
+    # Optimistic locking: a save names the version it edited; each save bumps it.
+    draft_version = models.PositiveIntegerField(default=0)
+    # question key -> draft_version at which it last changed, to name what changed since.
+    draft_changed_at = models.JSONField(default=dict, blank=True)
+    draft_updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    draft_updated_at = models.DateTimeField(null=True, blank=True)
+    current_revision = models.ForeignKey(
+        "StageRevision", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    prefilled_from = models.ForeignKey(
+        "StageRevision", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="The approved revision of an earlier cycle this stage was reopened from.",
+    )
+    due_date = models.DateField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by_override = models.BooleanField(default=False)
+    override_justification = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["project", "cycle", "definition__order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "definition", "cycle"], name="project_stage_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} — {self.definition.title} (cycle {self.cycle})"
+
+    def get_absolute_url(self) -> str:
+        return reverse(
+            "lifecycle:stage_detail", args=[self.project_id, self.cycle, self.definition.key]
+        )
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in EDITABLE_STATUSES
+
+
+class StageRevision(models.Model):
+    """What the team submitted, frozen. Decisions name the revision they judged."""
+
+    stage = models.ForeignKey(ProjectStage, on_delete=models.PROTECT, related_name="revisions")
+    number = models.PositiveIntegerField()
+    answers = models.JSONField(default=dict)
+    # Stages whose definition requires stakeholders freeze the register with the answers, so
+    # reviewers approve the register exactly as it stood.
+    stakeholders = models.JSONField(default=list, blank=True)
+    content_sha256 = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["stage", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["stage", "number"], name="revision_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stage} — revision {self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("A stage revision is immutable once written.")
+        super().save(*args, **kwargs)
+
+
+class StakeholderKind(models.TextChoices):
+    DIRECT_USER = "direct_user", "Direct user"
+    AFFECTED_COMMUNITY = "affected_community", "Affected community"
+    OPERATOR = "operator", "Operator"
+    DECISION_MAKER = "decision_maker", "Decision maker"
+    DOMAIN_EXPERT = "domain_expert", "Domain expert"
+    REGULATOR = "regulator", "Regulator"
+    OTHER = "other", "Other"
+
+
+class Stakeholder(models.Model):
+    """An entry of the project's stakeholder register (lecture: identify the problem and its
+    stakeholders; who is the "we" that is comfortable with a machine deciding?)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="stakeholders")
+    name = models.CharField("name or group", max_length=200)
+    kind = models.CharField(max_length=24, choices=StakeholderKind.choices)
+    interests = models.TextField(blank=True)
+    possible_harms = models.TextField(blank=True)
+    possible_benefits = models.TextField(blank=True)
+    consulted = models.BooleanField(default=False)
+    consultation = models.TextField("how consulted", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "name": self.name,
+            "kind": self.kind,
+            "interests": self.interests,
+            "possible_harms": self.possible_harms,
+            "possible_benefits": self.possible_benefits,
+            "consulted": self.consulted,
+            "consultation": self.consultation,
+        }
+
+
+# --- Audit trail --------------------------------------------------------------------------
+
+
+class AuditEvent(models.Model):
+    """Append-only, hash-chained record of every transition. The database itself refuses
+    UPDATE and DELETE on this table (triggers from migration 0002)."""
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=254, blank=True)
+    verb = models.CharField(max_length=60, db_index=True)
+    object_type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=40)
+    course = models.ForeignKey(
+        Course, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    old = models.JSONField(null=True, blank=True)
+    new = models.JSONField(null=True, blank=True)
+    flagged = models.BooleanField(
+        default=False, help_text="Set on events an auditor must see, such as gate overrides."
+    )
+    prev_hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["course", "seq"], name="audit_course_seq"),
+            models.Index(fields=["project", "seq"], name="audit_project_seq"),
+            models.Index(fields=["created_at"], name="audit_created_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.verb} {self.object_type}:{self.object_id}"

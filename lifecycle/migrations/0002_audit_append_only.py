@@ -37,8 +37,10 @@ POSTGRES_BACKWARD = [
 
 def _run(statements_by_vendor):
     def run(apps, schema_editor):
-        for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement)
+        # A cursor without parameters, so that PL/pgSQL's own % placeholders pass untouched.
+        with schema_editor.connection.cursor() as cursor:
+            for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
+                cursor.execute(statement)
 
     return run
 

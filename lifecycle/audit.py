@@ -30,8 +30,9 @@ _PG_CHAIN_LOCK_KEY = 0x4C52_4241_5544  # "LRBAUD"
 
 def canonical_json(value: Any) -> str:
     """Stable JSON: sorted keys, no whitespace, UTF-8 characters kept as they are."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      cls=DjangoJSONEncoder)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder
+    )
 
 
 def sha256_hex(text: str) -> str:
@@ -51,9 +52,20 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def event_payload(
-    *, seq: int, created_at: str, actor_id: int | None, actor_label: str, verb: str,
-    object_type: str, object_id: str, course_id: int | None, project_id: int | None,
-    old: Any, new: Any, flagged: bool, prev_hash: str,
+    *,
+    seq: int,
+    created_at: str,
+    actor_id: int | None,
+    actor_label: str,
+    verb: str,
+    object_type: str,
+    object_id: str,
+    course_id: int | None,
+    project_id: int | None,
+    old: Any,
+    new: Any,
+    flagged: bool,
+    prev_hash: str,
 ) -> dict[str, Any]:
     return {
         "seq": seq,
@@ -74,10 +86,19 @@ def event_payload(
 
 def payload_of(event: AuditEvent) -> dict[str, Any]:
     return event_payload(
-        seq=event.seq, created_at=format_timestamp(event.created_at), actor_id=event.actor_id,
-        actor_label=event.actor_label, verb=event.verb, object_type=event.object_type,
-        object_id=event.object_id, course_id=event.course_id, project_id=event.project_id,
-        old=event.old, new=event.new, flagged=event.flagged, prev_hash=event.prev_hash,
+        seq=event.seq,
+        created_at=format_timestamp(event.created_at),
+        actor_id=event.actor_id,
+        actor_label=event.actor_label,
+        verb=event.verb,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        course_id=event.course_id,
+        project_id=event.project_id,
+        old=event.old,
+        new=event.new,
+        flagged=event.flagged,
+        prev_hash=event.prev_hash,
     )
 
 
@@ -150,8 +171,9 @@ class ChainReport:
         return self.broken_at is None
 
 
-def verify_payloads(rows: Iterable[tuple[Mapping[str, Any], str]],
-                    *, start_prev: str | None = GENESIS_HASH) -> ChainReport:
+def verify_payloads(
+    rows: Iterable[tuple[Mapping[str, Any], str]], *, start_prev: str | None = GENESIS_HASH
+) -> ChainReport:
     """Check (payload, stored hash) pairs in order. ``start_prev=None`` accepts whatever the
     first event links to (a filtered or partial export starts mid-chain)."""
     count = 0
@@ -192,9 +214,8 @@ def register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> No
     if connection.vendor != "sqlite":
         return
     connection.connection.create_function(
-        "lrb_audit_purge_allowed", 0,
+        "lrb_audit_purge_allowed",
+        0,
         lambda: 1 if getattr(settings, "AUDIT_ALLOW_TEST_FLUSH", False) else 0,
         deterministic=False,
     )
-
-

@@ -6,8 +6,12 @@ from .base import CELERY_BROKER_FOLDER, VAR_DIR, env_bool
 DEBUG = env_bool("DEBUG", True)
 LRB_DEMO_ALLOWED = True
 
-for folder in (VAR_DIR, CELERY_BROKER_FOLDER / "queue", CELERY_BROKER_FOLDER / "control",
-               CELERY_BROKER_FOLDER / "processed"):
+for folder in (
+    VAR_DIR,
+    CELERY_BROKER_FOLDER / "queue",
+    CELERY_BROKER_FOLDER / "control",
+    CELERY_BROKER_FOLDER / "processed",
+):
     folder.mkdir(parents=True, exist_ok=True)
 
 # runserver serves static files from STATICFILES_DIRS without collectstatic.

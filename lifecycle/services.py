@@ -1,0 +1,715 @@
+"""Every write of the lifecycle domain: one function per transition.
+
+Each service opens its transaction, re-reads the rows it changes with a lock, checks permission
+and state (raising a lifecycle.errors.DomainError), writes with update_fields and appends an
+audit event last. Lock order is always project, then stage, then the audit chain, so two
+services can never wait on each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from . import permissions
+from .answers import clean_answers
+from .audit import audit_record, canonical_json, sha256_hex
+from .errors import DraftConflict, IllegalTransition, InvalidAnswers, NotAllowed
+from .models import (
+    STAFF_ROLES,
+    Course,
+    LifecycleTemplate,
+    Membership,
+    Outcome,
+    Project,
+    ProjectStage,
+    ProjectStatus,
+    Question,
+    Role,
+    StageRevision,
+    StageStatus,
+    Stakeholder,
+    StakeholderKind,
+    can_transition,
+)
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _lock_project(project_id: int) -> Project:
+    return (
+        Project.objects.select_for_update(of=("self",))
+        .select_related("course", "template")
+        .get(pk=project_id)
+    )
+
+
+def _lock_stage(stage_id: int) -> ProjectStage:
+    return (
+        ProjectStage.objects.select_for_update(of=("self",))
+        .select_related("definition", "current_revision")
+        .get(pk=stage_id)
+    )
+
+
+def _lock_project_and_stage(stage: ProjectStage) -> tuple[Project, ProjectStage]:
+    project = _lock_project(stage.project_id)
+    locked = _lock_stage(stage.pk)
+    locked.project = project
+    return project, locked
+
+
+def _require_active(project: Project) -> None:
+    if not project.is_active:
+        raise IllegalTransition(
+            f"This project was concluded ({project.get_outcome_display().lower()}); "
+            "nothing more can change."
+        )
+
+
+def _require_member(actor: Any, project: Project) -> None:
+    if not permissions.is_project_member(actor, project):
+        raise NotAllowed("Only members of this project's team can do that.")
+
+
+def _require_not_member(actor: Any, project: Project) -> None:
+    if not getattr(actor, "is_authenticated", False):
+        raise NotAllowed("Sign in to review.")
+    if permissions.is_project_member(actor, project):
+        raise NotAllowed("Nobody reviews their own project.")
+
+
+def _move(stage: ProjectStage, target: StageStatus) -> str:
+    """Check the transition table; return the old status for the audit event."""
+    old = stage.status
+    if not can_transition(old, target):
+        raise IllegalTransition(
+            f"{stage.definition.title} is {stage.get_status_display().lower()}; it cannot "
+            f"become {StageStatus(target).label.lower()}."
+        )
+    stage.status = target
+    return old
+
+
+def _questions(stage: ProjectStage) -> list[Question]:
+    return list(stage.definition.questions.all())
+
+
+def revision_content(answers: Mapping[str, Any], stakeholders: list[dict[str, Any]]) -> str:
+    return canonical_json({"answers": answers, "stakeholders": stakeholders})
+
+
+# --- courses ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def course_create(
+    *, actor: Any, title: str, code: str, template: LifecycleTemplate, term: str = ""
+) -> Course:
+    """Create a course board; its creator becomes its instructor."""
+    if not getattr(actor, "is_authenticated", False):
+        raise NotAllowed("Sign in to create a course.")
+    if Course.objects.filter(code=code).exists():
+        raise IllegalTransition(f"A course with the code {code!r} exists already.")
+    course = Course.objects.create(title=title, code=code, term=term, template=template)
+    Membership.objects.create(course=course, user=actor, role=Role.INSTRUCTOR)
+    audit_record(
+        actor=actor,
+        verb="course.create",
+        obj=course,
+        course=course,
+        new={"title": title, "code": code, "template": template.pk},
+    )
+    return course
+
+
+@transaction.atomic
+def course_add_member(*, course: Course, actor: Any, user: Any, role: str) -> Membership:
+    """Course staff enrol a person; only an instructor may add staff."""
+    role = Role(role)
+    if role in STAFF_ROLES and not permissions.is_instructor(actor, course):
+        raise NotAllowed("Only an instructor can add course staff.")
+    if not permissions.is_course_staff(actor, course):
+        raise NotAllowed("Only course staff can enrol people.")
+    membership, created = Membership.objects.get_or_create(
+        course=course, user=user, defaults={"role": role}
+    )
+    if not created and membership.role != role:
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit_record(
+            actor=actor,
+            verb="membership.role_change",
+            obj=membership,
+            course=course,
+            old={"role": old},
+            new={"role": role, "user": user.email},
+        )
+    elif created:
+        audit_record(
+            actor=actor,
+            verb="membership.add",
+            obj=membership,
+            course=course,
+            new={"role": role, "user": user.email},
+        )
+    return membership
+
+
+@transaction.atomic
+def course_join(*, user: Any, join_code: str) -> Membership:
+    """A student joins with the course's join code. Joining twice is harmless."""
+    if not getattr(user, "is_authenticated", False):
+        raise NotAllowed("Sign in to join a course.")
+    course = Course.objects.filter(join_code=join_code.strip().upper()).first()
+    if course is None:
+        raise IllegalTransition("No course has that join code. Check it with your course staff.")
+    membership, created = Membership.objects.get_or_create(
+        course=course, user=user, defaults={"role": Role.STUDENT}
+    )
+    if created:
+        audit_record(
+            actor=user,
+            verb="membership.join",
+            obj=membership,
+            course=course,
+            new={"role": Role.STUDENT, "user": user.email},
+        )
+    return membership
+
+
+# --- projects -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def project_create(
+    *, course: Course, actor: Any, title: str, summary: str = "", members: Iterable[Any] = ()
+) -> Project:
+    """Start a project on the course's current template version; stage 1 opens."""
+    if permissions.course_role(actor, course) != Role.STUDENT:
+        raise NotAllowed("Only students of this course can start a project.")
+    title = title.strip()
+    if not title:
+        raise InvalidAnswers({"title": ["Give the project a title."]})
+    team = {actor.pk: actor}
+    for member in members:
+        team[member.pk] = member
+    students = set(
+        Membership.objects.filter(course=course, role=Role.STUDENT, user_id__in=team).values_list(
+            "user_id", flat=True
+        )
+    )
+    outsiders = [m.email for pk, m in team.items() if pk not in students]
+    if outsiders:
+        raise InvalidAnswers(
+            {"members": [f"Not a student of this course: {', '.join(sorted(outsiders))}."]}
+        )
+    template = course.template
+    project = Project.objects.create(
+        course=course, template=template, title=title, summary=summary, created_by=actor
+    )
+    project.members.set(team.values())
+    now = timezone.now()
+    definitions = list(template.stages.order_by("order"))
+    if not definitions:
+        raise IllegalTransition("This course's template has no stages.")
+    stages = ProjectStage.objects.bulk_create(
+        [
+            ProjectStage(
+                project=project,
+                definition=definition,
+                cycle=1,
+                status=StageStatus.DRAFTING if i == 0 else StageStatus.LOCKED,
+                opened_at=now if i == 0 else None,
+            )
+            for i, definition in enumerate(definitions)
+        ]
+    )
+    project.current_stage = (
+        stages[0] if stages[0].pk else project.stages.get(definition=definitions[0], cycle=1)
+    )
+    project.save(update_fields=["current_stage"])
+    audit_record(
+        actor=actor,
+        verb="project.create",
+        obj=project,
+        project=project,
+        new={
+            "title": title,
+            "members": sorted(m.email for m in team.values()),
+            "template": f"{template.slug} v{template.version}",
+        },
+    )
+    return project
+
+
+@transaction.atomic
+def project_loop_back(*, project: Project, actor: Any, to_order: int, reason: str) -> Project:
+    """From the Iterate stage, open cycle c+1 at stage k: stages k..end reopen prefilled with
+    their last approved answers; cycle c stays exactly as it was."""
+    project = _lock_project(project.pk)
+    _require_member(actor, project)
+    _require_active(project)
+    current = _lock_stage(project.current_stage_id)
+    if not current.definition.is_iteration:
+        raise IllegalTransition("Only the Iterate stage can loop the project back.")
+    if current.status in (StageStatus.IN_REVIEW, StageStatus.LOCKED):
+        raise IllegalTransition(
+            "The Iterate stage is in review; wait for the reviewers' decision before looping back."
+        )
+    if not reason.strip():
+        raise InvalidAnswers({"reason": ["Say why you are looping back: what did you learn?"]})
+    definitions = list(project.template.stages.order_by("order"))
+    orders = [d.order for d in definitions]
+    if to_order not in orders or to_order >= current.definition.order:
+        raise InvalidAnswers({"to_order": ["Choose a stage before the Iterate stage."]})
+
+    # The last approved revision of each stage, from whichever cycle approved it last.
+    approved: dict[int, StageRevision] = {}
+    for stage in (
+        ProjectStage.objects.filter(project=project, status=StageStatus.APPROVED)
+        .select_related("current_revision")
+        .order_by("definition_id", "-cycle")
+    ):
+        approved.setdefault(stage.definition_id, stage.current_revision)
+
+    new_cycle = project.cycle + 1
+    now = timezone.now()
+    reopened = ProjectStage.objects.bulk_create(
+        [
+            ProjectStage(
+                project=project,
+                definition=definition,
+                cycle=new_cycle,
+                status=StageStatus.DRAFTING if definition.order == to_order else StageStatus.LOCKED,
+                opened_at=now if definition.order == to_order else None,
+                draft_answers=dict(approved[definition.pk].answers)
+                if definition.pk in approved
+                else {},
+                prefilled_from=approved.get(definition.pk),
+                due_date=None,
+            )
+            for definition in definitions
+            if definition.order >= to_order
+        ]
+    )
+    first = next(s for s in reopened if s.definition.order == to_order)
+    if first.pk is None:  # backends without RETURNING on bulk_create
+        first = ProjectStage.objects.get(
+            project=project, cycle=new_cycle, definition__order=to_order
+        )
+    old_cycle = project.cycle
+    project.cycle = new_cycle
+    project.current_stage = first
+    project.save(update_fields=["cycle", "current_stage"])
+    audit_record(
+        actor=actor,
+        verb="project.loop_back",
+        obj=project,
+        project=project,
+        old={"cycle": old_cycle, "stage": current.definition.key},
+        new={"cycle": new_cycle, "stage": first.definition.key, "reason": reason},
+    )
+    return project
+
+
+@transaction.atomic
+def project_conclude(*, project: Project, actor: Any, outcome: str, reason: str) -> Project:
+    """Deployed and monitored (from an approved Iterate stage) or not pursued (from stages that
+    allow it, and from Iterate): 'we should not build this' is a legitimate outcome."""
+    project = _lock_project(project.pk)
+    _require_member(actor, project)
+    _require_active(project)
+    outcome = Outcome(outcome)
+    current = _lock_stage(project.current_stage_id)
+    definition = current.definition
+    if outcome == Outcome.DEPLOYED:
+        if not (definition.is_iteration and current.status == StageStatus.APPROVED):
+            raise IllegalTransition(
+                "A project concludes as deployed once its Iterate stage has been approved."
+            )
+    elif not (definition.allows_not_pursued or definition.is_iteration):
+        raise IllegalTransition(
+            f"'Not pursued' can be chosen at the Iterate stage and at the stages that allow it, "
+            f"not at {definition.title}."
+        )
+    if not reason.strip():
+        raise InvalidAnswers({"reason": ["Give the reason for this outcome."]})
+    project.status = ProjectStatus.CONCLUDED
+    project.outcome = outcome
+    project.outcome_reason = reason.strip()
+    project.concluded_at = timezone.now()
+    project.save(update_fields=["status", "outcome", "outcome_reason", "concluded_at"])
+    audit_record(
+        actor=actor,
+        verb="project.conclude",
+        obj=project,
+        project=project,
+        old={"status": ProjectStatus.ACTIVE},
+        new={
+            "status": ProjectStatus.CONCLUDED,
+            "outcome": outcome,
+            "reason": reason.strip(),
+            "stage": definition.key,
+            "cycle": project.cycle,
+        },
+    )
+    return project
+
+
+# --- stages -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def stage_save_draft(
+    *, stage: ProjectStage, actor: Any, answers: Mapping[str, Any], base_version: int
+) -> ProjectStage:
+    """Save (part of) a draft. ``answers`` holds the questions being saved; others keep their
+    saved value. A save based on an older version than the stored one raises DraftConflict
+    naming the questions changed since, so nothing is overwritten silently."""
+    project, stage = _lock_project_and_stage(stage)
+    _require_member(actor, project)
+    _require_active(project)
+    if not stage.is_editable:
+        raise IllegalTransition(
+            f"{stage.definition.title} is {stage.get_status_display().lower()}: "
+            "its draft cannot be edited now."
+        )
+    if base_version != stage.draft_version:
+        changed = sorted(k for k, v in stage.draft_changed_at.items() if v > base_version)
+        updated_by = stage.draft_updated_by.name if stage.draft_updated_by else "Someone"
+        raise DraftConflict(
+            changed_questions=changed,
+            current_version=stage.draft_version,
+            current_answers=stage.draft_answers,
+            updated_by=updated_by,
+        )
+    cleaned, errors = clean_answers(_questions(stage), answers, complete=False)
+    if errors:
+        raise InvalidAnswers(errors)
+    merged = dict(stage.draft_answers)
+    for key in answers:
+        if key in cleaned:
+            merged[key] = cleaned[key]
+        else:
+            merged.pop(key, None)  # cleared
+    changed_keys = sorted(
+        k
+        for k in set(merged) | set(stage.draft_answers)
+        if merged.get(k) != stage.draft_answers.get(k)
+    )
+    if not changed_keys:
+        return stage
+    old_values = {k: stage.draft_answers.get(k) for k in changed_keys}
+    stage.draft_version += 1
+    stage.draft_answers = merged
+    stage.draft_changed_at = {
+        **stage.draft_changed_at,
+        **dict.fromkeys(changed_keys, stage.draft_version),
+    }
+    stage.draft_updated_by = actor
+    stage.draft_updated_at = timezone.now()
+    stage.save(
+        update_fields=[
+            "draft_answers",
+            "draft_version",
+            "draft_changed_at",
+            "draft_updated_by",
+            "draft_updated_at",
+        ]
+    )
+    audit_record(
+        actor=actor,
+        verb="stage.draft_save",
+        obj=stage,
+        project=project,
+        old={"version": base_version, "answers": old_values},
+        new={"version": stage.draft_version, "answers": {k: merged.get(k) for k in changed_keys}},
+    )
+    return stage
+
+
+@transaction.atomic
+def stage_submit(
+    *, stage: ProjectStage, actor: Any, base_version: int | None = None
+) -> StageRevision:
+    """Freeze the draft into a new revision and send the stage to review."""
+    project, stage = _lock_project_and_stage(stage)
+    _require_member(actor, project)
+    _require_active(project)
+    if stage.status not in (StageStatus.DRAFTING, StageStatus.CHANGES_REQUESTED):
+        raise IllegalTransition(
+            f"{stage.definition.title} is {stage.get_status_display().lower()}; only a stage "
+            "being drafted or with changes requested can be submitted."
+        )
+    if base_version is not None and base_version != stage.draft_version:
+        changed = sorted(k for k, v in stage.draft_changed_at.items() if v > base_version)
+        updated_by = stage.draft_updated_by.name if stage.draft_updated_by else "Someone"
+        raise DraftConflict(
+            changed_questions=changed,
+            current_version=stage.draft_version,
+            current_answers=stage.draft_answers,
+            updated_by=updated_by,
+        )
+    answers, errors = clean_answers(_questions(stage), stage.draft_answers, complete=True)
+    stakeholders: list[dict[str, Any]] = []
+    if stage.definition.requires_stakeholders:
+        stakeholders = [s.snapshot() for s in project.stakeholders.order_by("created_at", "pk")]
+        if not stakeholders:
+            errors["__all__"] = [
+                "Add at least one stakeholder to the register: who is affected, and who is "
+                'the "we" deciding?'
+            ]
+    if errors:
+        raise InvalidAnswers(errors)
+    number = (stage.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
+    content = revision_content(answers, stakeholders)
+    revision = StageRevision.objects.create(
+        stage=stage,
+        number=number,
+        answers=answers,
+        stakeholders=stakeholders,
+        content_sha256=sha256_hex(content),
+        created_by=actor,
+    )
+    old_status = _move(stage, StageStatus.IN_REVIEW)
+    stage.current_revision = revision
+    stage.submitted_at = revision.created_at
+    stage.save(update_fields=["status", "current_revision", "submitted_at"])
+    audit_record(
+        actor=actor,
+        verb="stage.submit",
+        obj=stage,
+        project=project,
+        old={"status": old_status},
+        new={"status": stage.status, "revision": number, "sha256": revision.content_sha256},
+    )
+    return revision
+
+
+def _require_current_revision(stage: ProjectStage, revision: StageRevision) -> None:
+    if revision.stage_id != stage.pk or stage.current_revision_id != revision.pk:
+        current = stage.current_revision.number if stage.current_revision else None
+        raise IllegalTransition(
+            f"Revision {revision.number} has been superseded by revision {current}; "
+            "decisions count only on the current revision."
+        )
+
+
+@transaction.atomic
+def stage_mark_approved(
+    *,
+    stage: ProjectStage,
+    revision: StageRevision,
+    actor: Any,
+    override_justification: str = "",
+    gate_summary: Mapping[str, Any] | None = None,
+) -> ProjectStage:
+    """Approve the stage on ``revision`` and open the next one.
+
+    The review layer calls this in the same transaction as the decision that satisfied the
+    gate. With ``override_justification`` an instructor approves without the quorum; that is
+    flagged in the audit trail forever.
+    """
+    project, stage = _lock_project_and_stage(stage)
+    _require_active(project)
+    _require_not_member(actor, project)
+    justification = override_justification.strip()
+    if override_justification and not justification:
+        raise InvalidAnswers({"justification": ["An override needs a justification."]})
+    if justification and not permissions.is_instructor(actor, project.course):
+        raise NotAllowed("Only an instructor of this course can override a gate.")
+    if stage.status != StageStatus.IN_REVIEW:
+        raise IllegalTransition(
+            f"{stage.definition.title} is {stage.get_status_display().lower()}, not in review."
+        )
+    _require_current_revision(stage, revision)
+    old_status = _move(stage, StageStatus.APPROVED)
+    stage.approved_at = timezone.now()
+    stage.approved_by_override = bool(justification)
+    stage.override_justification = justification
+    stage.save(
+        update_fields=["status", "approved_at", "approved_by_override", "override_justification"]
+    )
+
+    next_stage = (
+        ProjectStage.objects.select_for_update(of=("self",))
+        .select_related("definition")
+        .filter(project=project, cycle=stage.cycle, definition__order__gt=stage.definition.order)
+        .order_by("definition__order")
+        .first()
+    )
+    if next_stage is not None:
+        _move(next_stage, StageStatus.DRAFTING)
+        next_stage.opened_at = stage.approved_at
+        next_stage.save(update_fields=["status", "opened_at"])
+        project.current_stage = next_stage
+        project.save(update_fields=["current_stage"])
+    audit_record(
+        actor=actor,
+        verb="stage.override_approve" if justification else "stage.approve",
+        obj=stage,
+        project=project,
+        old={"status": old_status},
+        new={
+            "status": stage.status,
+            "revision": revision.number,
+            "sha256": revision.content_sha256,
+            "opened": next_stage.definition.key if next_stage else None,
+            **({"justification": justification} if justification else {}),
+            **({"gate": dict(gate_summary)} if gate_summary else {}),
+        },
+        flagged=bool(justification),
+    )
+    return stage
+
+
+@transaction.atomic
+def stage_request_changes(
+    *, stage: ProjectStage, revision: StageRevision, actor: Any, reason: str
+) -> ProjectStage:
+    """A reviewer's request for changes sends the stage back to the team."""
+    project, stage = _lock_project_and_stage(stage)
+    _require_active(project)
+    _require_not_member(actor, project)
+    if not reason.strip():
+        raise InvalidAnswers({"reason": ["Say what needs to change."]})
+    if stage.status != StageStatus.IN_REVIEW:
+        raise IllegalTransition(
+            f"{stage.definition.title} is {stage.get_status_display().lower()}, not in review."
+        )
+    _require_current_revision(stage, revision)
+    old_status = _move(stage, StageStatus.CHANGES_REQUESTED)
+    stage.save(update_fields=["status"])
+    audit_record(
+        actor=actor,
+        verb="stage.request_changes",
+        obj=stage,
+        project=project,
+        old={"status": old_status},
+        new={"status": stage.status, "revision": revision.number, "reason": reason.strip()},
+    )
+    return stage
+
+
+@transaction.atomic
+def stage_set_due_date(
+    *, stage: ProjectStage, actor: Any, due_date: dt.date | None
+) -> ProjectStage:
+    project, stage = _lock_project_and_stage(stage)
+    if not permissions.is_course_staff(actor, project.course):
+        raise NotAllowed("Only course staff set due dates.")
+    old = stage.due_date
+    if old == due_date:
+        return stage
+    stage.due_date = due_date
+    stage.save(update_fields=["due_date"])
+    audit_record(
+        actor=actor,
+        verb="stage.set_due_date",
+        obj=stage,
+        project=project,
+        old={"due_date": old},
+        new={"due_date": due_date},
+    )
+    return stage
+
+
+# --- stakeholder register -----------------------------------------------------------------
+
+STAKEHOLDER_FIELDS = (
+    "name",
+    "kind",
+    "interests",
+    "possible_harms",
+    "possible_benefits",
+    "consulted",
+    "consultation",
+)
+
+
+def _clean_stakeholder(fields: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(STAKEHOLDER_FIELDS)
+    if unknown:
+        raise InvalidAnswers({k: ["Not a stakeholder field."] for k in sorted(unknown)})
+    cleaned = {k: v for k, v in fields.items()}
+    errors: dict[str, list[str]] = {}
+    if "name" in cleaned:
+        cleaned["name"] = str(cleaned["name"]).strip()
+        if not cleaned["name"]:
+            errors["name"] = ["Name the stakeholder or group."]
+        elif len(cleaned["name"]) > 200:
+            errors["name"] = ["Keep the name under 200 characters."]
+    if "kind" in cleaned and cleaned["kind"] not in StakeholderKind.values:
+        errors["kind"] = ["Choose a kind of stakeholder."]
+    if "consulted" in cleaned:
+        cleaned["consulted"] = bool(cleaned["consulted"])
+    for key in ("interests", "possible_harms", "possible_benefits", "consultation"):
+        if key in cleaned:
+            cleaned[key] = str(cleaned[key] or "")
+    if errors:
+        raise InvalidAnswers(errors)
+    return cleaned
+
+
+@transaction.atomic
+def stakeholder_add(*, project: Project, actor: Any, **fields: Any) -> Stakeholder:
+    project = _lock_project(project.pk)
+    _require_member(actor, project)
+    _require_active(project)
+    cleaned = _clean_stakeholder(fields)
+    if "name" not in cleaned or "kind" not in cleaned:
+        raise InvalidAnswers({"name": ["Name the stakeholder and choose its kind."]})
+    stakeholder = Stakeholder.objects.create(project=project, **cleaned)
+    audit_record(
+        actor=actor,
+        verb="stakeholder.add",
+        obj=stakeholder,
+        project=project,
+        new=stakeholder.snapshot(),
+    )
+    return stakeholder
+
+
+@transaction.atomic
+def stakeholder_update(*, stakeholder: Stakeholder, actor: Any, **fields: Any) -> Stakeholder:
+    project = _lock_project(stakeholder.project_id)
+    _require_member(actor, project)
+    _require_active(project)
+    stakeholder = Stakeholder.objects.select_for_update().get(pk=stakeholder.pk)
+    cleaned = _clean_stakeholder(fields)
+    old = stakeholder.snapshot()
+    for key, value in cleaned.items():
+        setattr(stakeholder, key, value)
+    new = stakeholder.snapshot()
+    if old == new:
+        return stakeholder
+    stakeholder.updated_at = timezone.now()
+    stakeholder.save(update_fields=[*cleaned, "updated_at"])
+    changed = [k for k in new if old[k] != new[k]]
+    audit_record(
+        actor=actor,
+        verb="stakeholder.update",
+        obj=stakeholder,
+        project=project,
+        old={k: old[k] for k in changed},
+        new={k: new[k] for k in changed},
+    )
+    return stakeholder
+
+
+@transaction.atomic
+def stakeholder_remove(*, stakeholder: Stakeholder, actor: Any) -> None:
+    project = _lock_project(stakeholder.project_id)
+    _require_member(actor, project)
+    _require_active(project)
+    stakeholder = Stakeholder.objects.select_for_update().get(pk=stakeholder.pk)
+    old = stakeholder.snapshot()
+    audit_record(actor=actor, verb="stakeholder.remove", obj=stakeholder, project=project, old=old)
+    stakeholder.delete()

@@ -1,0 +1,80 @@
+"""Personas shared by every test.
+
+Alice and Bob are one team; Carol is a student on another team of the same course; Tina is a
+TA and Ian the instructor; Erin is a domain expert from outside the university; Oscar has an
+account and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+import pytest
+from django.conf import settings
+
+from accounts.models import User
+from lifecycle import services
+from lifecycle.models import Course, Project, Role
+
+from factories import CourseFactory, UserFactory, enrol
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def uses_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+@dataclass
+class Personas:
+    course: Course
+    alice: User  # team member
+    bob: User  # teammate
+    carol: User  # other team's student
+    tina: User  # TA
+    ian: User  # instructor
+    erin: User  # outside domain expert
+    oscar: User  # outsider
+    project: Project
+    other_project: Project
+
+
+@pytest.fixture
+def personas(db) -> Personas:
+    course = CourseFactory()
+    alice = UserFactory(email="alice@example.test", display_name="Alice")
+    bob = UserFactory(email="bob@example.test", display_name="Bob")
+    carol = UserFactory(email="carol@example.test", display_name="Carol")
+    tina = UserFactory(email="tina@example.test", display_name="Tina")
+    ian = UserFactory(email="ian@example.test", display_name="Ian")
+    erin = UserFactory(email="erin@example.test", display_name="Dr Erin Chen")
+    oscar = UserFactory(email="oscar@example.test", display_name="Oscar")
+    for student in (alice, bob, carol):
+        enrol(course, student, Role.STUDENT)
+    enrol(course, tina, Role.TA)
+    enrol(course, ian, Role.INSTRUCTOR)
+    project = services.project_create(
+        course=course, actor=alice, title="Triage assistant", summary="Sorting referrals.",
+        members=[bob],
+    )
+    other = services.project_create(course=course, actor=carol, title="Crop yield forecaster")
+    return Personas(course, alice, bob, carol, tina, ian, erin, oscar, project, other)
+
+
+def chromium_path() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def require_or_skip(available: bool, what: str) -> None:
+    """Skip a test whose service is missing, except in CI, where a missing service is a
+    failure: CI must run every suite."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but not available.", pytrace=False)
+    pytest.skip(f"{what} not available")

@@ -1,0 +1,108 @@
+"""factory_boy factories and small builders shared by the tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import factory
+
+from accounts.models import User
+from lifecycle import services
+from lifecycle.models import (
+    Course,
+    LifecycleTemplate,
+    Membership,
+    Project,
+    ProjectStage,
+    QuestionKind,
+    Role,
+)
+
+PASSWORD = "correct-horse-battery-staple"
+DEFAULT_TEMPLATE_SLUG = "lecture-default"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("email",)
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"person{n}@example.test")
+    display_name = factory.Faker("name")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if create:
+            obj.save()
+
+
+def default_template() -> LifecycleTemplate:
+    return LifecycleTemplate.objects.get(slug=DEFAULT_TEMPLATE_SLUG, version=1)
+
+
+class CourseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Course
+
+    title = factory.Sequence(lambda n: f"Deep Learning {n}")
+    code = factory.Sequence(lambda n: f"dl-{n}")
+    template = factory.LazyFunction(default_template)
+
+
+def enrol(course: Course, user: User, role: str = Role.STUDENT) -> Membership:
+    return Membership.objects.get_or_create(course=course, user=user, defaults={"role": role})[0]
+
+
+def sample_answer(kind: str, choices: list[str]) -> Any:
+    return {
+        QuestionKind.SHORT_TEXT: "A short answer",
+        QuestionKind.LONG_TEXT: "A **long** answer, with reasons.",
+        QuestionKind.YES_NO_UNSURE: {"choice": "unsure", "justification": "Because we asked."},
+        QuestionKind.SINGLE_CHOICE: choices[0] if choices else "",
+        QuestionKind.MULTIPLE_CHOICE: choices[:2],
+        QuestionKind.NUMBER: 42,
+        QuestionKind.URL: "https://example.org/data",
+        QuestionKind.DATE: dt.date(2026, 11, 1).isoformat(),
+    }[kind]
+
+
+def complete_answers(stage: ProjectStage) -> dict[str, Any]:
+    return {
+        q.key: sample_answer(q.kind, q.choices) for q in stage.definition.questions.all()
+    }
+
+
+def fill_and_submit(stage: ProjectStage, actor: User, **overrides: Any):
+    """Answer every question of the stage, add a stakeholder where the stage needs one, and
+    submit. Returns the new revision."""
+    stage.refresh_from_db()
+    answers = {**complete_answers(stage), **overrides}
+    services.stage_save_draft(
+        stage=stage, actor=actor, answers=answers, base_version=stage.draft_version
+    )
+    if stage.definition.requires_stakeholders and not stage.project.stakeholders.exists():
+        services.stakeholder_add(
+            project=stage.project, actor=actor, name="Teachers", kind="direct_user",
+            interests="Fewer hours marking", possible_harms="Deskilling",
+        )
+    return services.stage_submit(stage=stage, actor=actor)
+
+
+def current_stage(project: Project) -> ProjectStage:
+    project.refresh_from_db()
+    return ProjectStage.objects.select_related("definition", "project").get(
+        pk=project.current_stage_id
+    )
+
+
+def advance_to(project: Project, order: int, *, team_member: User, reviewer: User) -> ProjectStage:
+    """Submit and approve stages until the project's current stage has the given order."""
+    stage = current_stage(project)
+    while stage.definition.order < order:
+        revision = fill_and_submit(stage, team_member)
+        services.stage_mark_approved(stage=stage, revision=revision, actor=reviewer)
+        stage = current_stage(project)
+    return stage

@@ -53,7 +53,9 @@ class LifecycleTemplate(models.Model):
     class Meta:
         ordering = ["slug", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["slug", "version"], name="template_slug_version_unique"),
+            models.UniqueConstraint(
+                fields=["slug", "version"], name="template_slug_version_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -68,7 +70,9 @@ class StageDefinition(models.Model):
     key = models.SlugField(max_length=60)
     title = models.CharField(max_length=200)
     summary = models.CharField(max_length=300, blank=True)
-    guidance = models.TextField(blank=True, help_text="Markdown: the lecture's prompts and examples.")
+    guidance = models.TextField(
+        blank=True, help_text="Markdown: the lecture's prompts and examples."
+    )
     # Gate policy: approvals on the current revision, by distinct non-members.
     min_approvals = models.PositiveSmallIntegerField(default=1)
     min_staff_approvals = models.PositiveSmallIntegerField(default=1)
@@ -160,11 +164,14 @@ class Course(models.Model):
     term = models.CharField(max_length=60, blank=True)
     join_code = models.CharField(max_length=16, unique=True, default=new_join_code)
     template = models.ForeignKey(
-        LifecycleTemplate, on_delete=models.PROTECT, related_name="courses",
+        LifecycleTemplate,
+        on_delete=models.PROTECT,
+        related_name="courses",
         help_text="New projects pin this template version.",
     )
     expert_invitations = models.CharField(
-        max_length=20, choices=ExpertInvitationPolicy.choices,
+        max_length=20,
+        choices=ExpertInvitationPolicy.choices,
         default=ExpertInvitationPolicy.ALLOWED,
     )
     invitation_expiry_days = models.PositiveSmallIntegerField(default=14)
@@ -220,7 +227,9 @@ class Outcome(models.TextChoices):
 class Project(models.Model):
     course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="projects")
     template = models.ForeignKey(
-        LifecycleTemplate, on_delete=models.PROTECT, related_name="projects",
+        LifecycleTemplate,
+        on_delete=models.PROTECT,
+        related_name="projects",
         help_text="The template version this project started on.",
     )
     title = models.CharField(max_length=200)
@@ -301,7 +310,10 @@ class ProjectStage(models.Model):
     # question key -> draft_version at which it last changed, to name what changed since.
     draft_changed_at = models.JSONField(default=dict, blank=True)
     draft_updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
     draft_updated_at = models.DateTimeField(null=True, blank=True)
@@ -309,7 +321,11 @@ class ProjectStage(models.Model):
         "StageRevision", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     prefilled_from = models.ForeignKey(
-        "StageRevision", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        "StageRevision",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="The approved revision of an earlier cycle this stage was reopened from.",
     )
     due_date = models.DateField(null=True, blank=True)
@@ -424,7 +440,10 @@ class AuditEvent(models.Model):
     seq = models.PositiveBigIntegerField(unique=True)
     created_at = models.DateTimeField()
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="+",
     )
     actor_label = models.CharField(max_length=254, blank=True)

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import pytest
 from django.conf import settings
+from factories import CourseFactory, UserFactory, enrol
 
 from accounts.models import User
 from lifecycle import services
 from lifecycle.models import Course, Project, Role
-
-from factories import CourseFactory, UserFactory, enrol
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -56,7 +55,10 @@ def personas(db) -> Personas:
     enrol(course, tina, Role.TA)
     enrol(course, ian, Role.INSTRUCTOR)
     project = services.project_create(
-        course=course, actor=alice, title="Triage assistant", summary="Sorting referrals.",
+        course=course,
+        actor=alice,
+        title="Triage assistant",
+        summary="Sorting referrals.",
         members=[bob],
     )
     other = services.project_create(course=course, actor=carol, title="Crop yield forecaster")

@@ -3,9 +3,10 @@
 import django.db.models.deletion
 import django.db.models.expressions
 import django.utils.timezone
-import lifecycle.models
 from django.conf import settings
 from django.db import migrations, models
+
+import lifecycle.models
 
 
 class Migration(migrations.Migration):

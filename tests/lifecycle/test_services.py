@@ -101,13 +101,16 @@ def test_a_stale_draft_save_raises_a_conflict_naming_the_questions_changed_since
         stage, QuestionKind.SHORT_TEXT
     )
     first, second = texts[0].key, texts[1].key
-    services.stage_save_draft(stage=stage, actor=personas.alice, answers={first: "v1"},
-                              base_version=0)
-    services.stage_save_draft(stage=stage, actor=personas.bob, answers={second: "Bob's"},
-                              base_version=1)
+    services.stage_save_draft(
+        stage=stage, actor=personas.alice, answers={first: "v1"}, base_version=0
+    )
+    services.stage_save_draft(
+        stage=stage, actor=personas.bob, answers={second: "Bob's"}, base_version=1
+    )
     with pytest.raises(DraftConflict) as excinfo:
-        services.stage_save_draft(stage=stage, actor=personas.alice, answers={first: "mine"},
-                                  base_version=1)
+        services.stage_save_draft(
+            stage=stage, actor=personas.alice, answers={first: "mine"}, base_version=1
+        )
     conflict = excinfo.value
     assert conflict.changed_questions == [second]
     assert conflict.current_version == 2
@@ -120,10 +123,8 @@ def test_a_stale_draft_save_raises_a_conflict_naming_the_questions_changed_since
 def test_clearing_an_answer_removes_it_from_the_draft(personas):
     stage = stage1(personas)
     key = text_key(stage)
-    services.stage_save_draft(stage=stage, actor=personas.alice, answers={key: "x"},
-                              base_version=0)
-    services.stage_save_draft(stage=stage, actor=personas.alice, answers={key: ""},
-                              base_version=1)
+    services.stage_save_draft(stage=stage, actor=personas.alice, answers={key: "x"}, base_version=0)
+    services.stage_save_draft(stage=stage, actor=personas.alice, answers={key: ""}, base_version=1)
     stage.refresh_from_db()
     assert key not in stage.draft_answers
 
@@ -133,8 +134,10 @@ def test_a_draft_rejects_answers_of_the_wrong_type_and_unknown_questions(persona
     yes_no = questions_of(stage, QuestionKind.YES_NO_UNSURE)[0].key
     with pytest.raises(InvalidAnswers) as excinfo:
         services.stage_save_draft(
-            stage=stage, actor=personas.alice,
-            answers={yes_no: "maybe", "no-such-question": "x"}, base_version=0,
+            stage=stage,
+            actor=personas.alice,
+            answers={yes_no: "maybe", "no-such-question": "x"},
+            base_version=0,
         )
     assert set(excinfo.value.errors) == {yes_no, "no-such-question"}
     stage.refresh_from_db()
@@ -145,8 +148,12 @@ def test_a_draft_rejects_answers_of_the_wrong_type_and_unknown_questions(persona
 def test_only_the_team_edits_a_draft(personas, who):
     stage = stage1(personas)
     with pytest.raises(NotAllowed):
-        services.stage_save_draft(stage=stage, actor=getattr(personas, who),
-                                  answers={text_key(stage): "x"}, base_version=0)
+        services.stage_save_draft(
+            stage=stage,
+            actor=getattr(personas, who),
+            answers={text_key(stage): "x"},
+            base_version=0,
+        )
 
 
 def test_a_locked_stage_cannot_be_drafted(personas):
@@ -181,8 +188,9 @@ def test_a_revision_cannot_be_changed_once_written(personas):
 
 def test_submitting_lists_every_unanswered_required_question(personas):
     stage = stage1(personas)
-    services.stakeholder_add(project=personas.project, actor=personas.alice, name="Parents",
-                             kind="affected_community")
+    services.stakeholder_add(
+        project=personas.project, actor=personas.alice, name="Parents", kind="affected_community"
+    )
     with pytest.raises(InvalidAnswers) as excinfo:
         services.stage_submit(stage=stage, actor=personas.alice)
     required = {q.key for q in stage.definition.questions.filter(required=True)}
@@ -201,8 +209,9 @@ def test_a_yes_no_unsure_answer_needs_its_justification_to_be_submitted(personas
 
 def test_stage_one_cannot_be_submitted_without_a_stakeholder(personas):
     stage = stage1(personas)
-    services.stage_save_draft(stage=stage, actor=personas.alice,
-                              answers=complete_answers(stage), base_version=0)
+    services.stage_save_draft(
+        stage=stage, actor=personas.alice, answers=complete_answers(stage), base_version=0
+    )
     with pytest.raises(InvalidAnswers) as excinfo:
         services.stage_submit(stage=stage, actor=personas.alice)
     assert "stakeholder" in excinfo.value.errors["__all__"][0]
@@ -210,8 +219,9 @@ def test_stage_one_cannot_be_submitted_without_a_stakeholder(personas):
 
 def test_submit_with_a_stale_version_is_a_conflict(personas):
     stage = stage1(personas)
-    services.stage_save_draft(stage=stage, actor=personas.bob,
-                              answers=complete_answers(stage), base_version=0)
+    services.stage_save_draft(
+        stage=stage, actor=personas.bob, answers=complete_answers(stage), base_version=0
+    )
     with pytest.raises(DraftConflict):
         services.stage_submit(stage=stage, actor=personas.alice, base_version=0)
 
@@ -239,12 +249,17 @@ def test_nobody_approves_their_own_project(personas):
 def test_a_decision_on_a_superseded_revision_is_refused(personas):
     stage = stage1(personas)
     first = fill_and_submit(stage, personas.alice)
-    services.stage_request_changes(stage=stage, revision=first, actor=personas.tina,
-                                   reason="Who is 'we'?")
+    services.stage_request_changes(
+        stage=stage, revision=first, actor=personas.tina, reason="Who is 'we'?"
+    )
     key = text_key(stage)
     stage.refresh_from_db()
-    services.stage_save_draft(stage=stage, actor=personas.alice, answers={key: "Revised"},
-                              base_version=stage.draft_version)
+    services.stage_save_draft(
+        stage=stage,
+        actor=personas.alice,
+        answers={key: "Revised"},
+        base_version=stage.draft_version,
+    )
     second = services.stage_submit(stage=stage, actor=personas.alice)
     assert second.number == 2
     with pytest.raises(IllegalTransition, match="superseded"):
@@ -257,13 +272,22 @@ def test_an_override_needs_an_instructor_and_a_justification_and_is_flagged(pers
     stage = stage1(personas)
     revision = fill_and_submit(stage, personas.alice)
     with pytest.raises(NotAllowed):
-        services.stage_mark_approved(stage=stage, revision=revision, actor=personas.tina,
-                                     override_justification="Expert unavailable")
+        services.stage_mark_approved(
+            stage=stage,
+            revision=revision,
+            actor=personas.tina,
+            override_justification="Expert unavailable",
+        )
     with pytest.raises(InvalidAnswers):
-        services.stage_mark_approved(stage=stage, revision=revision, actor=personas.ian,
-                                     override_justification="   ")
-    services.stage_mark_approved(stage=stage, revision=revision, actor=personas.ian,
-                                 override_justification="Expert unavailable this term")
+        services.stage_mark_approved(
+            stage=stage, revision=revision, actor=personas.ian, override_justification="   "
+        )
+    services.stage_mark_approved(
+        stage=stage,
+        revision=revision,
+        actor=personas.ian,
+        override_justification="Expert unavailable this term",
+    )
     stage.refresh_from_db()
     assert stage.approved_by_override
     event = AuditEvent.objects.get(verb="stage.override_approve")
@@ -296,8 +320,12 @@ def test_looping_back_opens_a_new_cycle_prefilled_and_leaves_the_old_cycle_untou
         s.pk: (s.status, s.draft_answers)
         for s in ProjectStage.objects.filter(project=p.project, cycle=1)
     }
-    services.project_loop_back(project=p.project, actor=p.bob, to_order=3,
-                               reason="Our data under-represents rural clinics.")
+    services.project_loop_back(
+        project=p.project,
+        actor=p.bob,
+        to_order=3,
+        reason="Our data under-represents rural clinics.",
+    )
     p.project.refresh_from_db()
     assert p.project.cycle == 2
     cycle2 = list(p.project.stages.filter(cycle=2).order_by("definition__order"))
@@ -323,8 +351,9 @@ def test_looping_back_opens_a_new_cycle_prefilled_and_leaves_the_old_cycle_untou
 
 def test_looping_back_is_only_possible_from_the_iterate_stage(personas):
     with pytest.raises(IllegalTransition):
-        services.project_loop_back(project=personas.project, actor=personas.alice, to_order=1,
-                                   reason="Because")
+        services.project_loop_back(
+            project=personas.project, actor=personas.alice, to_order=1, reason="Because"
+        )
 
 
 def test_looping_back_needs_a_reason_and_an_earlier_stage(personas):
@@ -357,36 +386,45 @@ def test_a_second_loop_back_prefills_from_the_latest_approval(personas):
 
 def test_not_pursued_is_a_legitimate_outcome_at_stages_one_and_two(personas):
     project = services.project_conclude(
-        project=personas.project, actor=personas.alice, outcome=Outcome.NOT_PURSUED,
+        project=personas.project,
+        actor=personas.alice,
+        outcome=Outcome.NOT_PURSUED,
         reason="A social solution fits better: more staff, not a model.",
     )
     assert project.status == ProjectStatus.CONCLUDED
     assert project.outcome == Outcome.NOT_PURSUED
     with pytest.raises(IllegalTransition, match="concluded"):
-        services.stage_save_draft(stage=stage1(personas), actor=personas.alice, answers={},
-                                  base_version=0)
+        services.stage_save_draft(
+            stage=stage1(personas), actor=personas.alice, answers={}, base_version=0
+        )
 
 
 def test_not_pursued_is_refused_at_stage_three(personas):
     p = personas
     advance_to(p.project, 3, team_member=p.alice, reviewer=p.tina)
     with pytest.raises(IllegalTransition):
-        services.project_conclude(project=p.project, actor=p.alice,
-                                  outcome=Outcome.NOT_PURSUED, reason="x")
+        services.project_conclude(
+            project=p.project, actor=p.alice, outcome=Outcome.NOT_PURSUED, reason="x"
+        )
 
 
 def test_deployed_needs_an_approved_iterate_stage(personas):
     p = personas
     iterate = advance_to(p.project, 7, team_member=p.alice, reviewer=p.tina)
     with pytest.raises(IllegalTransition):
-        services.project_conclude(project=p.project, actor=p.alice, outcome=Outcome.DEPLOYED,
-                                  reason="Works")
+        services.project_conclude(
+            project=p.project, actor=p.alice, outcome=Outcome.DEPLOYED, reason="Works"
+        )
     revision = fill_and_submit(iterate, p.alice)
     services.stage_mark_approved(stage=iterate, revision=revision, actor=p.tina)
     p.project.refresh_from_db()
     assert p.project.current_stage == iterate  # nothing after Iterate to open
-    services.project_conclude(project=p.project, actor=p.alice, outcome=Outcome.DEPLOYED,
-                              reason="Monitored weekly; rollback plan tested.")
+    services.project_conclude(
+        project=p.project,
+        actor=p.alice,
+        outcome=Outcome.DEPLOYED,
+        reason="Monitored weekly; rollback plan tested.",
+    )
     p.project.refresh_from_db()
     assert p.project.outcome == Outcome.DEPLOYED
     assert p.project.concluded_at is not None
@@ -394,11 +432,13 @@ def test_deployed_needs_an_approved_iterate_stage(personas):
 
 def test_conclusion_needs_a_reason_and_a_team_member(personas):
     with pytest.raises(InvalidAnswers):
-        services.project_conclude(project=personas.project, actor=personas.alice,
-                                  outcome=Outcome.NOT_PURSUED, reason="")
+        services.project_conclude(
+            project=personas.project, actor=personas.alice, outcome=Outcome.NOT_PURSUED, reason=""
+        )
     with pytest.raises(NotAllowed):
-        services.project_conclude(project=personas.project, actor=personas.ian,
-                                  outcome=Outcome.NOT_PURSUED, reason="x")
+        services.project_conclude(
+            project=personas.project, actor=personas.ian, outcome=Outcome.NOT_PURSUED, reason="x"
+        )
 
 
 # --- stakeholder register -----------------------------------------------------------------
@@ -406,10 +446,12 @@ def test_conclusion_needs_a_reason_and_a_team_member(personas):
 
 def test_the_team_keeps_the_stakeholder_register_with_an_audit_trail(personas):
     p = personas
-    s = services.stakeholder_add(project=p.project, actor=p.alice, name="Clinicians",
-                                 kind="operator", interests="Time")
-    services.stakeholder_update(stakeholder=s, actor=p.bob, consulted=True,
-                                consultation="Two interviews")
+    s = services.stakeholder_add(
+        project=p.project, actor=p.alice, name="Clinicians", kind="operator", interests="Time"
+    )
+    services.stakeholder_update(
+        stakeholder=s, actor=p.bob, consulted=True, consultation="Two interviews"
+    )
     s.refresh_from_db()
     assert s.consulted and s.consultation == "Two interviews"
     update = AuditEvent.objects.get(verb="stakeholder.update")
@@ -421,20 +463,23 @@ def test_the_team_keeps_the_stakeholder_register_with_an_audit_trail(personas):
 
 def test_a_stakeholder_needs_a_name_and_a_known_kind(personas):
     with pytest.raises(InvalidAnswers) as excinfo:
-        services.stakeholder_add(project=personas.project, actor=personas.alice, name=" ",
-                                 kind="alien")
+        services.stakeholder_add(
+            project=personas.project, actor=personas.alice, name=" ", kind="alien"
+        )
     assert set(excinfo.value.errors) == {"name", "kind"}
 
 
 def test_other_teams_cannot_touch_the_register(personas):
     with pytest.raises(NotAllowed):
-        services.stakeholder_add(project=personas.project, actor=personas.carol, name="X",
-                                 kind="other")
+        services.stakeholder_add(
+            project=personas.project, actor=personas.carol, name="X", kind="other"
+        )
 
 
 def test_a_student_joins_a_course_with_its_code_once(personas):
-    membership = services.course_join(user=personas.oscar,
-                                      join_code=personas.course.join_code.lower())
+    membership = services.course_join(
+        user=personas.oscar, join_code=personas.course.join_code.lower()
+    )
     again = services.course_join(user=personas.oscar, join_code=personas.course.join_code)
     assert membership == again
     assert AuditEvent.objects.filter(verb="membership.join").count() == 1

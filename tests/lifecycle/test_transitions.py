@@ -64,14 +64,18 @@ def act_approve(stage, p):
 
 def act_request_changes(stage, p):
     return services.stage_request_changes(
-        stage=stage, revision=stage.current_revision or _any_revision(stage), actor=p.tina,
+        stage=stage,
+        revision=stage.current_revision or _any_revision(stage),
+        actor=p.tina,
         reason="More detail, please.",
     )
 
 
 def act_save_draft(stage, p):
     return services.stage_save_draft(
-        stage=stage, actor=p.alice, answers={first_text_question(stage): "Edited"},
+        stage=stage,
+        actor=p.alice,
+        answers={first_text_question(stage): "Edited"},
         base_version=stage.draft_version,
     )
 

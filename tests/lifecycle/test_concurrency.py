@@ -1,0 +1,111 @@
+"""Races with real threads on a real database (SQLite file or PostgreSQL): each thread has
+its own connection and they start together at a barrier."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from factories import UserFactory, complete_answers
+
+from lifecycle import services
+from lifecycle.audit import verify_chain
+from lifecycle.errors import DraftConflict, IllegalTransition
+from lifecycle.models import AuditEvent, StageRevision, StageStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+THREADS = 20
+
+
+def race(n: int, work: Callable[[int], Any]) -> list[tuple[str, Any]]:
+    """Run work(i) in n threads released together; return ("ok", result) or ("error", exc)."""
+    barrier = threading.Barrier(n)
+    results: list[tuple[str, Any]] = [("missing", None)] * n
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[i] = ("ok", work(i))
+        except Exception as exc:
+            results[i] = ("error", exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return results
+
+
+def kinds(results) -> Counter:
+    return Counter("ok" if status == "ok" else type(value).__name__ for status, value in results)
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_twenty_simultaneous_submits_make_exactly_one_revision(personas, round_):
+    stage = personas.project.stages.get(definition__order=1, cycle=1)
+    services.stage_save_draft(
+        stage=stage, actor=personas.alice, answers=complete_answers(stage), base_version=0
+    )
+    services.stakeholder_add(
+        project=personas.project, actor=personas.bob, name="Nurses", kind="operator"
+    )
+    submitters = [personas.alice, personas.bob]
+
+    results = race(THREADS, lambda i: services.stage_submit(stage=stage, actor=submitters[i % 2]))
+
+    assert kinds(results) == {"ok": 1, "IllegalTransition": THREADS - 1}
+    assert StageRevision.objects.filter(stage=stage).count() == 1
+    stage.refresh_from_db()
+    assert stage.status == StageStatus.IN_REVIEW
+    assert AuditEvent.objects.filter(verb="stage.submit").count() == 1
+    assert all(isinstance(v, IllegalTransition) for s, v in results if s == "error")
+
+
+def test_twenty_simultaneous_draft_saves_on_one_version_let_exactly_one_win(personas):
+    stage = personas.project.stages.get(definition__order=1, cycle=1)
+    key = stage.definition.questions.filter(kind="long_text").first().key
+    writers = [personas.alice, personas.bob]
+
+    results = race(
+        THREADS,
+        lambda i: services.stage_save_draft(
+            stage=stage, actor=writers[i % 2], answers={key: f"writer {i}"}, base_version=0
+        ),
+    )
+
+    assert kinds(results) == {"ok": 1, "DraftConflict": THREADS - 1}
+    winner = next(i for i, (status, _) in enumerate(results) if status == "ok")
+    stage.refresh_from_db()
+    assert stage.draft_version == 1
+    assert stage.draft_answers == {key: f"writer {winner}"}
+    for status, value in results:
+        if status == "error":
+            assert isinstance(value, DraftConflict)
+            assert value.changed_questions == [key]
+            assert value.current_version == 1
+
+
+def test_twenty_concurrent_audited_actions_keep_one_intact_chain(personas, capsys):
+    newcomers = [UserFactory() for _ in range(THREADS)]
+    before = AuditEvent.objects.count()
+    code = personas.course.join_code
+
+    results = race(THREADS, lambda i: services.course_join(user=newcomers[i], join_code=code))
+
+    assert kinds(results) == {"ok": THREADS}
+    assert AuditEvent.objects.count() == before + THREADS
+    seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    report = verify_chain()
+    assert report.intact and report.count == before + THREADS
+    call_command("verify_audit")
+    assert f"intact: {before + THREADS} events" in capsys.readouterr().out

@@ -48,7 +48,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         max_length=200, blank=True, help_text="University, company or organisation."
     )
     expertise = models.TextField(
-        blank=True, help_text="Fields you can review as a domain expert, e.g. 'paediatric oncology'."
+        blank=True,
+        help_text="Fields you can review as a domain expert, e.g. 'paediatric oncology'.",
     )
     is_staff = models.BooleanField(
         default=False, help_text="Can sign in to the Django admin (site administrators only)."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 
 import pytest
 from django.core.management import call_command
@@ -27,7 +28,7 @@ def events_for(personas, n: int = 5) -> list[AuditEvent]:
 def test_each_event_links_to_the_previous_hash(personas):
     events = events_for(personas)
     assert events[0].prev_hash == audit.GENESIS_HASH
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.prev_hash == before.hash
         assert after.seq == before.seq + 1
     for event in events:

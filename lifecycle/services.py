@@ -109,14 +109,25 @@ def revision_content(answers: Mapping[str, Any], stakeholders: list[dict[str, An
 
 @transaction.atomic
 def course_create(
-    *, actor: Any, title: str, code: str, template: LifecycleTemplate, term: str = ""
+    *,
+    actor: Any,
+    title: str,
+    code: str,
+    template: LifecycleTemplate,
+    term: str = "",
+    join_code: str | None = None,
 ) -> Course:
     """Create a course board; its creator becomes its instructor."""
     if not getattr(actor, "is_authenticated", False):
         raise NotAllowed("Sign in to create a course.")
     if Course.objects.filter(code=code).exists():
         raise IllegalTransition(f"A course with the code {code!r} exists already.")
-    course = Course.objects.create(title=title, code=code, term=term, template=template)
+    if join_code and Course.objects.filter(join_code=join_code).exists():
+        raise IllegalTransition("Another course uses that join code.")
+    course = Course(title=title, code=code, term=term, template=template)
+    if join_code:
+        course.join_code = join_code
+    course.save(force_insert=True)
     Membership.objects.create(course=course, user=actor, role=Role.INSTRUCTOR)
     audit_record(
         actor=actor,

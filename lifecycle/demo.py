@@ -1,0 +1,205 @@
+"""Demo data for the embedded default: a course on the lecture's template with three teams
+spread over the stages. Everything is written through the services, so the demo's audit trail
+verifies like a real one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+
+from accounts.models import User
+
+from . import services
+from .default_template import install_default_template
+from .models import Course, Membership, Outcome, Project, ProjectStage, QuestionKind, Role
+
+DEMO_PASSWORD = "demo-pass-2026"
+DEMO_COURSE_CODE = "dl-demo"
+DEMO_JOIN_CODE = "DEMO2026"
+
+PEOPLE = [
+    ("instructor@demo.test", "Prof. Ada Instructor", "Brown University", ""),
+    ("ta@demo.test", "Tom TA", "Brown University", ""),
+    ("expert1@demo.test", "Dr Mei Chen", "Rhode Island Hospital", "Clinical triage, paediatrics"),
+    ("expert2@demo.test", "Dr Sam Okafor", "Public Defender's Office", "Criminal justice, bail"),
+] + [(f"student{i}@demo.test", f"Student {i}", "Brown University", "") for i in range(1, 7)]
+
+
+def _answer(kind: str, choices: list[str], topic: str, prompt: str) -> Any:
+    if kind == QuestionKind.YES_NO_UNSURE:
+        return {
+            "choice": "unsure",
+            "justification": f"For {topic}: {prompt.lower()} "
+            "We discussed it with our domain expert and need more evidence.",
+        }
+    if kind == QuestionKind.SHORT_TEXT:
+        return f"{topic}: {prompt[:80]}"
+    if kind == QuestionKind.LONG_TEXT:
+        return f"**{topic}.** Our answer to “{prompt}”\n\n- first consideration\n- second one"
+    if kind == QuestionKind.SINGLE_CHOICE:
+        return choices[0]
+    if kind == QuestionKind.MULTIPLE_CHOICE:
+        return choices[:2]
+    if kind == QuestionKind.NUMBER:
+        return 5
+    if kind == QuestionKind.URL:
+        return "https://example.org/dataset-card"
+    return dt.date(2026, 10, 1).isoformat()
+
+
+def _submit(stage: ProjectStage, actor: User, topic: str) -> Any:
+    answers = {
+        q.key: _answer(q.kind, q.choices, topic, q.prompt) for q in stage.definition.questions.all()
+    }
+    stage.refresh_from_db()
+    services.stage_save_draft(
+        stage=stage, actor=actor, answers=answers, base_version=stage.draft_version
+    )
+    return services.stage_submit(stage=stage, actor=actor)
+
+
+def _current(project: Project) -> ProjectStage:
+    project.refresh_from_db()
+    return ProjectStage.objects.select_related("definition").get(pk=project.current_stage_id)
+
+
+def _approve_until(project: Project, order: int, team: User, reviewer: User, topic: str) -> None:
+    stage = _current(project)
+    while stage.definition.order < order:
+        revision = _submit(stage, team, topic)
+        services.stage_mark_approved(stage=stage, revision=revision, actor=reviewer)
+        stage = _current(project)
+
+
+def seed_demo() -> tuple[Course, bool]:
+    """Create the demo course; returns (course, created). Running it again changes nothing."""
+    existing = Course.objects.filter(code=DEMO_COURSE_CODE).first()
+    if existing is not None:
+        return existing, False
+    with transaction.atomic():
+        users = {}
+        for email, name, affiliation, expertise in PEOPLE:
+            user = User.objects.filter(email=email).first() or User.objects.create_user(
+                email=email,
+                password=DEMO_PASSWORD,
+                display_name=name,
+                affiliation=affiliation,
+                expertise=expertise,
+            )
+            users[email.split("@")[0]] = user
+        template = install_default_template()
+        instructor, ta = users["instructor"], users["ta"]
+        course = services.course_create(
+            actor=instructor,
+            title="Deep Learning — ML life cycle (demo)",
+            code=DEMO_COURSE_CODE,
+            template=template,
+            term="Fall 2026",
+            join_code=DEMO_JOIN_CODE,
+        )
+        services.course_add_member(course=course, actor=instructor, user=ta, role=Role.TA)
+        for i in range(1, 7):
+            services.course_add_member(
+                course=course, actor=instructor, user=users[f"student{i}"], role=Role.STUDENT
+            )
+        s = [users[f"student{i}"] for i in range(1, 7)]
+
+        # Team 1: stages 1-2 approved, stage 3 sent back with changes requested.
+        triage = services.project_create(
+            course=course,
+            actor=s[0],
+            members=[s[1]],
+            title="Referral triage assistant",
+            summary="Rank incoming paediatric referrals by urgency for the clinic's nurses.",
+        )
+        services.stakeholder_add(
+            project=triage,
+            actor=s[0],
+            name="Triage nurses",
+            kind="operator",
+            interests="Spend less time sorting referrals",
+            possible_harms="Automation bias",
+            possible_benefits="Faster care for urgent cases",
+            consulted=True,
+            consultation="Two interviews at the clinic",
+        )
+        services.stakeholder_add(
+            project=triage,
+            actor=s[1],
+            name="Families of referred children",
+            kind="affected_community",
+            interests="Timely, fair care",
+            possible_harms="Under-triage of rare conditions",
+        )
+        _approve_until(triage, 3, s[0], ta, "Referral triage")
+        stage3 = _current(triage)
+        revision = _submit(stage3, s[1], "Referral triage")
+        services.stage_request_changes(
+            stage=stage3,
+            revision=revision,
+            actor=ta,
+            reason="Is the data representative of rural clinics? Say how you checked.",
+        )
+        services.stage_set_due_date(stage=stage3, actor=ta, due_date=dt.date(2026, 12, 12))
+
+        # Team 2: went all the way round and looped back to stage 3 in cycle 2.
+        crops = services.project_create(
+            course=course,
+            actor=s[2],
+            members=[s[3]],
+            title="Crop disease detector",
+            summary="Spot leaf blight from smallholders' phone photos.",
+        )
+        services.stakeholder_add(
+            project=crops,
+            actor=s[2],
+            name="Smallholder farmers",
+            kind="direct_user",
+            interests="Early warning",
+            possible_harms="Wrong treatment costs a harvest",
+        )
+        _approve_until(crops, 7, s[2], ta, "Crop disease")
+        services.project_loop_back(
+            project=crops,
+            actor=s[3],
+            to_order=3,
+            reason="Monitoring showed the model fails on photos taken at dusk; "
+            "our data had almost none.",
+        )
+
+        # Team 3: decided at stage 1 that this should not be built.
+        bail = services.project_create(
+            course=course,
+            actor=s[4],
+            members=[s[5]],
+            title="Bail risk scorer",
+            summary="Predict flight risk for bail hearings.",
+        )
+        services.stakeholder_add(
+            project=bail,
+            actor=s[4],
+            name="Defendants",
+            kind="affected_community",
+            interests="Liberty, due process",
+            possible_harms="Unexplained denials of bail",
+        )
+        services.project_conclude(
+            project=bail,
+            actor=s[5],
+            outcome=Outcome.NOT_PURSUED,
+            reason="A denial of bail must be explained; the problem needs a social "
+            "solution (more pre-trial services), not a model.",
+        )
+    return course, True
+
+
+def demo_logins() -> list[tuple[str, str]]:
+    roles = dict(
+        Membership.objects.filter(course__code=DEMO_COURSE_CODE).values_list("user__email", "role")
+    )
+    return [
+        (email, Role(roles[email]).label if email in roles else "Domain expert (no course role)")
+        for email, *_ in PEOPLE
+    ]

@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from lifecycle.views import projects as lifecycle_projects
+
 from . import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("", lifecycle_projects.home, name="home"),
     path("", include("lifecycle.urls")),
 ]

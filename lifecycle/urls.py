@@ -1,3 +1,27 @@
+from django.urls import path
+
+from .views import projects, stages
 
 app_name = "lifecycle"
-urlpatterns: list = []
+
+STAGE = "projects/<int:pk>/cycles/<int:cycle>/stages/<slug:key>/"
+
+urlpatterns = [
+    path("courses/join/", projects.course_join, name="course_join"),
+    path("courses/<int:course_pk>/", projects.course_detail, name="course_detail"),
+    path("courses/<int:course_pk>/invite/", projects.course_invite, name="course_invite"),
+    path("courses/<int:course_pk>/projects/new/", projects.project_create, name="project_create"),
+    path("projects/<int:pk>/", projects.project_detail, name="project_detail"),
+    path("projects/<int:pk>/stakeholders/", projects.stakeholders, name="stakeholders"),
+    path("projects/<int:pk>/stakeholders/<int:sid>/edit/", projects.stakeholder_edit,
+         name="stakeholder_edit"),
+    path("projects/<int:pk>/stakeholders/<int:sid>/remove/", projects.stakeholder_remove,
+         name="stakeholder_remove"),
+    path("projects/<int:pk>/loop-back/", projects.project_loop_back, name="project_loop_back"),
+    path("projects/<int:pk>/conclude/", projects.project_conclude, name="project_conclude"),
+    path(STAGE, stages.stage_detail, name="stage_detail"),
+    path(STAGE + "autosave/", stages.stage_autosave, name="stage_autosave"),
+    path(STAGE + "submit/", stages.stage_submit, name="stage_submit"),
+    path(STAGE + "revisions/", stages.stage_revisions, name="stage_revisions"),
+    path("markdown/preview/", stages.markdown_preview, name="markdown_preview"),
+]

@@ -1,0 +1,63 @@
+# Lifecycle Review Board — developer commands.
+#
+#   make run            .venv, migrate, demo data, then web + Celery worker + beat (Procfile.dev)
+#   make test           .venv, then the whole suite on SQLite (browser tests included)
+#   make test-postgres  the whole suite on PostgreSQL at 127.0.0.1:5432
+#   make lint           ruff check, ruff format --check, mypy
+#   make migrate        apply migrations to the local database (var/db.sqlite3 by default)
+#   make clean          remove var/ (database, broker queue, static files) and tool caches
+#   make distclean      clean, and remove .venv as well
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/lrb_test
+
+# honcho's children (runserver, celery) find the venv's python and celery on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-postgres lint migrate clean distclean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml changed since the last install. The project itself has no
+# importable packages (manage.py runs from the repository root); the editable install is how pip
+# reads its dependency list.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --no-input
+
+run: migrate
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/honcho -f Procfile.dev start
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-postgres: $(STAMP)
+	DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy accounts lifecycle reviews config
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis tests/artifacts \
+		*.egg-info build
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,218 @@
+"""Forms for signing in, passwords and the profile. They validate shape; layout is crispy's.
+
+The templates write the <form> element (CSRF token, ``next``), so every helper has
+``form_tag = False`` and carries only the fields and the buttons.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Div, Field, Layout, Submit
+from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import (
+    AdminUserCreationForm,
+    AuthenticationForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    SetPasswordForm,
+    UserChangeForm,
+)
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from . import services
+from .models import User
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The address the throttle counts by. Behind a reverse proxy REMOTE_ADDR is the proxy, so
+    LOGIN_THROTTLE_TRUSTED_PROXIES (how many proxies append to X-Forwarded-For) says which
+    entry to believe; the entries left of that are whatever the client chose to send."""
+    if request is None:
+        return None
+    proxies = getattr(settings, "LOGIN_THROTTLE_TRUSTED_PROXIES", 0)
+    if proxies:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _helper(*fields: Any, submit: str) -> FormHelper:
+    helper = FormHelper()
+    helper.form_tag = False
+    helper.layout = Layout(
+        *fields,
+        Div(Submit("submit", submit, css_class="btn-primary"), css_class="d-grid mt-3"),
+    )
+    return helper
+
+
+class ThrottledSignInMixin:
+    """Refuse a sign-in while the address or the client is locked; count only failures, and
+    let a success clear them. Mixed into the site's and the admin's sign-in forms, so the admin
+    is no side door for guessing passwords."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": (
+            "That e-mail address and password do not match an account. Check both and try "
+            "again, or reset your password."
+        ),
+        "locked": (
+            "Too many failed sign-in attempts. For your security, signing in with this "
+            "e-mail address or from this network is paused for %(minutes)s minutes. "
+            "Try again later, or reset your password."
+        ),
+    }
+
+    request: HttpRequest | None
+    cleaned_data: dict[str, Any]
+    user_cache: Any
+
+    def _locked_error(self) -> ValidationError:
+        minutes = services.login_throttle_policy().lockout_minutes
+        return ValidationError(
+            self.error_messages["locked"], code="locked", params={"minutes": minutes}
+        )
+
+    def clean(self) -> dict[str, Any]:
+        email = self.cleaned_data.get("username") or ""
+        ip = client_ip(self.request)
+        if services.login_is_locked(email=email, ip=ip):
+            raise self._locked_error()
+        try:
+            cleaned = super().clean()  # type: ignore[misc]
+        except ValidationError as error:
+            # A wrong password (or unknown address) leaves user_cache empty. A right password
+            # refused for another reason (the admin's "staff only") is no guess, so no count.
+            guessed = bool(email and self.cleaned_data.get("password"))
+            if (
+                guessed
+                and self.user_cache is None
+                and services.login_failure_record(email=email, ip=ip)
+            ):
+                raise self._locked_error() from error
+            raise
+        if email:
+            services.login_failures_clear(email=email, ip=ip)
+        return cleaned
+
+
+class SignInForm(ThrottledSignInMixin, AuthenticationForm):
+    username = forms.CharField(
+        label="E-mail",
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )
+
+    def __init__(self, request: HttpRequest | None = None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(request, *args, **kwargs)
+        self.helper = _helper(Field("username"), Field("password"), submit="Sign in")
+
+
+class AdminSignInForm(ThrottledSignInMixin, AdminAuthenticationForm):
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "locked": ThrottledSignInMixin.error_messages["locked"],
+    }
+
+
+class ProfileForm(forms.Form):
+    """What a person says about themselves. Not a ModelForm on request.user: a ModelForm
+    writes the submitted values into its instance while validating, so an invalid POST would
+    show the rejected name in the navbar."""
+
+    display_name = forms.CharField(
+        label="Display name",
+        max_length=User._meta.get_field("display_name").max_length,
+        required=False,
+        help_text="How teammates and reviewers see you. Leave empty to use the first part of "
+        "your e-mail address.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    affiliation = forms.CharField(
+        max_length=User._meta.get_field("affiliation").max_length,
+        required=False,
+        help_text=User._meta.get_field("affiliation").help_text,
+        widget=forms.TextInput(attrs={"autocomplete": "organization"}),
+    )
+    expertise = forms.CharField(
+        required=False,
+        help_text=User._meta.get_field("expertise").help_text,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper(
+            Field("display_name"), Field("affiliation"), Field("expertise"), submit="Save profile"
+        )
+
+
+class PasswordChangeLayoutForm(PasswordChangeForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper(
+            Field("old_password"),
+            Field("new_password1"),
+            Field("new_password2"),
+            submit="Change password",
+        )
+
+
+class PasswordResetLayoutForm(PasswordResetForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].label = "E-mail"
+        self.fields["email"].widget.attrs["autofocus"] = True
+        self.helper = _helper(Field("email"), submit="Send reset link")
+
+
+class SetPasswordLayoutForm(SetPasswordForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].widget.attrs["autofocus"] = True
+        self.helper = _helper(
+            Field("new_password1"), Field("new_password2"), submit="Set new password"
+        )
+
+
+# --- Admin --------------------------------------------------------------------------------
+
+
+def _clean_unique_email(form: forms.ModelForm) -> str:
+    """The manager lower-cases addresses and sign-in matches them case-insensitively, so the
+    admin must neither store upper case nor create a second account differing only in case."""
+    email = (form.cleaned_data.get("email") or "").strip().lower()
+    others = User.objects.filter(email__iexact=email)
+    if form.instance.pk is not None:
+        others = others.exclude(pk=form.instance.pk)
+    if email and others.exists():
+        raise ValidationError("A user with this e-mail address already exists.", code="unique")
+    return email
+
+
+class AdminUserAddForm(AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email",)
+
+    def clean_email(self) -> str:
+        return _clean_unique_email(self)
+
+
+class AdminUserChangeForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+    def clean_email(self) -> str:
+        return _clean_unique_email(self)

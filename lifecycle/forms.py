@@ -1,0 +1,209 @@
+"""Forms validate shape only; completeness and state are the services' business."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, Submit
+from django import forms
+
+from .answers import YES_NO_UNSURE
+from .models import Outcome, Question, QuestionKind, Stakeholder, StakeholderKind
+
+CHOICE_SUFFIX = "__choice"
+JUSTIFICATION_SUFFIX = "__justification"
+
+
+def _label(question: Question) -> str:
+    return question.prompt
+
+
+class StageAnswersForm(forms.Form):
+    """One field per question (two for yes/no/unsure). Nothing is required here: drafts may be
+    half-written, and the submit service names what is missing."""
+
+    draft_version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    def __init__(
+        self,
+        *args: Any,
+        questions: Iterable[Question],
+        disabled: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.questions = list(questions)
+        layout: list[Any] = []
+        for number, question in enumerate(self.questions, start=1):
+            layout.append(self._add_question(number, question, disabled))
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.disable_csrf = True
+        self.helper.layout = Layout(Field("draft_version"), *layout)
+
+    def _add_question(self, number: int, q: Question, disabled: bool) -> Any:
+        required_mark = " *" if q.required else ""
+        label = f"{number}. {_label(q)}{required_mark}"
+        common = {"required": False, "disabled": disabled, "help_text": q.help_text}
+        key = q.key
+        if q.kind == QuestionKind.YES_NO_UNSURE:
+            self.fields[key + CHOICE_SUFFIX] = forms.ChoiceField(
+                label=label, choices=[(c, c.capitalize()) for c in YES_NO_UNSURE],
+                widget=forms.RadioSelect, **common,
+            )
+            self.fields[key + JUSTIFICATION_SUFFIX] = forms.CharField(
+                label="Justification", required=False, disabled=disabled,
+                widget=forms.Textarea(attrs={"rows": 3, "data-markdown": "1"}),
+                help_text="Why? What does your answer rest on? (Markdown)",
+            )
+            return Div(
+                Field(key + CHOICE_SUFFIX, wrapper_class="mb-1"),
+                Field(key + JUSTIFICATION_SUFFIX),
+                css_class="question border-start border-3 ps-3 mb-4", css_id=f"q-{key}",
+            )
+        if q.kind == QuestionKind.SHORT_TEXT:
+            field: forms.Field = forms.CharField(max_length=500, **common)
+        elif q.kind == QuestionKind.LONG_TEXT:
+            field = forms.CharField(
+                max_length=50_000,
+                widget=forms.Textarea(attrs={"rows": 5, "data-markdown": "1"}), **common,
+            )
+        elif q.kind == QuestionKind.SINGLE_CHOICE:
+            field = forms.ChoiceField(
+                choices=[(c, c) for c in q.choices], widget=forms.RadioSelect, **common
+            )
+        elif q.kind == QuestionKind.MULTIPLE_CHOICE:
+            field = forms.MultipleChoiceField(
+                choices=[(c, c) for c in q.choices], widget=forms.CheckboxSelectMultiple,
+                **common,
+            )
+        elif q.kind == QuestionKind.NUMBER:
+            field = forms.DecimalField(
+                max_value=Decimal("1e15"), min_value=Decimal("-1e15"),
+                widget=forms.NumberInput(attrs={"step": "any"}), **common,
+            )
+        elif q.kind == QuestionKind.URL:
+            field = forms.URLField(max_length=2000, assume_scheme="https", **common)
+        else:
+            field = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
+        field.label = label
+        self.fields[key] = field
+        return Div(Field(key), css_class="question border-start border-3 ps-3 mb-4",
+                   css_id=f"q-{key}")
+
+    @staticmethod
+    def initial_from_answers(answers: Mapping[str, Any], questions: Iterable[Question],
+                             version: int) -> dict[str, Any]:
+        initial: dict[str, Any] = {"draft_version": version}
+        for q in questions:
+            value = answers.get(q.key)
+            if value is None:
+                continue
+            if q.kind == QuestionKind.YES_NO_UNSURE and isinstance(value, Mapping):
+                initial[q.key + CHOICE_SUFFIX] = value.get("choice", "")
+                initial[q.key + JUSTIFICATION_SUFFIX] = value.get("justification", "")
+            else:
+                initial[q.key] = value
+        return initial
+
+    def answers(self) -> dict[str, Any]:
+        """The cleaned form as answers keyed by question (blank ones as blanks, so that
+        clearing a field clears the draft)."""
+        data = self.cleaned_data
+        answers: dict[str, Any] = {}
+        for q in self.questions:
+            if q.kind == QuestionKind.YES_NO_UNSURE:
+                choice = data.get(q.key + CHOICE_SUFFIX) or ""
+                justification = data.get(q.key + JUSTIFICATION_SUFFIX) or ""
+                answers[q.key] = (
+                    {"choice": choice, "justification": justification}
+                    if choice or justification.strip() else None
+                )
+                continue
+            value = data.get(q.key)
+            if isinstance(value, Decimal):
+                value = str(value)
+            elif hasattr(value, "isoformat"):
+                value = value.isoformat()
+            answers[q.key] = value if value not in (None, "", []) else None
+        return answers
+
+    def add_answer_errors(self, errors: Mapping[str, list[str]]) -> None:
+        """Show the service's errors next to their fields."""
+        by_key = {q.key: q for q in self.questions}
+        for key, messages in errors.items():
+            q = by_key.get(key)
+            if q is None:
+                for message in messages:
+                    self.add_error(None, message)
+                continue
+            field = key + CHOICE_SUFFIX if q.kind == QuestionKind.YES_NO_UNSURE else key
+            if q.kind == QuestionKind.YES_NO_UNSURE and any("Justify" in m for m in messages):
+                field = key + JUSTIFICATION_SUFFIX
+            for message in messages:
+                if field in self.fields:
+                    self.add_error(field, message)
+
+
+class StakeholderForm(forms.ModelForm):
+    class Meta:
+        model = Stakeholder
+        fields = ["name", "kind", "interests", "possible_harms", "possible_benefits",
+                  "consulted", "consultation"]
+        widgets = {
+            "interests": forms.Textarea(attrs={"rows": 2}),
+            "possible_harms": forms.Textarea(attrs={"rows": 2}),
+            "possible_benefits": forms.Textarea(attrs={"rows": 2}),
+            "consultation": forms.Textarea(attrs={"rows": 2}),
+        }
+        help_texts = {
+            "name": "A person, role or group, e.g. 'triage nurses' or 'families of patients'.",
+            "consultation": "Interviews, a survey, a workshop… and what you learned.",
+        }
+
+    def __init__(self, *args: Any, submit_label: str = "Add stakeholder", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = StakeholderKind.choices
+        self.helper = FormHelper()
+        self.helper.layout = Layout(
+            Fieldset("", "name", "kind", "interests", "possible_harms", "possible_benefits",
+                     "consulted", "consultation"),
+            Submit("save", submit_label),
+        )
+
+    def service_fields(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+class LoopBackForm(forms.Form):
+    to_order = forms.TypedChoiceField(label="Loop back to stage", coerce=int)
+    reason = forms.CharField(
+        label="What did you learn, and why go back there?", widget=forms.Textarea(
+            attrs={"rows": 3}), max_length=5000,
+    )
+
+    def __init__(self, *args: Any, stages: Iterable[tuple[int, str]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["to_order"].choices = [(o, f"{o}. {t}") for o, t in stages]
+        self.helper = FormHelper()
+        self.helper.layout = Layout("to_order", "reason",
+                                    Submit("loop", "Start a new cycle", css_class="btn-primary"))
+
+
+class ConcludeForm(forms.Form):
+    outcome = forms.ChoiceField(choices=Outcome.choices, widget=forms.RadioSelect)
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
+
+    def __init__(self, *args: Any, outcomes: Iterable[str] = tuple(Outcome.values),
+                 **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["outcome"].choices = [(o, Outcome(o).label) for o in outcomes]
+        self.helper = FormHelper()
+        self.helper.layout = Layout(
+            "outcome", "reason",
+            HTML('<p class="form-text">"We should not build this" is a legitimate outcome.</p>'),
+            Submit("conclude", "Record the outcome", css_class="btn-outline-dark"),
+        )

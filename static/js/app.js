@@ -1,0 +1,38 @@
+// Site-wide behaviour. Page-specific scripts go in {% block scripts %}.
+(function () {
+  "use strict";
+
+  // htmx swaps nothing on an error response or a network failure, so without this the page
+  // would look as if the action had worked. Elements that handle errors themselves (e.g.
+  // autosave showing a conflict) mark themselves with data-handles-errors.
+  function showError(text) {
+    var box = document.getElementById("messages");
+    if (!box) return;
+    var alert = document.createElement("div");
+    alert.className = "alert alert-danger alert-dismissible fade show";
+    alert.setAttribute("role", "alert");
+    alert.textContent = text;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-close";
+    close.setAttribute("data-bs-dismiss", "alert");
+    close.setAttribute("aria-label", "Close");
+    alert.appendChild(close);
+    box.appendChild(alert);
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    if (event.target.closest("[data-handles-errors]")) return;
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    showError(
+      status === 403
+        ? "You are not allowed to do that, or your session has expired. Reload the page and sign in again."
+        : "Something went wrong (" + status + "). Your last change may not have been saved; reload the page and try again."
+    );
+  });
+
+  document.addEventListener("htmx:sendError", function (event) {
+    if (event.target.closest("[data-handles-errors]")) return;
+    showError("The server could not be reached. Check your connection; your last change was not saved.");
+  });
+})();

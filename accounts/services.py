@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import IntegrityError, transaction
 
 from .models import User
 
@@ -25,6 +26,35 @@ def user_update_profile(*, user: User, display_name: str, affiliation: str, expe
     user.expertise = expertise.strip()
     user.save(update_fields=["display_name", "affiliation", "expertise"])
     return user
+
+
+# --- Sign-up ------------------------------------------------------------------------------
+
+
+class EmailTaken(Exception):
+    """Another account already uses this e-mail address (in any letter case)."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"An account with the e-mail address {email} exists already.")
+        self.email = email
+
+
+def user_sign_up(*, email: str, password: str, display_name: str) -> User:
+    """Create a person's account. The address is stored lower-case, and sign-in matches it
+    case-insensitively, so two accounts may never differ only in case. The password has been
+    checked against AUTH_PASSWORD_VALIDATORS by the form."""
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise EmailTaken(email)
+    try:
+        # A savepoint: two sign-ups with one address at once both pass the check above, and
+        # the unique index refuses the second without spoiling the caller's transaction.
+        with transaction.atomic():
+            return User.objects.create_user(
+                email=email, password=password, display_name=display_name.strip()
+            )
+    except IntegrityError as error:
+        raise EmailTaken(email) from error
 
 
 # --- Sign-in throttle ---------------------------------------------------------------------

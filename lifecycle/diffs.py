@@ -74,8 +74,11 @@ def diff_answers(
 def stakeholders_text(stakeholders: Iterable[Mapping[str, Any]]) -> str:
     lines = []
     for s in stakeholders:
-        consulted = f"consulted ({s.get('consultation') or 'how not stated'})" if s.get(
-            "consulted") else "not consulted"
+        consulted = (
+            f"consulted ({s.get('consultation') or 'how not stated'})"
+            if s.get("consulted")
+            else "not consulted"
+        )
         lines.append(
             f"{s.get('name')} [{s.get('kind')}] — interests: {s.get('interests') or '—'}; "
             f"harms: {s.get('possible_harms') or '—'}; benefits: "

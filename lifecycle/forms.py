@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from crispy_forms.bootstrap import StrictButton
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, Submit
 from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 from .answers import YES_NO_UNSURE
 from .models import Outcome, Question, QuestionKind, Stakeholder, StakeholderKind
@@ -51,25 +55,31 @@ class StageAnswersForm(forms.Form):
         key = q.key
         if q.kind == QuestionKind.YES_NO_UNSURE:
             self.fields[key + CHOICE_SUFFIX] = forms.ChoiceField(
-                label=label, choices=[(c, c.capitalize()) for c in YES_NO_UNSURE],
-                widget=forms.RadioSelect, **common,
+                label=label,
+                choices=[(c, c.capitalize()) for c in YES_NO_UNSURE],
+                widget=forms.RadioSelect,
+                **common,
             )
             self.fields[key + JUSTIFICATION_SUFFIX] = forms.CharField(
-                label="Justification", required=False, disabled=disabled,
+                label="Justification",
+                required=False,
+                disabled=disabled,
                 widget=forms.Textarea(attrs={"rows": 3, "data-markdown": "1"}),
                 help_text="Why? What does your answer rest on? (Markdown)",
             )
             return Div(
                 Field(key + CHOICE_SUFFIX, wrapper_class="mb-1"),
                 Field(key + JUSTIFICATION_SUFFIX),
-                css_class="question border-start border-3 ps-3 mb-4", css_id=f"q-{key}",
+                css_class="question border-start border-3 ps-3 mb-4",
+                css_id=f"q-{key}",
             )
         if q.kind == QuestionKind.SHORT_TEXT:
             field: forms.Field = forms.CharField(max_length=500, **common)
         elif q.kind == QuestionKind.LONG_TEXT:
             field = forms.CharField(
                 max_length=50_000,
-                widget=forms.Textarea(attrs={"rows": 5, "data-markdown": "1"}), **common,
+                widget=forms.Textarea(attrs={"rows": 5, "data-markdown": "1"}),
+                **common,
             )
         elif q.kind == QuestionKind.SINGLE_CHOICE:
             field = forms.ChoiceField(
@@ -77,13 +87,16 @@ class StageAnswersForm(forms.Form):
             )
         elif q.kind == QuestionKind.MULTIPLE_CHOICE:
             field = forms.MultipleChoiceField(
-                choices=[(c, c) for c in q.choices], widget=forms.CheckboxSelectMultiple,
+                choices=[(c, c) for c in q.choices],
+                widget=forms.CheckboxSelectMultiple,
                 **common,
             )
         elif q.kind == QuestionKind.NUMBER:
             field = forms.DecimalField(
-                max_value=Decimal("1e15"), min_value=Decimal("-1e15"),
-                widget=forms.NumberInput(attrs={"step": "any"}), **common,
+                max_value=Decimal("1e15"),
+                min_value=Decimal("-1e15"),
+                widget=forms.NumberInput(attrs={"step": "any"}),
+                **common,
             )
         elif q.kind == QuestionKind.URL:
             field = forms.URLField(max_length=2000, assume_scheme="https", **common)
@@ -91,12 +104,14 @@ class StageAnswersForm(forms.Form):
             field = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
         field.label = label
         self.fields[key] = field
-        return Div(Field(key), css_class="question border-start border-3 ps-3 mb-4",
-                   css_id=f"q-{key}")
+        return Div(
+            Field(key), css_class="question border-start border-3 ps-3 mb-4", css_id=f"q-{key}"
+        )
 
     @staticmethod
-    def initial_from_answers(answers: Mapping[str, Any], questions: Iterable[Question],
-                             version: int) -> dict[str, Any]:
+    def initial_from_answers(
+        answers: Mapping[str, Any], questions: Iterable[Question], version: int
+    ) -> dict[str, Any]:
         initial: dict[str, Any] = {"draft_version": version}
         for q in questions:
             value = answers.get(q.key)
@@ -120,7 +135,8 @@ class StageAnswersForm(forms.Form):
                 justification = data.get(q.key + JUSTIFICATION_SUFFIX) or ""
                 answers[q.key] = (
                     {"choice": choice, "justification": justification}
-                    if choice or justification.strip() else None
+                    if choice or justification.strip()
+                    else None
                 )
                 continue
             value = data.get(q.key)
@@ -151,8 +167,15 @@ class StageAnswersForm(forms.Form):
 class StakeholderForm(forms.ModelForm):
     class Meta:
         model = Stakeholder
-        fields = ["name", "kind", "interests", "possible_harms", "possible_benefits",
-                  "consulted", "consultation"]
+        fields = [
+            "name",
+            "kind",
+            "interests",
+            "possible_harms",
+            "possible_benefits",
+            "consulted",
+            "consultation",
+        ]
         widgets = {
             "interests": forms.Textarea(attrs={"rows": 2}),
             "possible_harms": forms.Textarea(attrs={"rows": 2}),
@@ -169,8 +192,16 @@ class StakeholderForm(forms.ModelForm):
         self.fields["kind"].choices = StakeholderKind.choices
         self.helper = FormHelper()
         self.helper.layout = Layout(
-            Fieldset("", "name", "kind", "interests", "possible_harms", "possible_benefits",
-                     "consulted", "consultation"),
+            Fieldset(
+                "",
+                "name",
+                "kind",
+                "interests",
+                "possible_harms",
+                "possible_benefits",
+                "consulted",
+                "consultation",
+            ),
             Submit("save", submit_label),
         )
 
@@ -181,29 +212,198 @@ class StakeholderForm(forms.ModelForm):
 class LoopBackForm(forms.Form):
     to_order = forms.TypedChoiceField(label="Loop back to stage", coerce=int)
     reason = forms.CharField(
-        label="What did you learn, and why go back there?", widget=forms.Textarea(
-            attrs={"rows": 3}), max_length=5000,
+        label="What did you learn, and why go back there?",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=5000,
     )
 
-    def __init__(self, *args: Any, stages: Iterable[tuple[int, str]], **kwargs: Any):
+    def __init__(
+        self, *args: Any, stages: Iterable[tuple[int, str]], action: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["to_order"].choices = [(o, f"{o}. {t}") for o, t in stages]
         self.helper = FormHelper()
-        self.helper.layout = Layout("to_order", "reason",
-                                    Submit("loop", "Start a new cycle", css_class="btn-primary"))
+        self.helper.form_action = action
+        self.helper.form_id = "loop-back-form"
+        self.helper.layout = Layout(
+            "to_order",
+            "reason",
+            StrictButton(
+                "Start a new cycle", type="submit", name="loop", css_class="btn-primary"
+            ),
+        )
 
 
 class ConcludeForm(forms.Form):
-    outcome = forms.ChoiceField(choices=Outcome.choices, widget=forms.RadioSelect)
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
+    """The outcome of a project. With only "not pursued" on offer (stages 1 and 2) the choice
+    is implied, so the form is just the reason and the button that says it."""
 
-    def __init__(self, *args: Any, outcomes: Iterable[str] = tuple(Outcome.values),
-                 **kwargs: Any):
+    outcome = forms.ChoiceField(choices=Outcome.choices, widget=forms.RadioSelect)
+    reason = forms.CharField(
+        label="Why? What did you learn?", widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=5000,
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        outcomes: Iterable[str] = tuple(Outcome.values),
+        action: str = "",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["outcome"].choices = [(o, Outcome(o).label) for o in outcomes]
+        outcomes = list(outcomes)
+        self.fields["outcome"].choices = [(o, OUTCOME_LABELS[Outcome(o)]) for o in outcomes]
         self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_id = "conclude-form"
+        if outcomes == [Outcome.NOT_PURSUED]:
+            self.fields["outcome"].widget = forms.HiddenInput()
+            self.fields["outcome"].initial = Outcome.NOT_PURSUED
+            self.fields["reason"].label = "Why should this not be built?"
+            self.fields["reason"].help_text = (
+                "Who would be harmed, what the algorithm cannot capture, or why the problem "
+                "needs a social solution rather than a technical one."
+            )
+            button = StrictButton(
+                "We should not build this", type="submit", name="conclude",
+                css_class="btn-outline-danger",
+            )
+        else:
+            button = StrictButton(
+                "Record the outcome", type="submit", name="conclude",
+                css_class="btn-outline-dark",
+            )
         self.helper.layout = Layout(
             "outcome", "reason",
             HTML('<p class="form-text">"We should not build this" is a legitimate outcome.</p>'),
-            Submit("conclude", "Record the outcome", css_class="btn-outline-dark"),
+            button,
         )
+
+
+OUTCOME_LABELS = {
+    Outcome.DEPLOYED: "Deployed and monitored: the Iterate stage is approved, we are done",
+    Outcome.NOT_PURSUED: "Not pursued: we should not build this",
+}
+
+
+# --- The team workspace: joining courses, starting projects, inviting students --------------
+
+
+class JoinCourseForm(forms.Form):
+    code = forms.CharField(
+        label="Join code",
+        max_length=16,
+        help_text="The 8-character code your course staff gave you, e.g. K7PQ2MXA.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+        ),
+    )
+
+    def __init__(self, *args: Any, action: str = "", inline: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_id = "join-form"
+        if inline:
+            self.fields["code"].help_text = ""
+        self.helper.layout = Layout(
+            Field("code", css_class="text-uppercase font-monospace"),
+            StrictButton("Join the course", type="submit", css_class="btn-primary"),
+        )
+
+    def clean_code(self) -> str:
+        return self.cleaned_data["code"].strip().upper()
+
+
+class TeammateChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} ({obj.email})"
+
+
+class ProjectCreateForm(forms.Form):
+    title = forms.CharField(
+        max_length=200,
+        help_text="What the system would do, e.g. 'Referral triage assistant'.",
+    )
+    summary = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="A sentence or two: the problem, and for whom.",
+    )
+    members = TeammateChoiceField(
+        label="Teammates",
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Students of this course who work on the project with you. You are on the "
+        "team already.",
+    )
+
+    def __init__(self, *args: Any, teammates: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["members"].queryset = teammates
+        self.helper = FormHelper()
+        self.helper.layout = Layout(
+            "title",
+            "summary",
+            "members",
+            StrictButton(
+                "Start the project", type="submit", css_class="btn-primary"
+            ),
+        )
+
+
+class InviteStudentsForm(forms.Form):
+    MAX_ADDRESSES = 200
+
+    emails = forms.CharField(
+        label="E-mail addresses",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="One per line, or separated by commas. Each person gets an e-mail with the "
+        "course's join link.",
+    )
+
+    def __init__(self, *args: Any, action: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_id = "invite-form"
+        self.helper.layout = Layout(
+            "emails",
+            StrictButton("Send invitations", type="submit", css_class="btn-outline-primary"),
+        )
+
+    def clean_emails(self) -> list[str]:
+        tokens = [
+            token.strip("<>\"'()")
+            for token in re.split(r"[\s,;]+", self.cleaned_data["emails"])
+        ]
+        addresses: list[str] = []
+        invalid: list[str] = []
+        for token in tokens:
+            if not token:
+                continue
+            try:
+                validate_email(token)
+            except ValidationError:
+                invalid.append(token)
+                continue
+            if token.lower() not in addresses:
+                addresses.append(token.lower())
+        if invalid:
+            raise ValidationError(
+                "These are not e-mail addresses: %(invalid)s. Correct or remove them.",
+                code="invalid",
+                params={"invalid": ", ".join(invalid)},
+            )
+        if not addresses:
+            raise ValidationError("Enter at least one e-mail address.", code="required")
+        if len(addresses) > self.MAX_ADDRESSES:
+            raise ValidationError(
+                "At most %(max)s addresses at a time.",
+                code="too_many",
+                params={"max": self.MAX_ADDRESSES},
+            )
+        return addresses

@@ -724,3 +724,79 @@ def stakeholder_remove(*, stakeholder: Stakeholder, actor: Any) -> None:
     old = stakeholder.snapshot()
     audit_record(actor=actor, verb="stakeholder.remove", obj=stakeholder, project=project, old=old)
     stakeholder.delete()
+
+
+# --- inviting students --------------------------------------------------------------------
+
+
+@transaction.atomic
+def course_invite_students(*, course: Course, actor: Any, emails: Iterable[str]) -> list[str]:
+    """Course staff invite students by e-mail: each address gets the course's join link.
+
+    The e-mails go out on commit, so an invitation whose audit event rolled back sends nothing.
+    Returns the addresses invited (lower-case, each once, in the order given)."""
+    if not permissions.is_course_staff(actor, course):
+        raise NotAllowed("Only course staff can invite students.")
+    addresses = list(dict.fromkeys(e.strip().lower() for e in emails if e and e.strip()))
+    if not addresses:
+        raise InvalidAnswers({"emails": ["Enter at least one e-mail address."]})
+    outgoing = _course_invitation_messages(course=course, inviter=actor, emails=addresses)
+    audit_record(
+        actor=actor,
+        verb="course.invite",
+        obj=course,
+        course=course,
+        new={"emails": addresses, "role": Role.STUDENT},
+    )
+    transaction.on_commit(lambda: _send_course_invitations(outgoing))
+    return addresses
+
+
+def _course_invitation_messages(*, course: Course, inviter: Any, emails: list[str]) -> list[Any]:
+    """One message per address (plain text with an HTML alternative): nobody sees who else
+    was invited."""
+    from urllib.parse import urlencode
+
+    from django.conf import settings
+    from django.core.mail import EmailMultiAlternatives
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+
+    join_url = (
+        f"{settings.SITE_URL.rstrip('/')}{reverse('lifecycle:course_join')}"
+        f"?{urlencode({'code': course.join_code})}"
+    )
+    context = {
+        "course": course,
+        "inviter": inviter,
+        "join_url": join_url,
+        "join_code": course.join_code,
+        "site_url": settings.SITE_URL.rstrip("/"),
+    }
+    # A header may not contain a line break; a title pasted into the admin might.
+    subject = " ".join(f"Join {course.title} on the Lifecycle Review Board".split())
+    text = render_to_string("lifecycle/emails/course_invitation.txt", context)
+    html = render_to_string("lifecycle/emails/course_invitation.html", context)
+    messages = []
+    for address in emails:
+        message = EmailMultiAlternatives(subject=subject, body=text, to=[address])
+        message.attach_alternative(html, "text/html")
+        messages.append(message)
+    return messages
+
+
+def _send_course_invitations(outgoing: list[Any]) -> None:
+    """Runs after commit: a mail server that is down must not turn a recorded invitation into
+    an error page, so failures are logged for the operator (the join code still works)."""
+    import logging
+    import smtplib
+
+    from django.core.mail import get_connection
+
+    try:
+        with get_connection() as connection:
+            connection.send_messages(outgoing)
+    except (OSError, smtplib.SMTPException):
+        logging.getLogger(__name__).exception(
+            "Could not send %d course invitation e-mail(s).", len(outgoing)
+        )

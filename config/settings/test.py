@@ -34,3 +34,7 @@ STORAGES = {
 # transactional tests needs it. UPDATE stays refused, and the tests that prove DELETE is refused
 # turn it off.
 AUDIT_ALLOW_TEST_FLUSH = True
+
+# WhiteNoise warns at every request when STATIC_ROOT does not exist; tests never collect.
+STATIC_ROOT = Path(tempfile.gettempdir()) / "lrb-test-static"
+STATIC_ROOT.mkdir(exist_ok=True)

@@ -10,7 +10,6 @@ import lifecycle.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -19,268 +18,633 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='LifecycleTemplate',
+            name="LifecycleTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=80)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=80)),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['slug', '-version'],
-                'constraints': [models.UniqueConstraint(fields=('slug', 'version'), name='template_slug_version_unique')],
+                "ordering": ["slug", "-version"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("slug", "version"), name="template_slug_version_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Course',
+            name="Course",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('code', models.SlugField(help_text="Short name, e.g. 'cs1470-f26'.", max_length=40, unique=True)),
-                ('term', models.CharField(blank=True, max_length=60)),
-                ('join_code', models.CharField(default=lifecycle.models.new_join_code, max_length=16, unique=True)),
-                ('expert_invitations', models.CharField(choices=[('not_allowed', 'Teams may not invite experts'), ('allowed', 'Teams may invite experts'), ('after_confirmation', 'Teams may invite experts after staff confirm')], default='allowed', max_length=20)),
-                ('invitation_expiry_days', models.PositiveSmallIntegerField(default=14)),
-                ('reminder_interval_days', models.PositiveSmallIntegerField(default=3)),
-                ('reminder_limit', models.PositiveSmallIntegerField(default=2)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('template', models.ForeignKey(help_text='New projects pin this template version.', on_delete=django.db.models.deletion.PROTECT, related_name='courses', to='lifecycle.lifecycletemplate')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                (
+                    "code",
+                    models.SlugField(
+                        help_text="Short name, e.g. 'cs1470-f26'.", max_length=40, unique=True
+                    ),
+                ),
+                ("term", models.CharField(blank=True, max_length=60)),
+                (
+                    "join_code",
+                    models.CharField(
+                        default=lifecycle.models.new_join_code, max_length=16, unique=True
+                    ),
+                ),
+                (
+                    "expert_invitations",
+                    models.CharField(
+                        choices=[
+                            ("not_allowed", "Teams may not invite experts"),
+                            ("allowed", "Teams may invite experts"),
+                            ("after_confirmation", "Teams may invite experts after staff confirm"),
+                        ],
+                        default="allowed",
+                        max_length=20,
+                    ),
+                ),
+                ("invitation_expiry_days", models.PositiveSmallIntegerField(default=14)),
+                ("reminder_interval_days", models.PositiveSmallIntegerField(default=3)),
+                ("reminder_limit", models.PositiveSmallIntegerField(default=2)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "template",
+                    models.ForeignKey(
+                        help_text="New projects pin this template version.",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="courses",
+                        to="lifecycle.lifecycletemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', 'title'],
+                "ordering": ["-created_at", "title"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('instructor', 'Instructor'), ('ta', 'Teaching assistant'), ('student', 'Student')], default='student', max_length=12)),
-                ('joined_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('course', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='lifecycle.course')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("instructor", "Instructor"),
+                            ("ta", "Teaching assistant"),
+                            ("student", "Student"),
+                        ],
+                        default="student",
+                        max_length=12,
+                    ),
+                ),
+                ("joined_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "course",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="lifecycle.course",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['course', 'role', 'user'],
-            },
-        ),
-        migrations.AddField(
-            model_name='course',
-            name='members',
-            field=models.ManyToManyField(related_name='courses', through='lifecycle.Membership', to=settings.AUTH_USER_MODEL),
-        ),
-        migrations.CreateModel(
-            name='Project',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('summary', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('concluded', 'Concluded')], default='active', max_length=12)),
-                ('outcome', models.CharField(blank=True, choices=[('deployed', 'Deployed and monitored'), ('not_pursued', 'Not pursued')], max_length=12)),
-                ('outcome_reason', models.TextField(blank=True)),
-                ('cycle', models.PositiveSmallIntegerField(default=1)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('concluded_at', models.DateTimeField(blank=True, null=True)),
-                ('course', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='projects', to='lifecycle.course')),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('members', models.ManyToManyField(related_name='projects', to=settings.AUTH_USER_MODEL)),
-                ('template', models.ForeignKey(help_text='The template version this project started on.', on_delete=django.db.models.deletion.PROTECT, related_name='projects', to='lifecycle.lifecycletemplate')),
-            ],
-            options={
-                'ordering': ['course', 'title'],
-            },
-        ),
-        migrations.CreateModel(
-            name='AuditEvent',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField(unique=True)),
-                ('created_at', models.DateTimeField()),
-                ('actor_label', models.CharField(blank=True, max_length=254)),
-                ('verb', models.CharField(db_index=True, max_length=60)),
-                ('object_type', models.CharField(max_length=60)),
-                ('object_id', models.CharField(max_length=40)),
-                ('old', models.JSONField(blank=True, null=True)),
-                ('new', models.JSONField(blank=True, null=True)),
-                ('flagged', models.BooleanField(default=False, help_text='Set on events an auditor must see, such as gate overrides.')),
-                ('prev_hash', models.CharField(max_length=64, unique=True)),
-                ('hash', models.CharField(max_length=64, unique=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('course', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='lifecycle.course')),
-                ('project', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='lifecycle.project')),
-            ],
-            options={
-                'ordering': ['seq'],
-            },
-        ),
-        migrations.CreateModel(
-            name='ProjectStage',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cycle', models.PositiveSmallIntegerField(default=1)),
-                ('status', models.CharField(choices=[('locked', 'Locked'), ('drafting', 'Drafting'), ('in_review', 'In review'), ('changes_requested', 'Changes requested'), ('approved', 'Approved')], default='locked', max_length=20)),
-                ('draft_answers', models.JSONField(blank=True, default=dict)),
-                ('draft_version', models.PositiveIntegerField(default=0)),
-                ('draft_changed_at', models.JSONField(blank=True, default=dict)),
-                ('draft_updated_at', models.DateTimeField(blank=True, null=True)),
-                ('due_date', models.DateField(blank=True, null=True)),
-                ('opened_at', models.DateTimeField(blank=True, null=True)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('approved_at', models.DateTimeField(blank=True, null=True)),
-                ('approved_by_override', models.BooleanField(default=False)),
-                ('override_justification', models.TextField(blank=True)),
-                ('draft_updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stages', to='lifecycle.project')),
-            ],
-            options={
-                'ordering': ['project', 'cycle', 'definition__order'],
-            },
-        ),
-        migrations.AddField(
-            model_name='project',
-            name='current_stage',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='lifecycle.projectstage'),
-        ),
-        migrations.CreateModel(
-            name='StageDefinition',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order', models.PositiveSmallIntegerField()),
-                ('key', models.SlugField(max_length=60)),
-                ('title', models.CharField(max_length=200)),
-                ('summary', models.CharField(blank=True, max_length=300)),
-                ('guidance', models.TextField(blank=True, help_text="Markdown: the lecture's prompts and examples.")),
-                ('min_approvals', models.PositiveSmallIntegerField(default=1)),
-                ('min_staff_approvals', models.PositiveSmallIntegerField(default=1)),
-                ('min_expert_approvals', models.PositiveSmallIntegerField(default=0)),
-                ('independent_review', models.BooleanField(default=False, help_text="Reviewers do not see each other's decisions until they have decided.")),
-                ('requires_stakeholders', models.BooleanField(default=False, help_text='Cannot be submitted without at least one stakeholder.')),
-                ('allows_not_pursued', models.BooleanField(default=False, help_text="The team may conclude 'we should not build this' here.")),
-                ('is_iteration', models.BooleanField(default=False, help_text='The Iterate stage: the team loops back, concludes or stops from here.')),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stages', to='lifecycle.lifecycletemplate')),
-            ],
-            options={
-                'ordering': ['template', 'order'],
-            },
-        ),
-        migrations.CreateModel(
-            name='Question',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order', models.PositiveSmallIntegerField()),
-                ('key', models.SlugField(max_length=60)),
-                ('prompt', models.CharField(max_length=500)),
-                ('help_text', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('short_text', 'Short text'), ('long_text', 'Long text (Markdown)'), ('yes_no_unsure', 'Yes / no / unsure, with justification'), ('single_choice', 'Single choice'), ('multiple_choice', 'Multiple choice'), ('number', 'Number'), ('url', 'URL'), ('date', 'Date')], max_length=20)),
-                ('choices', models.JSONField(blank=True, default=list, help_text='Options for choice questions.')),
-                ('required', models.BooleanField(default=True)),
-                ('stage', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='questions', to='lifecycle.stagedefinition')),
-            ],
-            options={
-                'ordering': ['stage', 'order'],
+                "ordering": ["course", "role", "user"],
             },
         ),
         migrations.AddField(
-            model_name='projectstage',
-            name='definition',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='lifecycle.stagedefinition'),
+            model_name="course",
+            name="members",
+            field=models.ManyToManyField(
+                related_name="courses", through="lifecycle.Membership", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.CreateModel(
-            name='StageRevision',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('answers', models.JSONField(default=dict)),
-                ('stakeholders', models.JSONField(blank=True, default=list)),
-                ('content_sha256', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('stage', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='revisions', to='lifecycle.projectstage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("summary", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "Active"), ("concluded", "Concluded")],
+                        default="active",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("deployed", "Deployed and monitored"),
+                            ("not_pursued", "Not pursued"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("outcome_reason", models.TextField(blank=True)),
+                ("cycle", models.PositiveSmallIntegerField(default=1)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("concluded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "course",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="projects",
+                        to="lifecycle.course",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "members",
+                    models.ManyToManyField(related_name="projects", to=settings.AUTH_USER_MODEL),
+                ),
+                (
+                    "template",
+                    models.ForeignKey(
+                        help_text="The template version this project started on.",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="projects",
+                        to="lifecycle.lifecycletemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['stage', 'number'],
+                "ordering": ["course", "title"],
+            },
+        ),
+        migrations.CreateModel(
+            name="AuditEvent",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField(unique=True)),
+                ("created_at", models.DateTimeField()),
+                ("actor_label", models.CharField(blank=True, max_length=254)),
+                ("verb", models.CharField(db_index=True, max_length=60)),
+                ("object_type", models.CharField(max_length=60)),
+                ("object_id", models.CharField(max_length=40)),
+                ("old", models.JSONField(blank=True, null=True)),
+                ("new", models.JSONField(blank=True, null=True)),
+                (
+                    "flagged",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Set on events an auditor must see, such as gate overrides.",
+                    ),
+                ),
+                ("prev_hash", models.CharField(max_length=64, unique=True)),
+                ("hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "course",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="lifecycle.course",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="lifecycle.project",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["seq"],
+            },
+        ),
+        migrations.CreateModel(
+            name="ProjectStage",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("cycle", models.PositiveSmallIntegerField(default=1)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("locked", "Locked"),
+                            ("drafting", "Drafting"),
+                            ("in_review", "In review"),
+                            ("changes_requested", "Changes requested"),
+                            ("approved", "Approved"),
+                        ],
+                        default="locked",
+                        max_length=20,
+                    ),
+                ),
+                ("draft_answers", models.JSONField(blank=True, default=dict)),
+                ("draft_version", models.PositiveIntegerField(default=0)),
+                ("draft_changed_at", models.JSONField(blank=True, default=dict)),
+                ("draft_updated_at", models.DateTimeField(blank=True, null=True)),
+                ("due_date", models.DateField(blank=True, null=True)),
+                ("opened_at", models.DateTimeField(blank=True, null=True)),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("approved_at", models.DateTimeField(blank=True, null=True)),
+                ("approved_by_override", models.BooleanField(default=False)),
+                ("override_justification", models.TextField(blank=True)),
+                (
+                    "draft_updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="stages",
+                        to="lifecycle.project",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["project", "cycle", "definition__order"],
             },
         ),
         migrations.AddField(
-            model_name='projectstage',
-            name='current_revision',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='lifecycle.stagerevision'),
-        ),
-        migrations.AddField(
-            model_name='projectstage',
-            name='prefilled_from',
-            field=models.ForeignKey(blank=True, help_text='The approved revision of an earlier cycle this stage was reopened from.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='lifecycle.stagerevision'),
+            model_name="project",
+            name="current_stage",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="lifecycle.projectstage",
+            ),
         ),
         migrations.CreateModel(
-            name='Stakeholder',
+            name="StageDefinition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name or group')),
-                ('kind', models.CharField(choices=[('direct_user', 'Direct user'), ('affected_community', 'Affected community'), ('operator', 'Operator'), ('decision_maker', 'Decision maker'), ('domain_expert', 'Domain expert'), ('regulator', 'Regulator'), ('other', 'Other')], max_length=24)),
-                ('interests', models.TextField(blank=True)),
-                ('possible_harms', models.TextField(blank=True)),
-                ('possible_benefits', models.TextField(blank=True)),
-                ('consulted', models.BooleanField(default=False)),
-                ('consultation', models.TextField(blank=True, verbose_name='how consulted')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stakeholders', to='lifecycle.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("order", models.PositiveSmallIntegerField()),
+                ("key", models.SlugField(max_length=60)),
+                ("title", models.CharField(max_length=200)),
+                ("summary", models.CharField(blank=True, max_length=300)),
+                (
+                    "guidance",
+                    models.TextField(
+                        blank=True, help_text="Markdown: the lecture's prompts and examples."
+                    ),
+                ),
+                ("min_approvals", models.PositiveSmallIntegerField(default=1)),
+                ("min_staff_approvals", models.PositiveSmallIntegerField(default=1)),
+                ("min_expert_approvals", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "independent_review",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Reviewers do not see each other's decisions until they have decided.",
+                    ),
+                ),
+                (
+                    "requires_stakeholders",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Cannot be submitted without at least one stakeholder.",
+                    ),
+                ),
+                (
+                    "allows_not_pursued",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The team may conclude 'we should not build this' here.",
+                    ),
+                ),
+                (
+                    "is_iteration",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The Iterate stage: the team loops back, concludes or stops from here.",
+                    ),
+                ),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="stages",
+                        to="lifecycle.lifecycletemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['project', 'created_at', 'pk'],
+                "ordering": ["template", "order"],
+            },
+        ),
+        migrations.CreateModel(
+            name="Question",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("order", models.PositiveSmallIntegerField()),
+                ("key", models.SlugField(max_length=60)),
+                ("prompt", models.CharField(max_length=500)),
+                ("help_text", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("short_text", "Short text"),
+                            ("long_text", "Long text (Markdown)"),
+                            ("yes_no_unsure", "Yes / no / unsure, with justification"),
+                            ("single_choice", "Single choice"),
+                            ("multiple_choice", "Multiple choice"),
+                            ("number", "Number"),
+                            ("url", "URL"),
+                            ("date", "Date"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "choices",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Options for choice questions."
+                    ),
+                ),
+                ("required", models.BooleanField(default=True)),
+                (
+                    "stage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="questions",
+                        to="lifecycle.stagedefinition",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["stage", "order"],
+            },
+        ),
+        migrations.AddField(
+            model_name="projectstage",
+            name="definition",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="lifecycle.stagedefinition",
+            ),
+        ),
+        migrations.CreateModel(
+            name="StageRevision",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("answers", models.JSONField(default=dict)),
+                ("stakeholders", models.JSONField(blank=True, default=list)),
+                ("content_sha256", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "stage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="revisions",
+                        to="lifecycle.projectstage",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["stage", "number"],
+            },
+        ),
+        migrations.AddField(
+            model_name="projectstage",
+            name="current_revision",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="lifecycle.stagerevision",
+            ),
+        ),
+        migrations.AddField(
+            model_name="projectstage",
+            name="prefilled_from",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The approved revision of an earlier cycle this stage was reopened from.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="lifecycle.stagerevision",
+            ),
+        ),
+        migrations.CreateModel(
+            name="Stakeholder",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name or group")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("direct_user", "Direct user"),
+                            ("affected_community", "Affected community"),
+                            ("operator", "Operator"),
+                            ("decision_maker", "Decision maker"),
+                            ("domain_expert", "Domain expert"),
+                            ("regulator", "Regulator"),
+                            ("other", "Other"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("interests", models.TextField(blank=True)),
+                ("possible_harms", models.TextField(blank=True)),
+                ("possible_benefits", models.TextField(blank=True)),
+                ("consulted", models.BooleanField(default=False)),
+                ("consultation", models.TextField(blank=True, verbose_name="how consulted")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="stakeholders",
+                        to="lifecycle.project",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["project", "created_at", "pk"],
             },
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('course', 'user'), name='membership_unique'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(fields=("course", "user"), name="membership_unique"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['course', 'seq'], name='audit_course_seq'),
+            model_name="auditevent",
+            index=models.Index(fields=["course", "seq"], name="audit_course_seq"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['project', 'seq'], name='audit_project_seq'),
+            model_name="auditevent",
+            index=models.Index(fields=["project", "seq"], name="audit_project_seq"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['created_at'], name='audit_created_at'),
+            model_name="auditevent",
+            index=models.Index(fields=["created_at"], name="audit_created_at"),
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('outcome', ''), ('status', 'active')), models.Q(('status', 'concluded'), models.Q(('outcome', ''), _negated=True)), _connector='OR'), name='project_outcome_iff_concluded'),
+            model_name="project",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("outcome", ""), ("status", "active")),
+                    models.Q(("status", "concluded"), models.Q(("outcome", ""), _negated=True)),
+                    _connector="OR",
+                ),
+                name="project_outcome_iff_concluded",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stagedefinition',
-            constraint=models.UniqueConstraint(fields=('template', 'order'), name='stage_def_order_unique'),
+            model_name="stagedefinition",
+            constraint=models.UniqueConstraint(
+                fields=("template", "order"), name="stage_def_order_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stagedefinition',
-            constraint=models.UniqueConstraint(fields=('template', 'key'), name='stage_def_key_unique'),
+            model_name="stagedefinition",
+            constraint=models.UniqueConstraint(
+                fields=("template", "key"), name="stage_def_key_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stagedefinition',
-            constraint=models.CheckConstraint(condition=models.Q(('min_approvals__gte', django.db.models.expressions.CombinedExpression(models.F('min_staff_approvals'), '+', models.F('min_expert_approvals')))), name='stage_def_min_covers_roles', violation_error_message='The minimum number of approvals must be at least the staff minimum plus the expert minimum.'),
+            model_name="stagedefinition",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "min_approvals__gte",
+                        django.db.models.expressions.CombinedExpression(
+                            models.F("min_staff_approvals"), "+", models.F("min_expert_approvals")
+                        ),
+                    )
+                ),
+                name="stage_def_min_covers_roles",
+                violation_error_message="The minimum number of approvals must be at least the staff minimum plus the expert minimum.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stagedefinition',
-            constraint=models.CheckConstraint(condition=models.Q(('min_approvals__gte', 1)), name='stage_def_needs_an_approval'),
+            model_name="stagedefinition",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("min_approvals__gte", 1)), name="stage_def_needs_an_approval"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='question',
-            constraint=models.UniqueConstraint(fields=('stage', 'order'), name='question_order_unique'),
+            model_name="question",
+            constraint=models.UniqueConstraint(
+                fields=("stage", "order"), name="question_order_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='question',
-            constraint=models.UniqueConstraint(fields=('stage', 'key'), name='question_key_unique'),
+            model_name="question",
+            constraint=models.UniqueConstraint(fields=("stage", "key"), name="question_key_unique"),
         ),
         migrations.AddConstraint(
-            model_name='stagerevision',
-            constraint=models.UniqueConstraint(fields=('stage', 'number'), name='revision_number_unique'),
+            model_name="stagerevision",
+            constraint=models.UniqueConstraint(
+                fields=("stage", "number"), name="revision_number_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='projectstage',
-            constraint=models.UniqueConstraint(fields=('project', 'definition', 'cycle'), name='project_stage_unique'),
+            model_name="projectstage",
+            constraint=models.UniqueConstraint(
+                fields=("project", "definition", "cycle"), name="project_stage_unique"
+            ),
         ),
     ]

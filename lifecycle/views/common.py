@@ -11,14 +11,17 @@ from lifecycle.models import Project, ProjectStage
 from lifecycle.selectors import get_project_for_user
 
 
-def get_stage_for_user(user: Any, project_pk: int, cycle: int, key: str
-                       ) -> tuple[Project, ProjectStage]:
+def get_stage_for_user(
+    user: Any, project_pk: int, cycle: int, key: str
+) -> tuple[Project, ProjectStage]:
     project = get_project_for_user(user, project_pk)
     stage = get_object_or_404(
         ProjectStage.objects.select_related(
             "definition", "current_revision", "draft_updated_by", "prefilled_from"
         ),
-        project=project, cycle=cycle, definition__key=key,
+        project=project,
+        cycle=cycle,
+        definition__key=key,
     )
     stage.project = project
     return project, stage
@@ -36,7 +39,8 @@ def domain_error_page(
 ) -> HttpResponse:
     status = 404 if isinstance(error, NotAllowed) else error.status_code
     return render(
-        request, "lifecycle/domain_error.html",
+        request,
+        "lifecycle/domain_error.html",
         {"error": error, "title": title or "That cannot be done right now", "back_url": back_url},
         status=status,
     )

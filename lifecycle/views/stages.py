@@ -29,17 +29,25 @@ def _questions(stage: ProjectStage) -> list[Question]:
     return list(stage.definition.questions.all())
 
 
-def _form_for(stage: ProjectStage, questions: list[Question], *, editable: bool,
-              data: Any = None) -> StageAnswersForm:
+def _form_for(
+    stage: ProjectStage, questions: list[Question], *, editable: bool, data: Any = None
+) -> StageAnswersForm:
     initial = StageAnswersForm.initial_from_answers(
         stage.draft_answers, questions, stage.draft_version
     )
     return StageAnswersForm(data, initial=initial, questions=questions, disabled=not editable)
 
 
-def _page(request: HttpRequest, stage: ProjectStage, questions: list[Question], *,
-          form: StageAnswersForm | None = None, conflict: DraftConflict | None = None,
-          status: int = 200, **extra: Any) -> HttpResponse:
+def _page(
+    request: HttpRequest,
+    stage: ProjectStage,
+    questions: list[Question],
+    *,
+    form: StageAnswersForm | None = None,
+    conflict: DraftConflict | None = None,
+    status: int = 200,
+    **extra: Any,
+) -> HttpResponse:
     project = stage.project
     is_member = permissions.is_project_member(request.user, project)
     editable = is_member and project.is_active and stage.is_editable
@@ -50,7 +58,10 @@ def _page(request: HttpRequest, stage: ProjectStage, questions: list[Question], 
         previous = (
             ProjectStage.objects.filter(
                 project=project, cycle=stage.cycle, definition__order__lt=stage.definition.order
-            ).select_related("definition").order_by("-definition__order").first()
+            )
+            .select_related("definition")
+            .order_by("-definition__order")
+            .first()
         )
     context = {
         "project": project,
@@ -69,40 +80,45 @@ def _page(request: HttpRequest, stage: ProjectStage, questions: list[Question], 
     return render(request, "lifecycle/stage_detail.html", context, status=status)
 
 
-def _conflict_context(conflict: DraftConflict, questions: list[Question],
-                      mine: dict[str, Any]) -> list[dict[str, Any]]:
+def _conflict_context(
+    conflict: DraftConflict, questions: list[Question], mine: dict[str, Any]
+) -> list[dict[str, Any]]:
     rows = []
     for q in questions:
         if q.key not in conflict.changed_questions:
             continue
         theirs_text = answer_text(q, conflict.current_answers.get(q.key))
         mine_text = answer_text(q, mine.get(q.key))
-        rows.append({
-            "question": q,
-            "theirs": theirs_text,
-            "mine": mine_text,
-            "same": theirs_text == mine_text,
-            "chunks": word_diff(theirs_text, mine_text),
-            "field": RESOLVE_PREFIX + q.key,
-        })
+        rows.append(
+            {
+                "question": q,
+                "theirs": theirs_text,
+                "mine": mine_text,
+                "same": theirs_text == mine_text,
+                "chunks": word_diff(theirs_text, mine_text),
+                "field": RESOLVE_PREFIX + q.key,
+            }
+        )
     return rows
 
 
-def _apply_resolutions(request: HttpRequest, answers: dict[str, Any],
-                       saved: dict[str, Any]) -> dict[str, Any]:
+def _apply_resolutions(
+    request: HttpRequest, answers: dict[str, Any], saved: dict[str, Any]
+) -> dict[str, Any]:
     """On the conflict page the user chose, per question, their text or the teammate's."""
     merged = dict(answers)
     for name, choice in request.POST.items():
         if name.startswith(RESOLVE_PREFIX) and choice == "theirs":
-            key = name[len(RESOLVE_PREFIX):]
+            key = name[len(RESOLVE_PREFIX) :]
             if key in merged:
                 merged[key] = saved.get(key)
     return merged
 
 
 def _unresolved(request: HttpRequest, conflict_keys: list[str]) -> list[str]:
-    return [k for k in conflict_keys if request.POST.get(RESOLVE_PREFIX + k) not in
-            ("mine", "theirs")]
+    return [
+        k for k in conflict_keys if request.POST.get(RESOLVE_PREFIX + k) not in ("mine", "theirs")
+    ]
 
 
 @login_required
@@ -127,7 +143,8 @@ def stage_detail(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
         if missing:
             messages.error(request, "Choose, for every question in conflict, which text to keep.")
             conflict = DraftConflict(
-                changed_questions=conflict_keys, current_version=stage.draft_version,
+                changed_questions=conflict_keys,
+                current_version=stage.draft_version,
                 current_answers=stage.draft_answers,
                 updated_by=stage.draft_updated_by.name if stage.draft_updated_by else "Someone",
             )
@@ -152,9 +169,14 @@ def stage_detail(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
     return redirect(stage.get_absolute_url())
 
 
-def _conflict_page(request: HttpRequest, stage: ProjectStage, questions: list[Question],
-                   form: StageAnswersForm, conflict: DraftConflict,
-                   mine: dict[str, Any]) -> HttpResponse:
+def _conflict_page(
+    request: HttpRequest,
+    stage: ProjectStage,
+    questions: list[Question],
+    form: StageAnswersForm,
+    conflict: DraftConflict,
+    mine: dict[str, Any],
+) -> HttpResponse:
     """Show their version and the user's side by side; the user's text stays in the form, and
     the form now builds on the teammate's version, so saving it is a deliberate merge."""
     stage.refresh_from_db()
@@ -163,8 +185,13 @@ def _conflict_page(request: HttpRequest, stage: ProjectStage, questions: list[Qu
     merged_form = StageAnswersForm(data, questions=questions)
     merged_form.is_valid()
     return _page(
-        request, stage, questions, form=merged_form, conflict=conflict,
-        conflict_rows=_conflict_context(conflict, questions, mine), status=409,
+        request,
+        stage,
+        questions,
+        form=merged_form,
+        conflict=conflict,
+        conflict_rows=_conflict_context(conflict, questions, mine),
+        status=409,
     )
 
 
@@ -182,7 +209,9 @@ def stage_autosave(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpR
         return render(request, "lifecycle/partials/save_status.html", context)
     try:
         saved = services.stage_save_draft(
-            stage=stage, actor=request.user, answers=form.answers(),
+            stage=stage,
+            actor=request.user,
+            answers=form.answers(),
             base_version=form.cleaned_data["draft_version"],
         )
     except DraftConflict as conflict:
@@ -222,8 +251,9 @@ def stage_submit(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
         except DomainError as error:
             return domain_error_page(request, error, back_url=stage.get_absolute_url())
         messages.success(
-            request, f"Revision {revision.number} of “{stage.definition.title}” submitted for "
-            "review. The stage is read-only while reviewers decide."
+            request,
+            f"Revision {revision.number} of “{stage.definition.title}” submitted for "
+            "review. The stage is read-only while reviewers decide.",
         )
         return redirect(stage.get_absolute_url())
 
@@ -232,17 +262,26 @@ def stage_submit(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
     needs_stakeholders = (
         stage.definition.requires_stakeholders and not project.stakeholders.exists()
     )
-    return render(request, "lifecycle/stage_submit.html", {
-        "project": project, "stage": stage, "definition": stage.definition,
-        "missing": missing, "errors": errors, "needs_stakeholders": needs_stakeholders,
-        "can_submit": stage.is_editable and project.is_active,
-    })
+    return render(
+        request,
+        "lifecycle/stage_submit.html",
+        {
+            "project": project,
+            "stage": stage,
+            "definition": stage.definition,
+            "missing": missing,
+            "errors": errors,
+            "needs_stakeholders": needs_stakeholders,
+            "can_submit": stage.is_editable and project.is_active,
+        },
+    )
 
 
 def _as_post(stage: ProjectStage, questions: list[Question]) -> dict[str, Any]:
     """The saved draft as form data, to bind a form that shows the service's errors."""
-    initial = StageAnswersForm.initial_from_answers(stage.draft_answers, questions,
-                                                    stage.draft_version)
+    initial = StageAnswersForm.initial_from_answers(
+        stage.draft_answers, questions, stage.draft_version
+    )
     return {k: v for k, v in initial.items() if v is not None}
 
 
@@ -264,15 +303,19 @@ def stage_revisions(request: HttpRequest, pk: int, cycle: int, key: str) -> Http
         old = by_number.get(a)
         if new is not None:
             old_answers = old.answers if old else {}
-            context.update({
-                "a": old.number if old else None,
-                "b": new.number,
-                "diffs": diff_answers(questions, old_answers, new.answers),
-                "stakeholder_chunks": word_diff(
-                    stakeholders_text(old.stakeholders if old else []),
-                    stakeholders_text(new.stakeholders),
-                ) if stage.definition.requires_stakeholders else None,
-            })
+            context.update(
+                {
+                    "a": old.number if old else None,
+                    "b": new.number,
+                    "diffs": diff_answers(questions, old_answers, new.answers),
+                    "stakeholder_chunks": word_diff(
+                        stakeholders_text(old.stakeholders if old else []),
+                        stakeholders_text(new.stakeholders),
+                    )
+                    if stage.definition.requires_stakeholders
+                    else None,
+                }
+            )
     return render(request, "lifecycle/stage_revisions.html", context)
 
 

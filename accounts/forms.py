@@ -13,6 +13,7 @@ from crispy_forms.layout import Div, Field, Layout, Submit
 from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import password_validation
 from django.contrib.auth.forms import (
     AdminUserCreationForm,
     AuthenticationForm,
@@ -154,6 +155,97 @@ class ProfileForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.helper = _helper(
             Field("display_name"), Field("affiliation"), Field("expertise"), submit="Save profile"
+        )
+
+
+class SignUpForm(forms.Form):
+    """A new account: e-mail, name, the password twice, and optionally a course join code
+    (carried from an invitation link, or typed)."""
+
+    error_messages = {
+        "email_taken": "An account with this e-mail address exists already. Sign in instead, "
+        "or reset your password if you have forgotten it.",
+        "password_mismatch": "The two passwords differ. Type the same password twice.",
+    }
+
+    email = forms.EmailField(
+        label="E-mail",
+        max_length=User._meta.get_field("email").max_length,
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )
+    display_name = forms.CharField(
+        label="Display name",
+        max_length=User._meta.get_field("display_name").max_length,
+        help_text="How teammates and reviewers see you, e.g. 'Ada Lovelace'.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label="Password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="The same password, to catch a typo.",
+    )
+    code = forms.CharField(
+        label="Course join code (optional)",
+        max_length=16,
+        required=False,
+        help_text="From your course staff or your invitation e-mail. You can also join a course "
+        "later.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper(
+            Field("email"),
+            Field("display_name"),
+            Field("password1"),
+            Field("password2"),
+            Field("code", css_class="text-uppercase font-monospace"),
+            submit="Create account",
+        )
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise ValidationError(self.error_messages["email_taken"], code="email_taken")
+        return email
+
+    def clean_display_name(self) -> str:
+        return self.cleaned_data["display_name"].strip()
+
+    def clean_code(self) -> str:
+        return self.cleaned_data["code"].strip().upper()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        password1 = cleaned.get("password1")
+        password2 = cleaned.get("password2")
+        if password1 and password2 and password1 != password2:
+            self.add_error(
+                "password2",
+                ValidationError(self.error_messages["password_mismatch"], code="mismatch"),
+            )
+        elif password2:
+            # The similarity validator compares with what the person told us about themselves.
+            candidate = User(
+                email=cleaned.get("email") or "", display_name=cleaned.get("display_name") or ""
+            )
+            try:
+                password_validation.validate_password(password2, candidate)
+            except ValidationError as error:
+                self.add_error("password2", error)
+        return cleaned
+
+    def add_email_taken_error(self) -> None:
+        self.add_error(
+            "email", ValidationError(self.error_messages["email_taken"], code="email_taken")
         )
 
 

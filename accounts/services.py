@@ -1,4 +1,4 @@
-"""Writes for accounts: a person's own profile, and the sign-in throttle's counters.
+"""Writes for accounts: signing up, a person's own profile, and the sign-in throttle's counters.
 
 The throttle lives in Django's cache (LocMemCache by default; production should point CACHES at
 Redis so that every web process shares one count). Only failed sign-ins count, and a lock is

@@ -1,4 +1,4 @@
-"""Signing in and out, passwords, and a person's own profile.
+"""Signing up, signing in and out, passwords, and a person's own profile.
 
 The password views are Django's, pointed at crispy templates; the sign-in form adds the
 throttle (accounts.forms.ThrottledSignInMixin).
@@ -7,15 +7,24 @@ throttle (accounts.forms.ThrottledSignInMixin).
 from __future__ import annotations
 
 from typing import Any, cast
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
+
+# The one place accounts reaches up into lifecycle: signing up from an invitation link joins
+# the course in the same transaction, so a wrong code creates no half-finished account.
+from lifecycle.errors import DomainError
+from lifecycle.services import course_join
 
 from . import services
 from .forms import (
@@ -24,14 +33,95 @@ from .forms import (
     ProfileForm,
     SetPasswordLayoutForm,
     SignInForm,
+    SignUpForm,
 )
 from .models import User
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return ""
+
+
+def sign_up_url(next_url: str) -> str:
+    """The sign-up link for someone sent to sign in on the way to ``next_url``: a join link's
+    code travels along, so a newcomer from an invitation e-mail lands in the course."""
+    if not next_url:
+        return reverse("accounts:signup")
+    parts = urlsplit(next_url)
+    code = parse_qs(parts.query).get("code", [""])[0]
+    if parts.path == reverse("lifecycle:course_join") and code:
+        return f"{reverse('accounts:signup')}?{urlencode({'code': code})}"
+    return f"{reverse('accounts:signup')}?{urlencode({'next': next_url})}"
 
 
 class SignInView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = SignInForm
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["signup_url"] = sign_up_url(context.get(self.redirect_field_name) or "")
+        return context
+
+
+@require_http_methods(["GET", "POST"])
+def sign_up(request: HttpRequest) -> HttpResponse:
+    """Create an account and sign in; with a join code, also join that course."""
+    next_url = _safe_next(request)
+    if request.user.is_authenticated:
+        code = request.GET.get("code", "")
+        if code:
+            return redirect(f"{reverse('lifecycle:course_join')}?{urlencode({'code': code})}")
+        return redirect(next_url or "home")
+    if request.method == "POST":
+        form = SignUpForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                with transaction.atomic():
+                    user = services.user_sign_up(
+                        email=data["email"],
+                        password=data["password1"],
+                        display_name=data["display_name"],
+                    )
+                    membership = (
+                        course_join(user=user, join_code=data["code"]) if data["code"] else None
+                    )
+            except services.EmailTaken:
+                form.add_email_taken_error()
+            except DomainError as error:
+                form.add_error("code", error.message)
+            else:
+                login(request, user)
+                if membership is not None:
+                    messages.success(
+                        request,
+                        f"Welcome, {user.name}. You have joined {membership.course.title}.",
+                    )
+                    return redirect("lifecycle:course_detail", course_pk=membership.course_id)
+                messages.success(request, f"Welcome, {user.name}. Your account is ready.")
+                return redirect(next_url or "home")
+    else:
+        form = SignUpForm(initial={"code": request.GET.get("code", "").strip().upper()})
+    code = (form["code"].value() or "").strip()
+    after_sign_in = next_url or (
+        f"{reverse('lifecycle:course_join')}?{urlencode({'code': code})}" if code else ""
+    )
+    sign_in_url = reverse("accounts:login")
+    if after_sign_in:
+        sign_in_url += "?" + urlencode({"next": after_sign_in})
+    return render(
+        request,
+        "accounts/signup.html",
+        {"form": form, "next": next_url, "sign_in_url": sign_in_url},
+        status=400 if form.is_bound else 200,
+    )
 
 
 class SignOutView(auth_views.LogoutView):

@@ -7,8 +7,6 @@ account and nothing else.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 
 import pytest
@@ -18,8 +16,6 @@ from factories import CourseFactory, UserFactory, enrol
 from accounts.models import User
 from lifecycle import services
 from lifecycle.models import Course, Project, Role
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def uses_postgres() -> bool:
@@ -63,20 +59,3 @@ def personas(db) -> Personas:
     )
     other = services.project_create(course=course, actor=carol, title="Crop yield forecaster")
     return Personas(course, alice, bob, carol, tina, ian, erin, oscar, project, other)
-
-
-def chromium_path() -> str | None:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    return None
-
-
-def require_or_skip(available: bool, what: str) -> None:
-    """Skip a test whose service is missing, except in CI, where a missing service is a
-    failure: CI must run every suite."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is required in CI but not available.", pytrace=False)
-    pytest.skip(f"{what} not available")

@@ -8,6 +8,7 @@ LRB_DEMO_ALLOWED = True
 
 for folder in (
     VAR_DIR,
+    VAR_DIR / "staticfiles",
     CELERY_BROKER_FOLDER / "queue",
     CELERY_BROKER_FOLDER / "control",
     CELERY_BROKER_FOLDER / "processed",

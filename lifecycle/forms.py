@@ -228,9 +228,7 @@ class LoopBackForm(forms.Form):
         self.helper.layout = Layout(
             "to_order",
             "reason",
-            StrictButton(
-                "Start a new cycle", type="submit", name="loop", css_class="btn-primary"
-            ),
+            StrictButton("Start a new cycle", type="submit", name="loop", css_class="btn-primary"),
         )
 
 
@@ -240,7 +238,8 @@ class ConcludeForm(forms.Form):
 
     outcome = forms.ChoiceField(choices=Outcome.choices, widget=forms.RadioSelect)
     reason = forms.CharField(
-        label="Why? What did you learn?", widget=forms.Textarea(attrs={"rows": 3}),
+        label="Why? What did you learn?",
+        widget=forms.Textarea(attrs={"rows": 3}),
         max_length=5000,
     )
 
@@ -266,16 +265,21 @@ class ConcludeForm(forms.Form):
                 "needs a social solution rather than a technical one."
             )
             button = StrictButton(
-                "We should not build this", type="submit", name="conclude",
+                "We should not build this",
+                type="submit",
+                name="conclude",
                 css_class="btn-outline-danger",
             )
         else:
             button = StrictButton(
-                "Record the outcome", type="submit", name="conclude",
+                "Record the outcome",
+                type="submit",
+                name="conclude",
                 css_class="btn-outline-dark",
             )
         self.helper.layout = Layout(
-            "outcome", "reason",
+            "outcome",
+            "reason",
             HTML('<p class="form-text">"We should not build this" is a legitimate outcome.</p>'),
             button,
         )
@@ -349,9 +353,7 @@ class ProjectCreateForm(forms.Form):
             "title",
             "summary",
             "members",
-            StrictButton(
-                "Start the project", type="submit", css_class="btn-primary"
-            ),
+            StrictButton("Start the project", type="submit", css_class="btn-primary"),
         )
 
 
@@ -377,8 +379,7 @@ class InviteStudentsForm(forms.Form):
 
     def clean_emails(self) -> list[str]:
         tokens = [
-            token.strip("<>\"'()")
-            for token in re.split(r"[\s,;]+", self.cleaned_data["emails"])
+            token.strip("<>\"'()") for token in re.split(r"[\s,;]+", self.cleaned_data["emails"])
         ]
         addresses: list[str] = []
         invalid: list[str] = []

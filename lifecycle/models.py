@@ -117,6 +117,15 @@ class StageDefinition(models.Model):
     def __str__(self) -> str:
         return f"{self.order}. {self.title}"
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .policy import stage_policy_errors
+
+        errors = stage_policy_errors(self)
+        if errors:
+            raise ValidationError(errors)
+
 
 class QuestionKind(models.TextChoices):
     SHORT_TEXT = "short_text", "Short text"
@@ -169,6 +178,9 @@ class Course(models.Model):
         related_name="courses",
         help_text="New projects pin this template version.",
     )
+    allows_experts = models.BooleanField(
+        default=True, help_text="This course uses outside domain experts as reviewers."
+    )
     expert_invitations = models.CharField(
         max_length=20,
         choices=ExpertInvitationPolicy.choices,
@@ -187,6 +199,16 @@ class Course(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .policy import course_policy_errors
+
+        if self.template_id:
+            errors = course_policy_errors(self, self.template)
+            if errors:
+                raise ValidationError(errors)
 
 
 class Membership(models.Model):

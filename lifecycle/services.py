@@ -800,3 +800,47 @@ def _send_course_invitations(outgoing: list[Any]) -> None:
         logging.getLogger(__name__).exception(
             "Could not send %d course invitation e-mail(s).", len(outgoing)
         )
+
+
+COURSE_SETTING_FIELDS = (
+    "title",
+    "term",
+    "allows_experts",
+    "expert_invitations",
+    "invitation_expiry_days",
+    "reminder_interval_days",
+    "reminder_limit",
+)
+
+
+@transaction.atomic
+def course_update_settings(*, course: Course, actor: Any, **fields: Any) -> Course:
+    """Instructors change a course's settings; a gate policy the new settings cannot meet is
+    refused with the reason."""
+    from .policy import course_policy_errors
+
+    course = Course.objects.select_for_update().select_related("template").get(pk=course.pk)
+    if not permissions.is_instructor(actor, course):
+        raise NotAllowed("Only an instructor changes the course's settings.")
+    unknown = set(fields) - set(COURSE_SETTING_FIELDS)
+    if unknown:
+        raise InvalidAnswers({k: ["Not a course setting."] for k in sorted(unknown)})
+    old = {k: getattr(course, k) for k in fields}
+    for key, value in fields.items():
+        setattr(course, key, value)
+    errors = course_policy_errors(course, course.template)
+    if errors:
+        raise InvalidAnswers({"__all__": errors})
+    changed = [k for k in fields if old[k] != getattr(course, k)]
+    if not changed:
+        return course
+    course.save(update_fields=changed)
+    audit_record(
+        actor=actor,
+        verb="course.settings",
+        obj=course,
+        course=course,
+        old={k: old[k] for k in changed},
+        new={k: getattr(course, k) for k in changed},
+    )
+    return course

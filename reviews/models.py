@@ -1,2 +1,232 @@
-"""Review assignments, invitations, decisions and comments arrive with the review-gate issue.
-This app depends on lifecycle, never the other way round."""
+"""The review layer: who reviews what, invitations for outside experts, decisions on exact
+revisions and comment threads. Depends on lifecycle; lifecycle never imports this app."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from lifecycle.models import Course, Project, StageDefinition, StageRevision
+
+
+class ReviewerRole(models.TextChoices):
+    STAFF = "staff", "Course staff"
+    EXPERT = "expert", "Domain expert"
+
+
+class AssignmentState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class ReviewAssignment(models.Model):
+    """A reviewer for one stage of a project (in every cycle), or for the whole project when
+    ``stage_definition`` is empty."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    stage_definition = models.ForeignKey(
+        StageDefinition,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: every stage of the project.",
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_assignments"
+    )
+    role = models.CharField(max_length=8, choices=ReviewerRole.choices)
+    state = models.CharField(
+        max_length=10, choices=AssignmentState.choices, default=AssignmentState.ACTIVE
+    )
+    due_date = models.DateField(null=True, blank=True)
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "stage_definition__order", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "stage_definition", "reviewer"],
+                condition=Q(state="active", stage_definition__isnull=False),
+                name="assignment_active_stage_unique",
+            ),
+            # NULL never equals NULL in a unique index: whole-project assignments need their own.
+            models.UniqueConstraint(
+                fields=["project", "reviewer"],
+                condition=Q(state="active", stage_definition__isnull=True),
+                name="assignment_active_project_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["reviewer", "state"], name="assignment_reviewer_state")]
+
+    def __str__(self) -> str:
+        scope = self.stage_definition.title if self.stage_definition else "whole project"
+        return f"{self.reviewer} reviews {self.project} ({scope})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == AssignmentState.ACTIVE
+
+    def covers(self, definition_id: int) -> bool:
+        return self.stage_definition_id is None or self.stage_definition_id == definition_id
+
+
+class InvitationScope(models.TextChoices):
+    COURSE = "course", "Course"
+    PROJECT = "project", "Project"
+    STAGE = "stage", "Stage"
+
+
+class Invitation(models.Model):
+    """An e-mailed link for a domain expert. Only the SHA-256 of the token is stored; the link
+    is single-use, expires and can be revoked."""
+
+    email = models.EmailField()
+    name = models.CharField(max_length=150, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="invitations")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="invitations"
+    )
+    stage_definition = models.ForeignKey(
+        StageDefinition, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    message = models.TextField(blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    needs_confirmation = models.BooleanField(default=False)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(stage_definition__isnull=True) | Q(project__isnull=False),
+                name="invitation_stage_needs_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.email} ({self.scope})"
+
+    @property
+    def scope(self) -> str:
+        if self.stage_definition_id:
+            return InvitationScope.STAGE
+        if self.project_id:
+            return InvitationScope.PROJECT
+        return InvitationScope.COURSE
+
+    def state(self, now=None) -> str:
+        now = now or timezone.now()
+        if self.revoked_at:
+            return "revoked"
+        if self.accepted_at:
+            return "accepted"
+        if self.expires_at <= now:
+            return "expired"
+        if self.needs_confirmation and not self.confirmed_at:
+            return "awaiting_confirmation"
+        return "pending"
+
+
+class DecisionOutcome(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REQUEST_CHANGES = "request_changes", "Request changes"
+
+
+class Decision(models.Model):
+    """A reviewer's judgement of one exact revision. A changed decision replaces the earlier
+    one (kept, with ``replaced_at`` set), so history stays whole."""
+
+    revision = models.ForeignKey(StageRevision, on_delete=models.PROTECT, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_decisions"
+    )
+    assignment = models.ForeignKey(
+        ReviewAssignment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    role = models.CharField(max_length=8, choices=ReviewerRole.choices)
+    outcome = models.CharField(max_length=16, choices=DecisionOutcome.choices)
+    comment = models.TextField(blank=True)
+    question_key = models.CharField(
+        max_length=60, blank=True, help_text="The question a request for changes is about."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    replaced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["revision", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["revision", "reviewer"],
+                condition=Q(replaced_at__isnull=True),
+                name="decision_one_current_per_reviewer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer}: {self.get_outcome_display()} on {self.revision}"
+
+
+class Comment(models.Model):
+    """A thread on a revision, or on one question of it; the team resolves it."""
+
+    revision = models.ForeignKey(StageRevision, on_delete=models.PROTECT, related_name="comments")
+    question_key = models.CharField(max_length=60, blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replies"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_comments"
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["revision", "created_at"]
+
+    def __str__(self) -> str:
+        return f"Comment by {self.author} on {self.revision}"

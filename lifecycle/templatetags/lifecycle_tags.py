@@ -40,3 +40,10 @@ def get_item(mapping: Any, key: str) -> Any:
 @register.simple_tag
 def answer_as_text(question: Any, answers: Any) -> str:
     return answer_text(question, (answers or {}).get(question.key))
+
+
+@register.simple_tag(takes_context=True)
+def stage_panels(context: Any, stage: Any) -> SafeString:
+    from lifecycle.panels import render_stage_panels
+
+    return render_stage_panels(context["request"], stage)

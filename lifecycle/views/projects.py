@@ -1,14 +1,585 @@
 """Home, courses, projects, the stakeholder register and the Iterate outcomes.
 
-(Being written: see the team-workspace issue.)"""
+Every page fetches what the user may see through a selector (404 for the rest), every write is
+one service call, and domain errors become messages or form errors, never a 500. Course staff
+read projects; only the team writes them.
+"""
 
-from django.http import HttpResponse
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from lifecycle import permissions, selectors, services
+from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
+from lifecycle.forms import (
+    ConcludeForm,
+    InviteStudentsForm,
+    JoinCourseForm,
+    LoopBackForm,
+    ProjectCreateForm,
+    StakeholderForm,
+)
+from lifecycle.models import (
+    STAFF_ROLES,
+    Course,
+    Membership,
+    Outcome,
+    Project,
+    ProjectStage,
+    Role,
+    StageStatus,
+    Stakeholder,
+)
+
+from .common import require_member
+
+User = get_user_model()
+
+# The lecture's Iterate prompts, shown beside the outcome forms.
+ITERATE_PROMPTS = [
+    "Deep learning may not be the right approach.",
+    "Machine learning may not be the right approach.",
+    "Any algorithm may not be the right approach.",
+    "The problem might need a social solution, not a technical one.",
+]
 
 
-def _todo(request, *args, **kwargs):  # pragma: no cover - replaced by the real views
-    return HttpResponse("Not yet", status=501)
+def _add_service_errors(form: Any, errors: dict[str, list[str]]) -> None:
+    """Show a service's InvalidAnswers next to the fields they name (others at the top)."""
+    for key, field_messages in errors.items():
+        field = key if key in form.fields else None
+        for message in field_messages:
+            form.add_error(field, message)
 
 
-home = course_join = course_detail = course_invite = project_create = project_detail = _todo
-stakeholders = stakeholder_edit = stakeholder_remove = project_loop_back = _todo
-project_conclude = _todo
+def _members_prefetch() -> Prefetch:
+    return Prefetch("members", queryset=User.objects.order_by("display_name", "email"))
+
+
+def _projects_with_stage(projects: QuerySet[Project]) -> QuerySet[Project]:
+    return projects.select_related("course", "current_stage__definition").prefetch_related(
+        _members_prefetch()
+    )
+
+
+# --- Home and courses ---------------------------------------------------------------------
+
+
+def _courses_with_role(user: Any) -> list[Course]:
+    role = Membership.objects.filter(course=OuterRef("pk"), user=user).values("role")[:1]
+    courses = list(
+        selectors.courses_for_user(user)
+        .select_related("template")
+        .annotate(my_role=Subquery(role))
+        .order_by("-created_at", "title")
+    )
+    for course in courses:
+        course.role_label = Role(course.my_role).label
+        course.is_staff_role = course.my_role in STAFF_ROLES
+    return courses
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The person's courses (with their role) and the projects they work on or teach."""
+    courses = _courses_with_role(request.user)
+    projects = list(
+        _projects_with_stage(selectors.projects_for_user(request.user)).order_by(
+            "course_id", "title", "pk"
+        )
+    )
+    by_course: dict[int, list[Project]] = defaultdict(list)
+    for project in projects:
+        by_course[project.course_id].append(project)
+    for course in courses:
+        course.visible_projects = by_course.pop(course.pk, [])
+    # A project whose course the person has left: still theirs, so still listed.
+    orphans = [p for group in by_course.values() for p in group]
+    join_form = JoinCourseForm(action=reverse("lifecycle:course_join"), inline=True)
+    return render(
+        request,
+        "lifecycle/home.html",
+        {
+            "courses": courses,
+            "orphan_projects": orphans,
+            "project_count": len(projects),
+            "join_form": join_form,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def course_join(request: HttpRequest) -> HttpResponse:
+    action = reverse("lifecycle:course_join")
+    if request.method == "GET":
+        code = request.GET.get("code", "").strip().upper()
+        form = JoinCourseForm(initial={"code": code}, action=action)
+        return render(request, "lifecycle/course_join.html", {"form": form, "code": code})
+
+    form = JoinCourseForm(request.POST, action=action)
+    if form.is_valid():
+        code = form.cleaned_data["code"]
+        already = selectors.courses_for_user(request.user).filter(join_code=code).first()
+        if already is not None:
+            messages.info(request, f"You are a member of {already.title} already.")
+            return redirect("lifecycle:course_detail", course_pk=already.pk)
+        try:
+            membership = services.course_join(user=request.user, join_code=code)
+        except DomainError as error:
+            form.add_error("code", error.message)
+        else:
+            messages.success(
+                request,
+                f"You have joined {membership.course.title}. Start a project with your team, "
+                "or wait for a teammate to add you to theirs.",
+            )
+            return redirect("lifecycle:course_detail", course_pk=membership.course_id)
+    return render(request, "lifecycle/course_join.html", {"form": form}, status=400)
+
+
+def _get_course_for_user(user: Any, course_pk: int) -> tuple[Course, str]:
+    """The course and the user's role in it; 404 for anyone who is not a member."""
+    course = (
+        selectors.courses_for_user(user).select_related("template").filter(pk=course_pk).first()
+    )
+    role = permissions.course_role(user, course) if course is not None else None
+    if course is None or role is None:
+        raise Http404("No such course.")
+    return course, role
+
+
+def _course_page(
+    request: HttpRequest,
+    course: Course,
+    role: str,
+    *,
+    invite_form: InviteStudentsForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    is_staff = role in STAFF_ROLES
+    projects = course.projects.all() if is_staff else course.projects.filter(members=request.user)
+    memberships = list(
+        course.memberships.select_related("user").order_by("user__display_name", "user__email")
+    )
+    context: dict[str, Any] = {
+        "course": course,
+        "role": role,
+        "role_label": Role(role).label,
+        "is_staff": is_staff,
+        "is_student": role == Role.STUDENT,
+        "projects": list(_projects_with_stage(projects).order_by("title", "pk")),
+        "staff_members": [m for m in memberships if m.is_staff_role],
+        "student_members": [m for m in memberships if not m.is_staff_role],
+    }
+    if is_staff:
+        join_path = reverse("lifecycle:course_join")
+        context["join_url"] = request.build_absolute_uri(
+            f"{join_path}?{urlencode({'code': course.join_code})}"
+        )
+        context["invite_form"] = invite_form or InviteStudentsForm(
+            action=reverse("lifecycle:course_invite", args=[course.pk])
+        )
+    return render(request, "lifecycle/course_detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def course_detail(request: HttpRequest, course_pk: int) -> HttpResponse:
+    course, role = _get_course_for_user(request.user, course_pk)
+    return _course_page(request, course, role)
+
+
+@login_required
+@require_POST
+def course_invite(request: HttpRequest, course_pk: int) -> HttpResponse:
+    course, role = _get_course_for_user(request.user, course_pk)
+    if role not in STAFF_ROLES:
+        raise Http404("Only course staff invite students.")
+    form = InviteStudentsForm(
+        request.POST, action=reverse("lifecycle:course_invite", args=[course.pk])
+    )
+    if form.is_valid():
+        try:
+            invited = services.course_invite_students(
+                course=course, actor=request.user, emails=form.cleaned_data["emails"]
+            )
+        except InvalidAnswers as invalid:
+            _add_service_errors(form, invalid.errors)
+        except DomainError as error:
+            messages.error(request, error.message)
+            return redirect("lifecycle:course_detail", course_pk=course.pk)
+        else:
+            messages.success(
+                request,
+                f"Sent {len(invited)} invitation{'s' if len(invited) != 1 else ''} with the "
+                f"join link for {course.title}.",
+            )
+            return redirect("lifecycle:course_detail", course_pk=course.pk)
+    messages.error(request, "No invitations sent: correct the addresses below.")
+    return _course_page(request, course, role, invite_form=form, status=400)
+
+
+# --- Projects -----------------------------------------------------------------------------
+
+
+def _course_students(course: Course, *, excluding: Any) -> QuerySet[Any]:
+    return (
+        User.objects.filter(memberships__course=course, memberships__role=Role.STUDENT)
+        .exclude(pk=excluding.pk)
+        .order_by("display_name", "email")
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_create(request: HttpRequest, course_pk: int) -> HttpResponse:
+    course, role = _get_course_for_user(request.user, course_pk)
+    if role != Role.STUDENT:
+        raise Http404("Only students of this course start projects.")
+    teammates = _course_students(course, excluding=request.user)
+    if request.method == "POST":
+        form = ProjectCreateForm(request.POST, teammates=teammates)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                project = services.project_create(
+                    course=course,
+                    actor=request.user,
+                    title=data["title"],
+                    summary=data["summary"].strip(),
+                    members=list(data["members"]),
+                )
+            except InvalidAnswers as invalid:
+                _add_service_errors(form, invalid.errors)
+            except NotAllowed as error:
+                raise Http404(error.message) from error
+            except DomainError as error:
+                form.add_error(None, error.message)
+            else:
+                messages.success(
+                    request,
+                    f"“{project.title}” has started. Stage 1: identify the problem and its "
+                    "stakeholders.",
+                )
+                return redirect(project.current_stage.get_absolute_url())
+        status = 400
+    else:
+        form = ProjectCreateForm(teammates=teammates)
+        status = 200
+    return render(
+        request, "lifecycle/project_create.html", {"course": course, "form": form}, status=status
+    )
+
+
+def _stage_rows(project: Project, cycle: int) -> list[ProjectStage]:
+    """The timeline of one cycle: its own rows, and for the stages before its loop-back point
+    the latest row of an earlier cycle (shown as carried over)."""
+    if cycle == project.cycle:
+        return selectors.current_cycle_timeline(project)
+    rows = (
+        ProjectStage.objects.filter(project=project, cycle__lte=cycle)
+        .select_related("definition", "current_revision")
+        .order_by("definition__order", "-cycle")
+    )
+    latest: dict[int, ProjectStage] = {}
+    for row in rows:
+        latest.setdefault(row.definition_id, row)
+    return sorted(latest.values(), key=lambda s: s.definition.order)
+
+
+def _allowed_outcomes(project: Project) -> list[str]:
+    """The outcomes the team may record now, in the order the page offers them."""
+    stage = project.current_stage
+    if not project.is_active or stage is None:
+        return []
+    definition = stage.definition
+    if definition.is_iteration:
+        if stage.status in (StageStatus.IN_REVIEW, StageStatus.LOCKED):
+            return []
+        deployed = [Outcome.DEPLOYED] if stage.status == StageStatus.APPROVED else []
+        return [*deployed, Outcome.NOT_PURSUED]
+    if definition.allows_not_pursued:
+        return [Outcome.NOT_PURSUED]
+    return []
+
+
+def _loop_back_targets(project: Project) -> list[tuple[int, str]]:
+    stage = project.current_stage
+    before = stage.definition.order if stage is not None else 0
+    return list(
+        project.template.stages.filter(order__lt=before)
+        .order_by("order")
+        .values_list("order", "title")
+    )
+
+
+def _loop_back_form(project: Project, data: Any = None) -> LoopBackForm:
+    return LoopBackForm(
+        data,
+        stages=_loop_back_targets(project),
+        action=reverse("lifecycle:project_loop_back", args=[project.pk]),
+    )
+
+
+def _conclude_form(project: Project, data: Any = None, *, outcomes: Any = None) -> ConcludeForm:
+    return ConcludeForm(
+        data,
+        outcomes=_allowed_outcomes(project) if outcomes is None else outcomes,
+        action=reverse("lifecycle:project_conclude", args=[project.pk]),
+    )
+
+
+def _outcome_panel(project: Project, is_member: bool) -> str:
+    """'iterate' (loop back or conclude), 'not_pursued' (stages 1 and 2) or ''."""
+    if not (is_member and project.is_active and project.current_stage is not None):
+        return ""
+    stage = project.current_stage
+    if stage.definition.is_iteration:
+        return "iterate" if _allowed_outcomes(project) else ""
+    return "not_pursued" if stage.definition.allows_not_pursued else ""
+
+
+def _project_page(
+    request: HttpRequest,
+    project: Project,
+    *,
+    loop_form: LoopBackForm | None = None,
+    conclude_form: ConcludeForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    try:
+        cycle = int(request.GET.get("cycle", project.cycle))
+    except ValueError:
+        cycle = project.cycle
+    if not 1 <= cycle <= project.cycle:
+        raise Http404("This project has no such cycle.")
+    is_member = permissions.is_project_member(request.user, project)
+    viewing_current = cycle == project.cycle
+    panel = _outcome_panel(project, is_member) if viewing_current else ""
+    context: dict[str, Any] = {
+        "project": project,
+        "course": project.course,
+        "cycle": cycle,
+        "viewing_current": viewing_current,
+        "cycles": range(1, project.cycle + 1),
+        "rows": _stage_rows(project, cycle),
+        "is_member": is_member,
+        "members": list(project.members.order_by("display_name", "email")),
+        "stakeholder_count": project.stakeholders.count(),
+        "panel": panel,
+        "iterate_prompts": ITERATE_PROMPTS,
+    }
+    if panel == "iterate":
+        context["loop_form"] = loop_form or _loop_back_form(project)
+        context["conclude_form"] = conclude_form or _conclude_form(project)
+    elif panel == "not_pursued":
+        context["conclude_form"] = conclude_form or _conclude_form(project)
+    return render(request, "lifecycle/project_detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, pk)
+    return _project_page(request, project)
+
+
+@login_required
+@require_POST
+def project_loop_back(request: HttpRequest, pk: int) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, pk)
+    require_member(request.user, project)
+    form = _loop_back_form(project, request.POST)
+    if form.is_valid():
+        try:
+            project = services.project_loop_back(
+                project=project,
+                actor=request.user,
+                to_order=form.cleaned_data["to_order"],
+                reason=form.cleaned_data["reason"],
+            )
+        except InvalidAnswers as invalid:
+            _add_service_errors(form, invalid.errors)
+        except DomainError as error:
+            messages.error(request, error.message)
+            return redirect(project)
+        else:
+            stage = project.current_stage
+            messages.success(
+                request,
+                f"Cycle {project.cycle} has started at stage {stage.definition.order}, "
+                f"“{stage.definition.title}”, prefilled with your last approved answers. "
+                f"Cycle {project.cycle - 1} stays in the history as it was.",
+            )
+            return redirect(stage.get_absolute_url())
+    if _outcome_panel(project, is_member=True) != "iterate":
+        messages.error(request, "The project can loop back only from its Iterate stage.")
+        return redirect(project)
+    messages.error(request, "Not looped back: correct the fields marked below.")
+    return _project_page(request, project, loop_form=form, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_conclude(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: a confirmation page with the outcome form. POST: record the outcome."""
+    project = selectors.get_project_for_user(request.user, pk)
+    require_member(request.user, project)
+    if request.method == "GET":
+        form = _conclude_form(project)
+        return render(
+            request,
+            "lifecycle/project_conclude.html",
+            {"project": project, "form": form, "outcomes": _allowed_outcomes(project)},
+        )
+    # Shape only: whether this outcome is possible now is the service's decision, and its
+    # message says why not better than "select a valid choice".
+    form = _conclude_form(project, request.POST, outcomes=Outcome.values)
+    if form.is_valid():
+        try:
+            project = services.project_conclude(
+                project=project,
+                actor=request.user,
+                outcome=form.cleaned_data["outcome"],
+                reason=form.cleaned_data["reason"],
+            )
+        except InvalidAnswers as invalid:
+            _add_service_errors(form, invalid.errors)
+        except DomainError as error:
+            messages.error(request, error.message)
+            return redirect(project)
+        else:
+            messages.success(
+                request,
+                f"“{project.title}” is concluded: {project.get_outcome_display().lower()}. "
+                "The project is now read-only.",
+            )
+            return redirect(project)
+    return render(
+        request,
+        "lifecycle/project_conclude.html",
+        {"project": project, "form": form, "outcomes": _allowed_outcomes(project)},
+        status=400,
+    )
+
+
+# --- The stakeholder register -------------------------------------------------------------
+
+
+def _get_stakeholder(project: Project, sid: int) -> Stakeholder:
+    return get_object_or_404(project.stakeholders.all(), pk=sid)
+
+
+def _register_url(project: Project) -> str:
+    return reverse("lifecycle:stakeholders", args=[project.pk])
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def stakeholders(request: HttpRequest, pk: int) -> HttpResponse:
+    """The register: the team reads and adds; course staff read."""
+    project = selectors.get_project_for_user(request.user, pk)
+    is_member = permissions.is_project_member(request.user, project)
+    status = 200
+    form: StakeholderForm | None = None
+    if request.method == "POST":
+        require_member(request.user, project)
+        form = StakeholderForm(request.POST)
+        if form.is_valid():
+            try:
+                stakeholder = services.stakeholder_add(
+                    project=project, actor=request.user, **form.service_fields()
+                )
+            except InvalidAnswers as invalid:
+                _add_service_errors(form, invalid.errors)
+            except DomainError as error:
+                messages.error(request, error.message)
+                return redirect(_register_url(project))
+            else:
+                messages.success(request, f"{stakeholder.name} added to the register.")
+                return redirect(f"{_register_url(project)}#stakeholder-{stakeholder.pk}")
+        status = 400
+    elif is_member and project.is_active:
+        form = StakeholderForm()
+    return render(
+        request,
+        "lifecycle/stakeholder_list.html",
+        {
+            "project": project,
+            "stakeholders": list(project.stakeholders.all()),
+            "is_member": is_member,
+            "can_edit": is_member and project.is_active,
+            "form": form,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def stakeholder_edit(request: HttpRequest, pk: int, sid: int) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, pk)
+    require_member(request.user, project)
+    stakeholder = _get_stakeholder(project, sid)
+    if not project.is_active:
+        messages.info(request, "This project is concluded: its register is read-only.")
+        return redirect(_register_url(project))
+    status = 200
+    if request.method == "POST":
+        # Not bound to the instance: a ModelForm writes the posted values into it while
+        # validating, and the page must keep showing the stored entry until the save succeeds.
+        form = StakeholderForm(request.POST, submit_label="Save changes")
+        if form.is_valid():
+            try:
+                services.stakeholder_update(
+                    stakeholder=stakeholder, actor=request.user, **form.service_fields()
+                )
+            except InvalidAnswers as invalid:
+                _add_service_errors(form, invalid.errors)
+            except DomainError as error:
+                messages.error(request, error.message)
+                return redirect(_register_url(project))
+            else:
+                messages.success(request, f"{form.cleaned_data['name']} updated.")
+                return redirect(f"{_register_url(project)}#stakeholder-{stakeholder.pk}")
+        status = 400
+    else:
+        form = StakeholderForm(instance=stakeholder, submit_label="Save changes")
+    return render(
+        request,
+        "lifecycle/stakeholder_form.html",
+        {"project": project, "stakeholder": stakeholder, "form": form},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def stakeholder_remove(request: HttpRequest, pk: int, sid: int) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, pk)
+    require_member(request.user, project)
+    stakeholder = _get_stakeholder(project, sid)
+    try:
+        services.stakeholder_remove(stakeholder=stakeholder, actor=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            f"{stakeholder.name} removed from the register. Submitted revisions keep the "
+            "register as it was when they were submitted.",
+        )
+    return redirect(_register_url(project))

@@ -1,0 +1,627 @@
+"""Every write of the review layer. Same rules as lifecycle.services: one transaction, the
+project row locked first, permission and state checked, an audit event last (here or in the
+lifecycle service this calls)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from lifecycle import permissions as lifecycle_permissions
+from lifecycle import services as lifecycle_services
+from lifecycle.audit import audit_record
+from lifecycle.errors import IllegalTransition, InvalidAnswers, NotAllowed
+from lifecycle.models import (
+    Course,
+    ExpertInvitationPolicy,
+    Project,
+    ProjectStage,
+    StageDefinition,
+    StageRevision,
+    StageStatus,
+)
+
+from . import permissions
+from .gate import GatePolicy, GateResult, Vote, evaluate_gate
+from .models import (
+    AssignmentState,
+    Comment,
+    Decision,
+    DecisionOutcome,
+    Invitation,
+    ReviewAssignment,
+    ReviewerRole,
+)
+
+TOKEN_BYTES = 32  # 256 bits
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _lock_project(project_id: int) -> Project:
+    return (
+        Project.objects.select_for_update(of=("self",)).select_related("course").get(pk=project_id)
+    )
+
+
+def _require_staff(actor: Any, course: Course) -> None:
+    if not lifecycle_permissions.is_course_staff(actor, course):
+        raise NotAllowed("Only course staff can do that.")
+
+
+# --- assignments ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def assignment_create(
+    *,
+    project: Project,
+    actor: Any,
+    reviewer: User,
+    role: str,
+    stage_definition: StageDefinition | None = None,
+    due_date: dt.date | None = None,
+) -> ReviewAssignment:
+    project = _lock_project(project.pk)
+    _require_staff(actor, project.course)
+    role = ReviewerRole(role)
+    if lifecycle_permissions.is_project_member(reviewer, project):
+        raise InvalidAnswers({"reviewer": ["Nobody reviews their own project."]})
+    if role == ReviewerRole.STAFF and not lifecycle_permissions.is_course_staff(
+        reviewer, project.course
+    ):
+        raise InvalidAnswers({"reviewer": [f"{reviewer.email} is not on this course's staff."]})
+    if stage_definition is not None and stage_definition.template_id != project.template_id:
+        raise InvalidAnswers({"stage_definition": ["That stage is not in this project."]})
+    existing = ReviewAssignment.objects.filter(
+        project=project,
+        reviewer=reviewer,
+        stage_definition=stage_definition,
+        state=AssignmentState.ACTIVE,
+    ).first()
+    if existing is not None:
+        raise InvalidAnswers({"reviewer": [f"{reviewer.name} is already assigned here."]})
+    assignment = ReviewAssignment.objects.create(
+        project=project,
+        reviewer=reviewer,
+        role=role,
+        stage_definition=stage_definition,
+        due_date=due_date,
+        assigned_by=actor,
+    )
+    audit_record(
+        actor=actor,
+        verb="review.assign",
+        obj=assignment,
+        project=project,
+        new={
+            "reviewer": reviewer.email,
+            "role": role,
+            "due_date": due_date,
+            "stage": stage_definition.key if stage_definition else None,
+        },
+    )
+    return assignment
+
+
+@transaction.atomic
+def assignment_withdraw(*, assignment: ReviewAssignment, actor: Any) -> ReviewAssignment:
+    project = _lock_project(assignment.project_id)
+    _require_staff(actor, project.course)
+    assignment = ReviewAssignment.objects.select_for_update().get(pk=assignment.pk)
+    if assignment.state != AssignmentState.ACTIVE:
+        raise IllegalTransition("This assignment was already withdrawn.")
+    assignment.state = AssignmentState.WITHDRAWN
+    assignment.withdrawn_at = timezone.now()
+    assignment.save(update_fields=["state", "withdrawn_at"])
+    audit_record(
+        actor=actor,
+        verb="review.withdraw",
+        obj=assignment,
+        project=project,
+        old={"state": AssignmentState.ACTIVE, "reviewer": assignment.reviewer.email},
+        new={"state": AssignmentState.WITHDRAWN},
+    )
+    return assignment
+
+
+@transaction.atomic
+def assignment_reassign(
+    *, assignment: ReviewAssignment, actor: Any, reviewer: User
+) -> ReviewAssignment:
+    assignment_withdraw(assignment=assignment, actor=actor)
+    return assignment_create(
+        project=assignment.project,
+        actor=actor,
+        reviewer=reviewer,
+        role=assignment.role,
+        stage_definition=assignment.stage_definition,
+        due_date=assignment.due_date,
+    )
+
+
+# --- invitations ----------------------------------------------------------------------------
+
+
+def _send_invitation(invitation: Invitation, token: str) -> None:
+    link = settings.SITE_URL.rstrip("/") + reverse("reviews:invitation_accept", args=[token])
+    context = {
+        "invitation": invitation,
+        "link": link,
+        "course": invitation.course,
+        "project": invitation.project,
+        "stage": invitation.stage_definition,
+        "inviter": invitation.invited_by,
+    }
+    subject = f"Review invitation: {invitation.project or invitation.course}"
+    if invitation.stage_definition:
+        subject += f" — {invitation.stage_definition.title}"
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("reviews/emails/invitation.txt", context),
+        to=[invitation.email],
+    )
+    message.attach_alternative(
+        render_to_string("reviews/emails/invitation.html", context), "text/html"
+    )
+    message.send()
+    Invitation.objects.filter(pk=invitation.pk).update(sent_at=timezone.now())
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    actor: Any,
+    course: Course,
+    email: str,
+    project: Project | None = None,
+    stage_definition: StageDefinition | None = None,
+    name: str = "",
+    message: str = "",
+    due_date: dt.date | None = None,
+) -> tuple[Invitation, str]:
+    """Invite a domain expert by e-mail. Returns the invitation and its token, which exists
+    nowhere else than in the e-mail: the database keeps its hash."""
+    if project is not None:
+        project = _lock_project(project.pk)
+        course = project.course
+    if stage_definition is not None and (
+        project is None or stage_definition.template_id != project.template_id
+    ):
+        raise InvalidAnswers({"stage_definition": ["Choose a stage of this project."]})
+    is_staff = lifecycle_permissions.is_course_staff(actor, course)
+    needs_confirmation = False
+    if not is_staff:
+        if project is None or not lifecycle_permissions.is_project_member(actor, project):
+            raise NotAllowed("Only course staff or the project's team can invite reviewers.")
+        if course.expert_invitations == ExpertInvitationPolicy.NOT_ALLOWED:
+            raise NotAllowed("This course does not let teams invite domain experts.")
+        needs_confirmation = course.expert_invitations == ExpertInvitationPolicy.AFTER_CONFIRMATION
+    email = email.strip().lower()
+    if project is not None and project.members.filter(email__iexact=email).exists():
+        raise InvalidAnswers({"email": ["Team members cannot review their own project."]})
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    invitation = Invitation.objects.create(
+        email=email,
+        name=name.strip(),
+        token_hash=hash_token(token),
+        course=course,
+        project=project,
+        stage_definition=stage_definition,
+        message=message.strip(),
+        due_date=due_date,
+        invited_by=actor,
+        needs_confirmation=needs_confirmation,
+        expires_at=timezone.now() + dt.timedelta(days=course.invitation_expiry_days),
+    )
+    audit_record(
+        actor=actor,
+        verb="invitation.create",
+        obj=invitation,
+        course=course,
+        project=project,
+        new={
+            "email": email,
+            "scope": invitation.scope,
+            "stage": stage_definition.key if stage_definition else None,
+            "expires_at": invitation.expires_at,
+            "needs_confirmation": needs_confirmation,
+        },
+    )
+    # An invitation awaiting confirmation is not sent: confirming issues and sends a fresh token.
+    if not needs_confirmation:
+        transaction.on_commit(lambda: _send_invitation(invitation, token))
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_confirm(*, invitation: Invitation, actor: Any) -> tuple[Invitation, str]:
+    """Course staff confirm a team's invitation; a fresh token is e-mailed."""
+    invitation = (
+        Invitation.objects.select_for_update().select_related("course").get(pk=invitation.pk)
+    )
+    _require_staff(actor, invitation.course)
+    if invitation.state() != "awaiting_confirmation":
+        raise IllegalTransition("This invitation is not waiting for confirmation.")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    invitation.token_hash = hash_token(token)
+    invitation.confirmed_by = actor
+    invitation.confirmed_at = timezone.now()
+    invitation.save(update_fields=["token_hash", "confirmed_by", "confirmed_at"])
+    audit_record(
+        actor=actor,
+        verb="invitation.confirm",
+        obj=invitation,
+        course=invitation.course,
+        project=invitation.project,
+        new={"email": invitation.email},
+    )
+    transaction.on_commit(lambda: _send_invitation(invitation, token))
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor: Any) -> Invitation:
+    invitation = (
+        Invitation.objects.select_for_update().select_related("course").get(pk=invitation.pk)
+    )
+    is_inviter = invitation.invited_by_id == getattr(actor, "pk", None)
+    if not (is_inviter or lifecycle_permissions.is_course_staff(actor, invitation.course)):
+        raise NotAllowed("Only course staff or whoever sent it can revoke an invitation.")
+    if invitation.state() in ("accepted", "revoked"):
+        raise IllegalTransition(f"This invitation was already {invitation.state()}.")
+    invitation.revoked_at = timezone.now()
+    invitation.revoked_by = actor
+    invitation.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        actor=actor,
+        verb="invitation.revoke",
+        obj=invitation,
+        course=invitation.course,
+        project=invitation.project,
+        new={"email": invitation.email},
+    )
+    return invitation
+
+
+class InvitationUnusable(IllegalTransition):
+    """Expired, used, revoked, unconfirmed or unknown: the page says which, never why not."""
+
+    def __init__(self, state: str) -> None:
+        texts = {
+            "unknown": "This invitation link is not valid. Check that you copied all of it.",
+            "expired": "This invitation has expired. Ask whoever invited you for a new one.",
+            "accepted": "This invitation has already been used. Sign in to reach your reviews.",
+            "revoked": "This invitation was withdrawn by the course.",
+            "awaiting_confirmation": "This invitation is waiting for course staff to confirm it.",
+        }
+        super().__init__(texts.get(state, "This invitation cannot be used."))
+        self.state = state
+
+
+def invitation_for_token(token: str) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("course", "project", "stage_definition", "invited_by")
+        .filter(token_hash=hash_token(token))
+        .first()
+    )
+
+
+def _lock_usable_invitation(token: str) -> Invitation:
+    found = Invitation.objects.filter(token_hash=hash_token(token)).values_list("pk", flat=True)
+    pk = found.first()
+    if pk is None:
+        raise InvitationUnusable("unknown")
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("course", "project", "stage_definition")
+        .get(pk=pk)
+    )
+    state = invitation.state()
+    if state != "pending":
+        raise InvitationUnusable(state)
+    return invitation
+
+
+def _accept(invitation: Invitation, user: User) -> ReviewAssignment | None:
+    if invitation.project is not None and lifecycle_permissions.is_project_member(
+        user, invitation.project
+    ):
+        raise NotAllowed("Team members cannot review their own project.")
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    assignment = None
+    if invitation.project is not None:
+        assignment = ReviewAssignment.objects.filter(
+            project=invitation.project,
+            reviewer=user,
+            stage_definition=invitation.stage_definition,
+            state=AssignmentState.ACTIVE,
+        ).first() or ReviewAssignment.objects.create(
+            project=invitation.project,
+            reviewer=user,
+            role=ReviewerRole.EXPERT,
+            stage_definition=invitation.stage_definition,
+            due_date=invitation.due_date,
+            assigned_by=invitation.invited_by,
+        )
+    audit_record(
+        actor=user,
+        verb="invitation.accept",
+        obj=invitation,
+        course=invitation.course,
+        project=invitation.project,
+        new={
+            "email": invitation.email,
+            "accepted_by": user.email,
+            "assignment": assignment.pk if assignment else None,
+        },
+    )
+    return assignment
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User) -> tuple[Invitation, ReviewAssignment | None]:
+    """A signed-in person accepts: they become the expert reviewer the invitation names."""
+    if not getattr(user, "is_authenticated", False):
+        raise NotAllowed("Sign in to accept the invitation.")
+    invitation = _lock_usable_invitation(token)
+    return invitation, _accept(invitation, user)
+
+
+@transaction.atomic
+def invitation_accept_new_user(
+    *, token: str, display_name: str, password: str
+) -> tuple[User, Invitation, ReviewAssignment | None]:
+    """A new person sets a name and password; the account and the acceptance are one
+    transaction, so two clicks on one link make one account and one acceptance."""
+    invitation = _lock_usable_invitation(token)
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise InvalidAnswers(
+            {"__all__": ["An account with this e-mail address exists: sign in to accept."]}
+        )
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                email=invitation.email,
+                password=password,
+                display_name=display_name.strip() or invitation.name,
+            )
+    except IntegrityError:
+        raise InvitationUnusable("accepted") from None
+    return user, invitation, _accept(invitation, user)
+
+
+# --- decisions --------------------------------------------------------------------------------
+
+
+def current_votes(revision: StageRevision) -> list[Vote]:
+    """The decisions that count now: the latest of each reviewer on this revision. Course
+    staff review by their role, so every reviewer's request for changes blocks the gate."""
+    decisions = Decision.objects.filter(revision=revision, replaced_at__isnull=True)
+    return [
+        Vote(
+            reviewer_id=d.reviewer_id,
+            reviewer_name=d.reviewer.name,
+            role=d.role,
+            outcome=d.outcome,
+            revision_id=d.revision_id,
+            question_key=d.question_key,
+        )
+        for d in decisions.select_related("reviewer")
+    ]
+
+
+def gate_for_stage(stage: ProjectStage) -> GateResult:
+    """The gate of a stage as it stands, for panels and for the decision service."""
+    definition = stage.definition
+    policy = GatePolicy(
+        definition.min_approvals, definition.min_staff_approvals, definition.min_expert_approvals
+    )
+    votes: list[Vote] = []
+    if stage.current_revision_id:
+        votes = current_votes(stage.current_revision)
+    labels = {q.key: f"question {i}" for i, q in enumerate(definition.questions.all(), start=1)}
+    member_ids = list(stage.project.members.values_list("pk", flat=True))
+    return evaluate_gate(
+        policy,
+        votes,
+        current_revision_id=stage.current_revision_id,
+        member_ids=member_ids,
+        question_labels=labels,
+    )
+
+
+@transaction.atomic
+def decision_record(
+    *,
+    revision: StageRevision,
+    reviewer: User,
+    outcome: str,
+    comment: str = "",
+    question_key: str = "",
+    change: bool = False,
+) -> Decision:
+    """Record a reviewer's decision on one exact revision and move the stage when it decides
+    the gate: a request for changes sends the stage back; the approval that satisfies the gate
+    approves the stage and opens the next one, in this same transaction."""
+    outcome = DecisionOutcome(outcome)
+    project = _lock_project(revision.stage.project_id)
+    stage = (
+        ProjectStage.objects.select_for_update(of=("self",))
+        .select_related("definition", "current_revision")
+        .get(pk=revision.stage_id)
+    )
+    stage.project = project
+    if not project.is_active:
+        raise IllegalTransition("This project was concluded; its stages take no decisions.")
+    role, assignment = permissions.reviewer_role(reviewer, project, stage.definition)
+    if role is None:
+        raise NotAllowed("You are not a reviewer of this stage.")
+    if stage.current_revision_id != revision.pk:
+        current = stage.current_revision.number if stage.current_revision else "none"
+        raise IllegalTransition(
+            f"Revision {revision.number} has been superseded by revision {current}; your "
+            "decision was not recorded. Review the current revision."
+        )
+    if stage.status not in (
+        StageStatus.IN_REVIEW,
+        StageStatus.CHANGES_REQUESTED,
+        StageStatus.APPROVED,
+    ):
+        raise IllegalTransition(f"{stage.definition.title} is not in review.")
+    if outcome == DecisionOutcome.REQUEST_CHANGES:
+        if not comment.strip():
+            raise InvalidAnswers({"comment": ["Say what needs to change."]})
+        if stage.status == StageStatus.APPROVED:
+            raise IllegalTransition("This stage is already approved; leave a comment instead.")
+    previous = (
+        Decision.objects.select_for_update()
+        .filter(revision=revision, reviewer=reviewer, replaced_at__isnull=True)
+        .first()
+    )
+    if previous is not None and not change:
+        raise IllegalTransition(
+            "You have already decided on this revision. Use “change my decision” to replace it."
+        )
+    now = timezone.now()
+    if previous is not None:
+        previous.replaced_at = now
+        previous.save(update_fields=["replaced_at"])
+    decision = Decision.objects.create(
+        revision=revision,
+        reviewer=reviewer,
+        assignment=assignment,
+        role=role,
+        outcome=outcome,
+        comment=comment.strip(),
+        question_key=question_key,
+        created_at=now,
+    )
+    audit_record(
+        actor=reviewer,
+        verb="decision.change" if previous else "decision.record",
+        obj=decision,
+        project=project,
+        old={"outcome": previous.outcome, "comment": previous.comment} if previous else None,
+        new={
+            "outcome": outcome,
+            "comment": decision.comment,
+            "role": role,
+            "revision": revision.number,
+            "sha256": revision.content_sha256,
+            "stage": stage.definition.key,
+            "cycle": stage.cycle,
+            "question": question_key or None,
+        },
+    )
+    if stage.status != StageStatus.IN_REVIEW:
+        return decision  # recorded; the stage already moved (late approval, second request)
+    if outcome == DecisionOutcome.REQUEST_CHANGES:
+        lifecycle_services.stage_request_changes(
+            stage=stage, revision=revision, actor=reviewer, reason=decision.comment
+        )
+        return decision
+    gate = gate_for_stage(stage)
+    if gate.satisfied:
+        lifecycle_services.stage_mark_approved(
+            stage=stage, revision=revision, actor=reviewer, gate_summary=gate.as_dict()
+        )
+    return decision
+
+
+@transaction.atomic
+def stage_override(*, stage: ProjectStage, actor: User, justification: str) -> ProjectStage:
+    """An instructor approves without the quorum; the lifecycle service flags it forever."""
+    if not justification.strip():
+        raise InvalidAnswers({"justification": ["An override needs a justification."]})
+    stage = ProjectStage.objects.select_related("current_revision", "project").get(pk=stage.pk)
+    if stage.current_revision is None:
+        raise IllegalTransition("Nothing has been submitted on this stage.")
+    return lifecycle_services.stage_mark_approved(
+        stage=stage,
+        revision=stage.current_revision,
+        actor=actor,
+        override_justification=justification,
+        gate_summary=gate_for_stage(stage).as_dict(),
+    )
+
+
+# --- comments -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def comment_add(
+    *,
+    revision: StageRevision,
+    author: User,
+    body: str,
+    question_key: str = "",
+    parent: Comment | None = None,
+) -> Comment:
+    project = _lock_project(revision.stage.project_id)
+    definition_id = revision.stage.definition_id
+    is_member = lifecycle_permissions.is_project_member(author, project)
+    if not (is_member or permissions.can_review(author, project, definition_id)):
+        raise NotAllowed("Only the team and this stage's reviewers can comment.")
+    if not body.strip():
+        raise InvalidAnswers({"body": ["Write something."]})
+    if len(body) > 20_000:
+        raise InvalidAnswers({"body": ["Keep comments under 20,000 characters."]})
+    keys = set(revision.stage.definition.questions.values_list("key", flat=True))
+    if question_key and question_key not in keys:
+        raise InvalidAnswers({"question_key": ["No such question on this stage."]})
+    if parent is not None and parent.revision_id != revision.pk:
+        raise InvalidAnswers({"parent": ["Reply within the same revision."]})
+    comment = Comment.objects.create(
+        revision=revision,
+        author=author,
+        body=body.strip(),
+        question_key=parent.question_key if parent else question_key,
+        parent=parent,
+    )
+    audit_record(
+        actor=author,
+        verb="comment.add",
+        obj=comment,
+        project=project,
+        new={
+            "revision": revision.number,
+            "question": comment.question_key or None,
+            "parent": parent.pk if parent else None,
+            "body": comment.body,
+        },
+    )
+    return comment
+
+
+@transaction.atomic
+def comment_resolve(*, comment: Comment, actor: User) -> Comment:
+    project = _lock_project(comment.revision.stage.project_id)
+    if not lifecycle_permissions.is_project_member(actor, project):
+        raise NotAllowed("Only the team resolves comments on its work.")
+    comment = Comment.objects.select_for_update().get(pk=comment.pk)
+    if comment.parent_id is not None:
+        raise IllegalTransition("Resolve the thread, not a reply.")
+    if comment.resolved_at:
+        raise IllegalTransition("This thread is already resolved.")
+    comment.resolved_at = timezone.now()
+    comment.resolved_by = actor
+    comment.save(update_fields=["resolved_at", "resolved_by"])
+    audit_record(
+        actor=actor, verb="comment.resolve", obj=comment, project=project, new={"resolved": True}
+    )
+    return comment

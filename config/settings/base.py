@@ -151,7 +151,7 @@ SITE_URL = env("SITE_URL", "http://127.0.0.1:8000")
 # --- Celery ---------------------------------------------------------------------------------
 # The embedded default needs no broker server: kombu's filesystem transport keeps its queue in
 # folders under var/. Production sets CELERY_BROKER_URL=redis://...
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -79,9 +79,7 @@ def test_an_address_taken_in_any_case_is_an_error_next_to_the_email(client):
     assert signed_in_user(client) is None
 
 
-def test_two_sign_ups_racing_for_one_address_end_in_a_form_error_not_a_500(
-    client, monkeypatch
-):
+def test_two_sign_ups_racing_for_one_address_end_in_a_form_error_not_a_500(client, monkeypatch):
     # The form's check passes for both; the unique index refuses the second.
     def create_user_raced(*args, **kwargs):
         raise IntegrityError("duplicate key value violates unique constraint")

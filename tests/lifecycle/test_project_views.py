@@ -124,7 +124,10 @@ PAGES: dict[str, tuple[Callable[[Any, Any], str], dict[str, int | str]]] = {
         _expect(tina=404, ian=404, erin=404, oscar=404),
     ),
     "project_detail": (lambda p, s: p.project.get_absolute_url(), PROJECT_READ),
-    "project_detail_cycle_1": (lambda p, s: p.project.get_absolute_url() + "?cycle=1", PROJECT_READ),
+    "project_detail_cycle_1": (
+        lambda p, s: p.project.get_absolute_url() + "?cycle=1",
+        PROJECT_READ,
+    ),
     "stakeholders": (
         lambda p, s: reverse("lifecycle:stakeholders", args=[p.project.pk]),
         PROJECT_READ,
@@ -475,7 +478,9 @@ def test_students_see_their_projects_and_can_start_one(personas):
 
 def test_staff_see_all_projects_the_join_code_and_the_invitation_form(personas):
     text = page_text(
-        client_for(personas, "ian").get(reverse("lifecycle:course_detail", args=[personas.course.pk]))
+        client_for(personas, "ian").get(
+            reverse("lifecycle:course_detail", args=[personas.course.pk])
+        )
     )
     assert "Triage assistant" in text and "Crop yield forecaster" in text
     assert personas.course.join_code in text
@@ -794,8 +799,13 @@ def test_members_add_edit_and_remove_stakeholders_and_each_is_audited(personas):
     assert added["Location"] == f"{register}#stakeholder-{entry.pk}"
     assert entry.consulted is True
     text = page_text(client.get(register))
-    for value in ("Families of referred children", "Affected community", "Timely, fair care",
-                  "Under-triage of rare conditions", "Shorter waits"):
+    for value in (
+        "Families of referred children",
+        "Affected community",
+        "Timely, fair care",
+        "Under-triage of rare conditions",
+        "Shorter waits",
+    ):
         assert value in text
 
     edit = reverse("lifecycle:stakeholder_edit", args=[personas.project.pk, entry.pk])
@@ -827,7 +837,9 @@ def test_members_add_edit_and_remove_stakeholders_and_each_is_audited(personas):
 
 def test_staff_read_the_register_without_the_forms(personas, stakeholder):
     text = page_text(
-        client_for(personas, "tina").get(reverse("lifecycle:stakeholders", args=[personas.project.pk]))
+        client_for(personas, "tina").get(
+            reverse("lifecycle:stakeholders", args=[personas.project.pk])
+        )
     )
     assert "Triage nurses" in text and "Automation bias" in text and "Two interviews" in text
     assert 'name="name"' not in text
@@ -896,7 +908,7 @@ def _queries(client: Client, url: str) -> int:
 def test_the_home_page_makes_as_many_queries_for_ten_projects_as_for_two(db, who):
     counts = []
     for n in (2, 10):
-        course, instructor, student = _course_with_projects(n)
+        _course, instructor, student = _course_with_projects(n)
         client = Client()
         client.force_login(instructor if who == "instructor" else student)
         text = client.get(reverse("home")).content.decode()
@@ -943,4 +955,4 @@ def test_the_iterate_panel_costs_a_fixed_number_of_queries(personas):
             project=personas.project, actor=personas.alice, name=f"S{i}", kind="other"
         )
     assert _queries(client, url) == first
-    assert StageStatus.DRAFTING == Project.objects.get(pk=personas.project.pk).current_stage.status
+    assert Project.objects.get(pk=personas.project.pk).current_stage.status == StageStatus.DRAFTING

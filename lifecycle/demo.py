@@ -62,7 +62,9 @@ def _submit(stage: ProjectStage, actor: User, topic: str) -> Any:
 
 def _current(project: Project) -> ProjectStage:
     project.refresh_from_db()
-    return ProjectStage.objects.select_related("definition").get(pk=project.current_stage_id)
+    return ProjectStage.objects.select_related("definition").get(
+        project=project, pk=project.current_stage_id or 0
+    )
 
 
 def _approve_until(project: Project, order: int, team: User, reviewer: User, topic: str) -> None:

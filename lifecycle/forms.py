@@ -51,7 +51,11 @@ class StageAnswersForm(forms.Form):
     def _add_question(self, number: int, q: Question, disabled: bool) -> Any:
         required_mark = " *" if q.required else ""
         label = f"{number}. {_label(q)}{required_mark}"
-        common = {"required": False, "disabled": disabled, "help_text": q.help_text}
+        common: dict[str, Any] = {
+            "required": False,
+            "disabled": disabled,
+            "help_text": q.help_text,
+        }
         key = q.key
         if q.kind == QuestionKind.YES_NO_UNSURE:
             self.fields[key + CHOICE_SUFFIX] = forms.ChoiceField(
@@ -220,6 +224,8 @@ class LoopBackForm(forms.Form):
     def __init__(
         self, *args: Any, stages: Iterable[tuple[int, str]], action: str = "", **kwargs: Any
     ) -> None:
+        # The Iterate panel shows this form beside ConcludeForm: both have a "reason".
+        kwargs.setdefault("auto_id", "loop_%s")
         super().__init__(*args, **kwargs)
         self.fields["to_order"].choices = [(o, f"{o}. {t}") for o, t in stages]
         self.helper = FormHelper()
@@ -250,6 +256,7 @@ class ConcludeForm(forms.Form):
         action: str = "",
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("auto_id", "conclude_%s")
         super().__init__(*args, **kwargs)
         outcomes = list(outcomes)
         self.fields["outcome"].choices = [(o, OUTCOME_LABELS[Outcome(o)]) for o in outcomes]

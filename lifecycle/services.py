@@ -57,6 +57,12 @@ def _lock_stage(stage_id: int) -> ProjectStage:
     )
 
 
+def _lock_current_stage(project: Project) -> ProjectStage:
+    if project.current_stage_id is None:
+        raise IllegalTransition("This project has no open stage.")
+    return _lock_stage(project.current_stage_id)
+
+
 def _lock_project_and_stage(stage: ProjectStage) -> tuple[Project, ProjectStage]:
     project = _lock_project(stage.project_id)
     locked = _lock_stage(stage.pk)
@@ -267,7 +273,7 @@ def project_loop_back(*, project: Project, actor: Any, to_order: int, reason: st
     project = _lock_project(project.pk)
     _require_member(actor, project)
     _require_active(project)
-    current = _lock_stage(project.current_stage_id)
+    current = _lock_current_stage(project)
     if not current.definition.is_iteration:
         raise IllegalTransition("Only the Iterate stage can loop the project back.")
     if current.status in (StageStatus.IN_REVIEW, StageStatus.LOCKED):
@@ -288,7 +294,8 @@ def project_loop_back(*, project: Project, actor: Any, to_order: int, reason: st
         .select_related("current_revision")
         .order_by("definition_id", "-cycle")
     ):
-        approved.setdefault(stage.definition_id, stage.current_revision)
+        if stage.current_revision is not None:
+            approved.setdefault(stage.definition_id, stage.current_revision)
 
     new_cycle = project.cycle + 1
     now = timezone.now()
@@ -338,7 +345,7 @@ def project_conclude(*, project: Project, actor: Any, outcome: str, reason: str)
     _require_member(actor, project)
     _require_active(project)
     outcome = Outcome(outcome)
-    current = _lock_stage(project.current_stage_id)
+    current = _lock_current_stage(project)
     definition = current.definition
     if outcome == Outcome.DEPLOYED:
         if not (definition.is_iteration and current.status == StageStatus.APPROVED):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import F
+
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.models import Project, StageDefinition
 
@@ -16,7 +18,10 @@ def active_assignment(user: Any, project: Project, definition_id: int) -> Review
         return None
     candidates = ReviewAssignment.objects.filter(
         project=project, reviewer=user, state=AssignmentState.ACTIVE
-    ).order_by("stage_definition_id")  # a stage assignment before a whole-project one
+    ).order_by(
+        # A stage assignment before a whole-project one (SQLite sorts NULL first by default).
+        F("stage_definition_id").asc(nulls_last=True)
+    )
     for assignment in candidates:
         if assignment.covers(definition_id):
             return assignment

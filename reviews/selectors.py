@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
+from django.utils import timezone
 
-from lifecycle.models import ProjectStage
+from lifecycle import permissions as lifecycle_permissions
+from lifecycle.models import (
+    STAFF_ROLES,
+    Membership,
+    Project,
+    ProjectStage,
+    ProjectStatus,
+    StageRevision,
+    StageStatus,
+)
 
 from . import permissions
-from .models import AssignmentState, Decision, ReviewAssignment
+from .models import (
+    AssignmentState,
+    Comment,
+    Decision,
+    Invitation,
+    ReviewAssignment,
+    ReviewerRole,
+)
 from .services import gate_for_stage
 
 
@@ -58,3 +75,192 @@ def get_reviewable_stage(user: Any, stage_pk: int) -> ProjectStage:
     if stage is None or not permissions.can_see_stage(user, stage):
         raise Http404("No such review.")
     return stage
+
+
+# --- the reviewer inbox and the review page ---------------------------------------------------
+
+
+def _active_assignments_of(user: Any) -> QuerySet[ReviewAssignment]:
+    """The user's active assignments covering the outer query's stage (stage ones first)."""
+    return (
+        ReviewAssignment.objects.filter(
+            reviewer=user,
+            state=AssignmentState.ACTIVE,
+            project_id=OuterRef("project_id"),
+        )
+        .filter(
+            Q(stage_definition_id=OuterRef("definition_id")) | Q(stage_definition__isnull=True)
+        )
+        .order_by(F("stage_definition_id").asc(nulls_last=True), "created_at")
+    )
+
+
+def pending_reviews_for_user(user: Any) -> list[ProjectStage]:
+    """Stages in review that ``user`` may decide and has not decided on their current revision,
+    oldest submission first. Each stage carries ``due`` (the assignment's due date, else the
+    stage's), ``overdue`` and ``review_role``. One query, however many stages."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    assignments = _active_assignments_of(user)
+    staff_courses = Membership.objects.filter(user=user, role__in=STAFF_ROLES).values("course_id")
+    on_team = Project.members.through.objects.filter(
+        project_id=OuterRef("project_id"), user_id=user.pk
+    )
+    decided = Decision.objects.filter(
+        revision_id=OuterRef("current_revision_id"), reviewer=user, replaced_at__isnull=True
+    )
+    stages = (
+        ProjectStage.objects.filter(
+            status=StageStatus.IN_REVIEW,
+            project__status=ProjectStatus.ACTIVE,
+            current_revision__isnull=False,
+        )
+        .filter(Q(Exists(assignments)) | Q(project__course_id__in=staff_courses))
+        .exclude(Exists(on_team))
+        .exclude(Exists(decided))
+        .annotate(
+            assignment_due=Subquery(assignments.values("due_date")[:1]),
+            assignment_role=Subquery(assignments.values("role")[:1]),
+        )
+        .select_related("project__course", "definition", "current_revision")
+        .order_by(F("submitted_at").asc(nulls_last=True), "pk")
+    )
+    today = timezone.localdate()
+    result = list(stages)
+    for stage in result:
+        stage.due = stage.assignment_due or stage.due_date
+        stage.overdue = stage.due is not None and stage.due < today
+        stage.review_role = stage.assignment_role or ReviewerRole.STAFF
+    return result
+
+
+def done_reviews_for_user(user: Any, *, limit: int = 50) -> list[Decision]:
+    """The user's standing decisions, newest first; ``stale`` when the team has revised since."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    decisions = list(
+        Decision.objects.filter(reviewer=user, replaced_at__isnull=True)
+        .select_related(
+            "revision__stage__project__course", "revision__stage__definition", "assignment"
+        )
+        .order_by("-created_at", "-pk")[:limit]
+    )
+    for decision in decisions:
+        decision.stale = decision.revision.stage.current_revision_id != decision.revision_id
+    return decisions
+
+
+def invitations_awaiting_confirmation(user: Any) -> list[Invitation]:
+    """Teams' invitations that course staff of the user's courses still have to confirm."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    staff_courses = Membership.objects.filter(user=user, role__in=STAFF_ROLES).values("course_id")
+    return list(
+        Invitation.objects.filter(
+            course_id__in=staff_courses,
+            needs_confirmation=True,
+            confirmed_at__isnull=True,
+            revoked_at__isnull=True,
+            accepted_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("project", "stage_definition", "invited_by")
+        .order_by("created_at")
+    )
+
+
+def hides_other_reviews(user: Any, stage: ProjectStage) -> bool:
+    """Independent review: a reviewer who has not decided on the current revision sees neither
+    the other reviewers' decisions nor their comments (the team sees everything)."""
+    if not stage.definition.independent_review or not stage.current_revision_id:
+        return False
+    if not permissions.can_review(user, stage.project, stage.definition_id):
+        return False
+    return not Decision.objects.filter(
+        revision_id=stage.current_revision_id, reviewer=user, replaced_at__isnull=True
+    ).exists()
+
+
+def comment_threads(
+    revision: StageRevision, *, only_author: Any = None
+) -> dict[str, list[Comment]]:
+    """Threads on a revision keyed by question key ("" for the revision as a whole); each
+    top-level comment carries its ``thread_replies`` in order. Two queries."""
+    comments = Comment.objects.filter(revision=revision).select_related("author", "resolved_by")
+    if only_author is not None:
+        comments = comments.filter(author=only_author)
+    by_pk: dict[int, Comment] = {}
+    threads: dict[str, list[Comment]] = {}
+    ordered = list(comments.order_by("created_at", "pk"))
+    for comment in ordered:
+        comment.thread_replies = []
+        by_pk[comment.pk] = comment
+    for comment in ordered:
+        parent = by_pk.get(comment.parent_id) if comment.parent_id else None
+        if parent is not None:
+            parent.thread_replies.append(comment)
+        elif comment.parent_id is None:
+            threads.setdefault(comment.question_key, []).append(comment)
+    return threads
+
+
+def candidate_reviewers(project: Project) -> QuerySet[Any]:
+    """People course staff may assign: the course's staff and everyone who accepted an expert
+    invitation to this course; never a member of the project."""
+    from accounts.models import User
+
+    accepted = Invitation.objects.filter(
+        course_id=project.course_id, accepted_by__isnull=False
+    ).values("accepted_by_id")
+    staff = Membership.objects.filter(course_id=project.course_id, role__in=STAFF_ROLES).values(
+        "user_id"
+    )
+    return (
+        User.objects.filter(Q(pk__in=staff) | Q(pk__in=accepted), is_active=True)
+        .exclude(projects=project)
+        .order_by("display_name", "email")
+    )
+
+
+def get_invitation_for_user(user: Any, pk: int) -> Invitation:
+    """An invitation, for course staff, the project's team and whoever sent it; 404 otherwise."""
+    invitation = (
+        Invitation.objects.select_related("course", "project", "stage_definition")
+        .filter(pk=pk)
+        .first()
+    )
+    if invitation is None or not getattr(user, "is_authenticated", False):
+        raise Http404("No such invitation.")
+    if invitation.invited_by_id == user.pk:
+        return invitation
+    if lifecycle_permissions.is_course_staff(user, invitation.course):
+        return invitation
+    if invitation.project is not None and lifecycle_permissions.is_project_member(
+        user, invitation.project
+    ):
+        return invitation
+    raise Http404("No such invitation.")
+
+
+def get_assignment_for_user(user: Any, pk: int) -> ReviewAssignment:
+    """An assignment, for the project's team and course staff; 404 otherwise."""
+    assignment = (
+        ReviewAssignment.objects.select_related("project__course", "reviewer", "stage_definition")
+        .filter(pk=pk)
+        .first()
+    )
+    if assignment is None or not lifecycle_permissions.can_view_project(
+        user, assignment.project
+    ):
+        raise Http404("No such assignment.")
+    return assignment
+
+
+def get_comment_for_user(user: Any, pk: int) -> Comment:
+    """A comment on a stage the user may see; 404 otherwise."""
+    comment = Comment.objects.select_related("revision__stage").filter(pk=pk).first()
+    if comment is None:
+        raise Http404("No such comment.")
+    stage = get_reviewable_stage(user, comment.revision.stage_id)
+    comment.revision.stage = stage
+    return comment

@@ -432,7 +432,7 @@ def gate_for_stage(stage: ProjectStage) -> GateResult:
         definition.min_approvals, definition.min_staff_approvals, definition.min_expert_approvals
     )
     votes: list[Vote] = []
-    if stage.current_revision_id:
+    if stage.current_revision is not None:
         votes = current_votes(stage.current_revision)
     labels = {q.key: f"question {i}" for i, q in enumerate(definition.questions.all(), start=1)}
     member_ids = list(stage.project.members.values_list("pk", flat=True))

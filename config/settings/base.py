@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -88,8 +89,9 @@ DEFAULT_SQLITE_PATH = VAR_DIR / "db.sqlite3"
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{DEFAULT_SQLITE_PATH}")
 
 
-def database_from_url(url: str) -> dict:
-    config = dj_database_url.parse(url, conn_max_age=int(env("CONN_MAX_AGE", "0")))
+def database_from_url(url: str) -> dict[str, Any]:
+    parsed = dj_database_url.parse(url, conn_max_age=int(env("CONN_MAX_AGE", "0")))
+    config: dict[str, Any] = dict(parsed)
     config["ATOMIC_REQUESTS"] = False
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE takes the write lock when a transaction starts, so two writers queue on the

@@ -32,6 +32,7 @@ from lifecycle.forms import (
 )
 from lifecycle.models import (
     STAFF_ROLES,
+    AuditEvent,
     Course,
     Membership,
     Outcome,
@@ -300,6 +301,29 @@ def _stage_rows(project: Project, cycle: int) -> list[ProjectStage]:
     return sorted(latest.values(), key=lambda s: s.definition.order)
 
 
+def _cycle_origin(project: Project, cycle: int, rows: list[ProjectStage]) -> dict[str, Any]:
+    """Why a later cycle began: the team's reason, as the loop-back's audit event holds it."""
+    if cycle == 1:
+        return {}
+    event = (
+        AuditEvent.objects.filter(project=project, verb="project.loop_back")
+        .select_related("actor")
+        .order_by("seq")
+        .filter(new__cycle=cycle)
+        .first()
+    )
+    if event is None:
+        return {}
+    new = event.new or {}
+    titles = {row.definition.key: row.definition for row in rows}
+    return {
+        "stage": titles.get(new.get("stage")),
+        "reason": new.get("reason", ""),
+        "at": event.created_at,
+        "by": event.actor.name if event.actor else event.actor_label,
+    }
+
+
 def _allowed_outcomes(project: Project) -> list[str]:
     """The outcomes the team may record now, in the order the page offers them."""
     stage = project.current_stage
@@ -369,13 +393,15 @@ def _project_page(
     is_member = permissions.is_project_member(request.user, project)
     viewing_current = cycle == project.cycle
     panel = _outcome_panel(project, is_member) if viewing_current else ""
+    rows = _stage_rows(project, cycle)
     context: dict[str, Any] = {
         "project": project,
         "course": project.course,
         "cycle": cycle,
         "viewing_current": viewing_current,
         "cycles": range(1, project.cycle + 1),
-        "rows": _stage_rows(project, cycle),
+        "rows": rows,
+        "origin": _cycle_origin(project, cycle, rows),
         "is_member": is_member,
         "members": list(project.members.order_by("display_name", "email")),
         "stakeholder_count": project.stakeholders.count(),

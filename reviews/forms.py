@@ -1,0 +1,339 @@
+"""Forms of the review pages. They validate shape only: who may do what, and in which state, is
+the services' business (their errors come back onto these forms)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from crispy_forms.bootstrap import StrictButton
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Field, Layout
+from django import forms
+from django.contrib.auth import password_validation
+from django.utils.text import Truncator
+
+from accounts.models import User
+from lifecycle.models import ExpertInvitationPolicy, Question, StageDefinition
+
+from .models import DecisionOutcome, ReviewerRole
+
+WHOLE_REVISION = ""
+
+
+def add_service_errors(form: forms.Form, errors: Mapping[str, Iterable[str]]) -> None:
+    """A service's InvalidAnswers next to the fields they name; the rest at the top."""
+    for key, messages in errors.items():
+        field = key if key in form.fields else None
+        for message in messages:
+            form.add_error(field, message)
+
+
+def _date_input() -> forms.DateInput:
+    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _question_choices(questions: Iterable[Question], blank: str) -> list[tuple[str, str]]:
+    return [(WHOLE_REVISION, blank)] + [
+        (q.key, f"{n}. {Truncator(q.prompt).chars(90)}") for n, q in enumerate(questions, 1)
+    ]
+
+
+class ReviewerChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} ({obj.email})"
+
+
+class _PersonMixin:
+    """Choose a person from a list, or type the e-mail address of an existing account."""
+
+    def _clean_person(self, cleaned: dict[str, Any]) -> None:
+        chosen, email = cleaned.get("reviewer"), (cleaned.get("email") or "").strip()
+        if chosen and email:
+            self.add_error("email", "Choose someone from the list or type an address, not both.")  # type: ignore[attr-defined]
+        elif not chosen and not email:
+            self.add_error("reviewer", "Choose a reviewer, or type their e-mail address below.")  # type: ignore[attr-defined]
+        elif email:
+            person = User.objects.filter(email__iexact=email, is_active=True).first()
+            if person is None:
+                self.add_error(  # type: ignore[attr-defined]
+                    "email",
+                    "Nobody has an account with this address. Invite them as a domain expert "
+                    "instead.",
+                )
+            cleaned["person"] = person
+        else:
+            cleaned["person"] = chosen
+
+
+class AssignmentForm(_PersonMixin, forms.Form):
+    reviewer = ReviewerChoiceField(
+        label="Reviewer",
+        queryset=User.objects.none(),
+        required=False,
+        empty_label="— choose —",
+        help_text="Course staff, and domain experts who accepted an invitation to this course.",
+    )
+    email = forms.EmailField(
+        label="…or the e-mail address of someone with an account",
+        required=False,
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
+    stage_definition = forms.ModelChoiceField(
+        label="Reviews",
+        queryset=StageDefinition.objects.none(),
+        required=False,
+        empty_label="The whole project (every stage)",
+    )
+    role = forms.ChoiceField(
+        label="As",
+        choices=ReviewerRole.choices,
+        initial=ReviewerRole.STAFF,
+        widget=forms.RadioSelect,
+        help_text="Gates count course-staff and domain-expert approvals separately.",
+    )
+    due_date = forms.DateField(label="Due", required=False, widget=_date_input())
+
+    def __init__(
+        self, *args: Any, candidates: Any, stages: Any, action: str = "", **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reviewer"].queryset = candidates
+        self.fields["stage_definition"].queryset = stages
+        self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_id = "assign-form"
+        self.helper.layout = Layout(
+            "reviewer",
+            "email",
+            "stage_definition",
+            "role",
+            "due_date",
+            StrictButton("Assign the reviewer", type="submit", css_class="btn-primary"),
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self._clean_person(cleaned)
+        return cleaned
+
+
+class ReassignForm(_PersonMixin, forms.Form):
+    reviewer = ReviewerChoiceField(
+        label="New reviewer", queryset=User.objects.none(), required=False, empty_label="— choose —"
+    )
+    email = forms.EmailField(label="…or their e-mail address", required=False)
+
+    def __init__(self, *args: Any, candidates: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reviewer"].queryset = candidates
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self._clean_person(cleaned)
+        return cleaned
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(
+        label="E-mail address", widget=forms.EmailInput(attrs={"autocomplete": "off"})
+    )
+    name = forms.CharField(label="Name", max_length=150, required=False)
+    stage_definition = forms.ModelChoiceField(
+        label="Reviews",
+        queryset=StageDefinition.objects.none(),
+        required=False,
+        empty_label="The whole project (every stage)",
+    )
+    message = forms.CharField(
+        label="Message",
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why you are asking them: what consequences might the team not foresee?",
+    )
+    due_date = forms.DateField(label="Due", required=False, widget=_date_input())
+
+    def __init__(
+        self,
+        *args: Any,
+        stages: Any,
+        action: str = "",
+        needs_confirmation: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["stage_definition"].queryset = stages
+        self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_id = "invite-form"
+        label = "Ask staff to confirm and send" if needs_confirmation else "Send the invitation"
+        self.helper.layout = Layout(
+            "email",
+            "name",
+            "stage_definition",
+            "message",
+            "due_date",
+            StrictButton(label, type="submit", css_class="btn-outline-primary"),
+        )
+
+
+class AcceptInvitationForm(forms.Form):
+    """A new person: how others see them, and a password (twice, Django's validators)."""
+
+    display_name = forms.CharField(
+        label="Your name",
+        max_length=150,
+        help_text="How the team and other reviewers see you, e.g. 'Dr Mei Chen'.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label="Password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="The same password, to catch a typo.",
+    )
+
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+        self.helper = FormHelper()
+        self.helper.form_id = "accept-form"
+        self.helper.layout = Layout(
+            Field("display_name", autofocus=True),
+            "password1",
+            "password2",
+            StrictButton(
+                "Create my account and accept", type="submit", css_class="btn-primary"
+            ),
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        first, second = cleaned.get("password1"), cleaned.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", "The two passwords differ. Type the same password twice.")
+        elif first:
+            probe = User(email=self.email, display_name=cleaned.get("display_name", ""))
+            try:
+                password_validation.validate_password(first, probe)
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned
+
+
+class DecisionForm(forms.Form):
+    """Approve, or request changes with a comment saying what must change."""
+
+    revision = forms.IntegerField(widget=forms.HiddenInput)
+    change = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    outcome = forms.ChoiceField(
+        label="Your decision", choices=DecisionOutcome.choices, widget=forms.RadioSelect
+    )
+    comment = forms.CharField(
+        label="Comment",
+        required=False,
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Required when you request changes: say what must change, and why (Markdown).",
+    )
+    question_key = forms.ChoiceField(label="About", required=False)
+
+    def __init__(
+        self, *args: Any, questions: Iterable[Question], action: str = "", **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["question_key"].choices = _question_choices(
+            questions, "The revision as a whole"
+        )
+        self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_id = "decision-form"
+        button = "Change my decision" if self.initial.get("change") else "Record my decision"
+        self.helper.layout = Layout(
+            "revision",
+            "change",
+            "outcome",
+            "comment",
+            "question_key",
+            StrictButton(button, type="submit", css_class="btn-primary"),
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("outcome") == DecisionOutcome.REQUEST_CHANGES and not (
+            cleaned.get("comment") or ""
+        ).strip():
+            self.add_error("comment", "Say what needs to change: a request for changes needs it.")
+        return cleaned
+
+
+class CommentForm(forms.Form):
+    revision = forms.IntegerField(widget=forms.HiddenInput)
+    question_key = forms.CharField(required=False, max_length=60, widget=forms.HiddenInput)
+    parent = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    body = forms.CharField(label="Comment", max_length=20_000, widget=forms.Textarea)
+
+
+class OverrideForm(forms.Form):
+    justification = forms.CharField(
+        label="Justification",
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text="Why this stage passes without its quorum. It is shown on the stage for good "
+        "and flagged in the audit trail and every export.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_id = "override-form"
+        self.helper.layout = Layout(
+            "justification",
+            StrictButton(
+                "Approve the stage by instructor override",
+                type="submit",
+                css_class="btn-warning",
+            ),
+        )
+
+
+class CourseSettingsForm(forms.Form):
+    allows_experts = forms.BooleanField(
+        label="This course uses outside domain experts as reviewers", required=False
+    )
+    expert_invitations = forms.ChoiceField(
+        label="Teams inviting domain experts",
+        choices=ExpertInvitationPolicy.choices,
+        widget=forms.RadioSelect,
+    )
+    invitation_expiry_days = forms.IntegerField(
+        label="Invitation links expire after (days)", min_value=1, max_value=90
+    )
+    reminder_interval_days = forms.IntegerField(
+        label="Remind reviewers every (days)", min_value=1, max_value=60
+    )
+    reminder_limit = forms.IntegerField(
+        label="Reminders before escalating to course staff",
+        min_value=0,
+        max_value=20,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_id = "course-settings-form"
+        self.helper.layout = Layout(
+            "allows_experts",
+            "expert_invitations",
+            "invitation_expiry_days",
+            "reminder_interval_days",
+            "reminder_limit",
+            StrictButton("Save the settings", type="submit", css_class="btn-primary"),
+        )

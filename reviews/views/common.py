@@ -1,0 +1,42 @@
+"""Helpers shared by the review views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+
+from lifecycle import permissions as lifecycle_permissions
+from lifecycle.errors import DomainError
+from lifecycle.models import Course, ProjectStage
+from lifecycle.views.common import domain_error_page
+
+__all__ = ["domain_error_page", "error_page", "get_course_for_instructor", "stage_landing_url"]
+
+
+def error_page(
+    request: HttpRequest, error: DomainError, *, title: str = "", back_url: str = ""
+) -> HttpResponse:
+    """NotAllowed → 404, IllegalTransition → 409, the rest → their status: never a 500."""
+    return domain_error_page(request, error, title=title, back_url=back_url)
+
+
+def get_course_for_instructor(user: Any, course_pk: int) -> Course:
+    course = get_object_or_404(Course.objects.select_related("template"), pk=course_pk)
+    if not lifecycle_permissions.is_instructor(user, course):
+        raise Http404("No such course.")
+    return course
+
+
+def stage_landing_url(project: Any, definition: Any) -> str | None:
+    """The review page of a stage definition in the project's latest cycle that has it."""
+    from django.urls import reverse
+
+    stage = (
+        ProjectStage.objects.filter(project=project, definition=definition)
+        .order_by("-cycle")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return reverse("reviews:review_stage", args=[stage]) if stage else None

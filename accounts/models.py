@@ -35,6 +35,11 @@ class UserManager(BaseUserManager["User"]):
         return self.get(email__iexact=username or "")
 
 
+class EmailFrequency(models.TextChoices):
+    IMMEDIATE = "immediate", "An e-mail for each notification"
+    DAILY_DIGEST = "daily", "One daily digest"
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person: student, course staff, outside domain expert or site admin.
 
@@ -50,6 +55,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     expertise = models.TextField(
         blank=True,
         help_text="Fields you can review as a domain expert, e.g. 'paediatric oncology'.",
+    )
+    email_frequency = models.CharField(
+        "notification e-mails",
+        max_length=10,
+        choices=EmailFrequency.choices,
+        default=EmailFrequency.IMMEDIATE,
+        help_text="In-app notifications are always immediate.",
     )
     is_staff = models.BooleanField(
         default=False, help_text="Can sign in to the Django admin (site administrators only)."

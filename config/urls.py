@@ -9,6 +9,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("reviews/", include("reviews.urls")),
     path("", lifecycle_projects.home, name="home"),
     path("", include("lifecycle.urls")),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from crispy_forms.bootstrap import StrictButton
 from crispy_forms.helper import FormHelper
@@ -193,7 +193,7 @@ class StakeholderForm(forms.ModelForm):
 
     def __init__(self, *args: Any, submit_label: str = "Add stakeholder", **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["kind"].choices = StakeholderKind.choices
+        cast(forms.ChoiceField, self.fields["kind"]).choices = StakeholderKind.choices
         self.helper = FormHelper()
         self.helper.layout = Layout(
             Fieldset(
@@ -227,7 +227,8 @@ class LoopBackForm(forms.Form):
         # The Iterate panel shows this form beside ConcludeForm: both have a "reason".
         kwargs.setdefault("auto_id", "loop_%s")
         super().__init__(*args, **kwargs)
-        self.fields["to_order"].choices = [(o, f"{o}. {t}") for o, t in stages]
+        to_order = cast(forms.TypedChoiceField, self.fields["to_order"])
+        to_order.choices = [(o, f"{o}. {t}") for o, t in stages]
         self.helper = FormHelper()
         self.helper.form_action = action
         self.helper.form_id = "loop-back-form"
@@ -259,7 +260,8 @@ class ConcludeForm(forms.Form):
         kwargs.setdefault("auto_id", "conclude_%s")
         super().__init__(*args, **kwargs)
         outcomes = list(outcomes)
-        self.fields["outcome"].choices = [(o, OUTCOME_LABELS[Outcome(o)]) for o in outcomes]
+        outcome_field = cast(forms.ChoiceField, self.fields["outcome"])
+        outcome_field.choices = [(o, OUTCOME_LABELS[Outcome(o)]) for o in outcomes]
         self.helper = FormHelper()
         self.helper.form_action = action
         self.helper.form_id = "conclude-form"
@@ -354,7 +356,7 @@ class ProjectCreateForm(forms.Form):
 
     def __init__(self, *args: Any, teammates: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["members"].queryset = teammates
+        cast(TeammateChoiceField, self.fields["members"]).queryset = teammates
         self.helper = FormHelper()
         self.helper.layout = Layout(
             "title",

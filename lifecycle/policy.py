@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import Course, ExpertInvitationPolicy, LifecycleTemplate, StageDefinition
+from .models import (
+    Course,
+    ExpertInvitationPolicy,
+    LifecycleTemplate,
+    ProjectStatus,
+    StageDefinition,
+)
 
 
 def _expert_errors(course: Any, stages: list[Any]) -> list[str]:
     errors = []
     needing = [s for s in stages if s.min_expert_approvals > 0]
     if needing and not course.allows_experts:
-        names = ", ".join(f"{s.order}. {s.title}" for s in needing)
+        names = ", ".join(dict.fromkeys(f"{s.order}. {s.title}" for s in needing))
         errors.append(
             f"The course “{course.title}” allows no domain experts, but its template requires "
             f"expert approvals on: {names}. Allow experts or lower those gates."
@@ -21,6 +27,15 @@ def _expert_errors(course: Any, stages: list[Any]) -> list[str]:
 
 def course_policy_errors(course: Course, template: LifecycleTemplate) -> list[str]:
     stages = list(template.stages.all()) if template.pk else []
+    if course.pk:
+        # Running projects keep the template version they started on; their gates count too.
+        stages += (
+            StageDefinition.objects.filter(
+                template__projects__course=course, template__projects__status=ProjectStatus.ACTIVE
+            )
+            .exclude(template_id=template.pk)
+            .distinct()
+        )
     errors = _expert_errors(course, stages)
     if course.allows_experts is False and course.expert_invitations != (
         ExpertInvitationPolicy.NOT_ALLOWED

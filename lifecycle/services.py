@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from . import permissions
+from . import events, permissions
 from .answers import clean_answers
 from .audit import audit_record, canonical_json, sha256_hex
 from .errors import DraftConflict, IllegalTransition, InvalidAnswers, NotAllowed
@@ -42,8 +42,11 @@ from .models import (
 
 
 def _lock_project(project_id: int) -> Project:
+    # NO KEY UPDATE, not FOR UPDATE: PostgreSQL runs Django's deferred foreign-key checks at
+    # commit with KEY SHARE locks, after the audit chain's lock is held; FOR UPDATE would block
+    # them and deadlock against any transaction that merely references this project.
     return (
-        Project.objects.select_for_update(of=("self",))
+        Project.objects.select_for_update(of=("self",), no_key=True)
         .select_related("course", "template")
         .get(pk=project_id)
     )
@@ -326,6 +329,14 @@ def project_loop_back(*, project: Project, actor: Any, to_order: int, reason: st
     project.cycle = new_cycle
     project.current_stage = first
     project.save(update_fields=["cycle", "current_stage"])
+    events.publish(
+        events.PROJECT_LOOPED_BACK,
+        project=project,
+        actor=actor,
+        from_stage=current,
+        to_stage=first,
+        reason=reason.strip(),
+    )
     audit_record(
         actor=actor,
         verb="project.loop_back",
@@ -364,6 +375,13 @@ def project_conclude(*, project: Project, actor: Any, outcome: str, reason: str)
     project.outcome_reason = reason.strip()
     project.concluded_at = timezone.now()
     project.save(update_fields=["status", "outcome", "outcome_reason", "concluded_at"])
+    events.publish(
+        events.PROJECT_CONCLUDED,
+        project=project,
+        actor=actor,
+        outcome=outcome,
+        reason=project.outcome_reason,
+    )
     audit_record(
         actor=actor,
         verb="project.conclude",
@@ -500,6 +518,13 @@ def stage_submit(
     stage.current_revision = revision
     stage.submitted_at = revision.created_at
     stage.save(update_fields=["status", "current_revision", "submitted_at"])
+    events.publish(
+        events.STAGE_SUBMITTED,
+        stage=stage,
+        revision=revision,
+        actor=actor,
+        resubmission=old_status == StageStatus.CHANGES_REQUESTED,
+    )
     audit_record(
         actor=actor,
         verb="stage.submit",
@@ -569,6 +594,14 @@ def stage_mark_approved(
         next_stage.save(update_fields=["status", "opened_at"])
         project.current_stage = next_stage
         project.save(update_fields=["current_stage"])
+    events.publish(
+        events.STAGE_APPROVED,
+        stage=stage,
+        revision=revision,
+        actor=actor,
+        next_stage=next_stage,
+        override=bool(justification),
+    )
     audit_record(
         actor=actor,
         verb="stage.override_approve" if justification else "stage.approve",
@@ -605,6 +638,13 @@ def stage_request_changes(
     _require_current_revision(stage, revision)
     old_status = _move(stage, StageStatus.CHANGES_REQUESTED)
     stage.save(update_fields=["status"])
+    events.publish(
+        events.STAGE_CHANGES_REQUESTED,
+        stage=stage,
+        revision=revision,
+        actor=actor,
+        reason=reason.strip(),
+    )
     audit_record(
         actor=actor,
         verb="stage.request_changes",
@@ -826,7 +866,11 @@ def course_update_settings(*, course: Course, actor: Any, **fields: Any) -> Cour
     refused with the reason."""
     from .policy import course_policy_errors
 
-    course = Course.objects.select_for_update().select_related("template").get(pk=course.pk)
+    course = (
+        Course.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("template")
+        .get(pk=course.pk)
+    )
     if not permissions.is_instructor(actor, course):
         raise NotAllowed("Only an instructor changes the course's settings.")
     unknown = set(fields) - set(COURSE_SETTING_FIELDS)

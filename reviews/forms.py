@@ -209,9 +209,7 @@ class AcceptInvitationForm(forms.Form):
             Field("display_name", autofocus=True),
             "password1",
             "password2",
-            StrictButton(
-                "Create my account and accept", type="submit", css_class="btn-primary"
-            ),
+            StrictButton("Create my account and accept", type="submit", css_class="btn-primary"),
         )
 
     def clean(self) -> dict[str, Any]:
@@ -267,9 +265,10 @@ class DecisionForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if cleaned.get("outcome") == DecisionOutcome.REQUEST_CHANGES and not (
-            cleaned.get("comment") or ""
-        ).strip():
+        if (
+            cleaned.get("outcome") == DecisionOutcome.REQUEST_CHANGES
+            and not (cleaned.get("comment") or "").strip()
+        ):
             self.add_error("comment", "Say what needs to change: a request for changes needs it.")
         return cleaned
 

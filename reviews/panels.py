@@ -9,12 +9,14 @@ from django.template.loader import render_to_string
 
 from lifecycle.models import StageStatus
 
-from .selectors import gate_panel_context
+from .selectors import gate_panel_context, hides_other_reviews
 
 
 def gate_panel(request: HttpRequest, stage: Any) -> str:
     if stage.status == StageStatus.LOCKED:
         return ""
-    return render_to_string(
-        "reviews/partials/gate_panel.html", gate_panel_context(stage), request=request
-    )
+    context = gate_panel_context(stage)
+    # Independent review: course staff read the stage page too, and the panel names who
+    # decided what, so it keeps quiet until they have decided themselves.
+    context["hide_votes"] = hides_other_reviews(request.user, stage)
+    return render_to_string("reviews/partials/gate_panel.html", context, request=request)

@@ -88,9 +88,7 @@ def _active_assignments_of(user: Any) -> QuerySet[ReviewAssignment]:
             state=AssignmentState.ACTIVE,
             project_id=OuterRef("project_id"),
         )
-        .filter(
-            Q(stage_definition_id=OuterRef("definition_id")) | Q(stage_definition__isnull=True)
-        )
+        .filter(Q(stage_definition_id=OuterRef("definition_id")) | Q(stage_definition__isnull=True))
         .order_by(F("stage_definition_id").asc(nulls_last=True), "created_at")
     )
 
@@ -141,7 +139,9 @@ def done_reviews_for_user(user: Any, *, limit: int = 50) -> list[Decision]:
     decisions = list(
         Decision.objects.filter(reviewer=user, replaced_at__isnull=True)
         .select_related(
-            "revision__stage__project__course", "revision__stage__definition", "assignment"
+            "revision__stage__project__course",
+            "revision__stage__definition",
+            "revision__stage__current_revision",
         )
         .order_by("-created_at", "-pk")[:limit]
     )
@@ -249,9 +249,7 @@ def get_assignment_for_user(user: Any, pk: int) -> ReviewAssignment:
         .filter(pk=pk)
         .first()
     )
-    if assignment is None or not lifecycle_permissions.can_view_project(
-        user, assignment.project
-    ):
+    if assignment is None or not lifecycle_permissions.can_view_project(user, assignment.project):
         raise Http404("No such assignment.")
     return assignment
 

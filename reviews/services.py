@@ -51,8 +51,13 @@ def hash_token(token: str) -> str:
 
 
 def _lock_project(project_id: int) -> Project:
+    # NO KEY UPDATE: PostgreSQL checks Django's deferred foreign keys at commit with KEY SHARE
+    # locks, after the audit chain's lock is taken; a plain FOR UPDATE here would block those
+    # checks and deadlock against any transaction that references this project.
     return (
-        Project.objects.select_for_update(of=("self",)).select_related("course").get(pk=project_id)
+        Project.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("course")
+        .get(pk=project_id)
     )
 
 
@@ -83,6 +88,8 @@ def assignment_create(
         reviewer, project.course
     ):
         raise InvalidAnswers({"reviewer": [f"{reviewer.email} is not on this course's staff."]})
+    if role == ReviewerRole.EXPERT and not project.course.allows_experts:
+        raise InvalidAnswers({"role": [f"{project.course.title} uses no outside domain experts."]})
     if stage_definition is not None and stage_definition.template_id != project.template_id:
         raise InvalidAnswers({"stage_definition": ["That stage is not in this project."]})
     existing = ReviewAssignment.objects.filter(
@@ -101,6 +108,9 @@ def assignment_create(
         due_date=due_date,
         assigned_by=actor,
     )
+    from .notifications import on_assignment_created
+
+    on_assignment_created(assignment)
     audit_record(
         actor=actor,
         verb="review.assign",
@@ -201,6 +211,11 @@ def invitation_create(
         project is None or stage_definition.template_id != project.template_id
     ):
         raise InvalidAnswers({"stage_definition": ["Choose a stage of this project."]})
+    if not course.allows_experts:
+        raise NotAllowed(
+            f"{course.title} uses no outside domain experts; an instructor can change that in "
+            "the course's review settings."
+        )
     is_staff = lifecycle_permissions.is_course_staff(actor, course)
     needs_confirmation = False
     if not is_staff:
@@ -250,7 +265,9 @@ def invitation_create(
 def invitation_confirm(*, invitation: Invitation, actor: Any) -> tuple[Invitation, str]:
     """Course staff confirm a team's invitation; a fresh token is e-mailed."""
     invitation = (
-        Invitation.objects.select_for_update().select_related("course").get(pk=invitation.pk)
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("course")
+        .get(pk=invitation.pk)
     )
     _require_staff(actor, invitation.course)
     if invitation.state() != "awaiting_confirmation":
@@ -275,7 +292,9 @@ def invitation_confirm(*, invitation: Invitation, actor: Any) -> tuple[Invitatio
 @transaction.atomic
 def invitation_revoke(*, invitation: Invitation, actor: Any) -> Invitation:
     invitation = (
-        Invitation.objects.select_for_update().select_related("course").get(pk=invitation.pk)
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("course")
+        .get(pk=invitation.pk)
     )
     is_inviter = invitation.invited_by_id == getattr(actor, "pk", None)
     if not (is_inviter or lifecycle_permissions.is_course_staff(actor, invitation.course)):
@@ -325,7 +344,7 @@ def _lock_usable_invitation(token: str) -> Invitation:
     if pk is None:
         raise InvitationUnusable("unknown")
     invitation = (
-        Invitation.objects.select_for_update()
+        Invitation.objects.select_for_update(of=("self",))
         .select_related("course", "project", "stage_definition")
         .get(pk=pk)
     )

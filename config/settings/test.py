@@ -15,7 +15,9 @@ LRB_DEMO_ALLOWED = True
 SECRET_KEY = "test-secret-key-not-for-production-use-0123456789abcdef"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-CELERY_TASK_ALWAYS_EAGER = False
+# Delivery runs in-process (on commit) unless a test starts a real worker with other settings.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "1") == "1"
+CELERY_TASK_EAGER_PROPAGATES = False
 ALLOWED_HOSTS = ["*"]
 
 # Tests on SQLite use a real file (not :memory:) so that threads share one database.

@@ -8,11 +8,11 @@ read projects; only the team writes them.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.models import User
 from lifecycle import permissions, selectors, services
 from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
 from lifecycle.forms import (
@@ -44,8 +45,6 @@ from lifecycle.models import (
 )
 
 from .common import require_member
-
-User = get_user_model()
 
 # The lecture's Iterate prompts, shown beside the outcome forms.
 ITERATE_PROMPTS = [
@@ -77,25 +76,39 @@ def _projects_with_stage(projects: QuerySet[Project]) -> QuerySet[Project]:
 # --- Home and courses ---------------------------------------------------------------------
 
 
-def _courses_with_role(user: Any) -> list[Course]:
+@dataclass
+class CourseCard:
+    """A course on the home page: the person's role in it and the projects they may see."""
+
+    course: Course
+    role: str
+    projects: list[Project] = field(default_factory=list)
+
+    @property
+    def role_label(self) -> str:
+        return Role(self.role).label
+
+    @property
+    def is_staff_role(self) -> bool:
+        return self.role in STAFF_ROLES
+
+
+def _course_cards(user: Any) -> list[CourseCard]:
     role = Membership.objects.filter(course=OuterRef("pk"), user=user).values("role")[:1]
-    courses = list(
+    courses = (
         selectors.courses_for_user(user)
         .select_related("template")
         .annotate(my_role=Subquery(role))
         .order_by("-created_at", "title")
     )
-    for course in courses:
-        course.role_label = Role(course.my_role).label
-        course.is_staff_role = course.my_role in STAFF_ROLES
-    return courses
+    return [CourseCard(course=course, role=course.my_role) for course in courses]
 
 
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The person's courses (with their role) and the projects they work on or teach."""
-    courses = _courses_with_role(request.user)
+    cards = _course_cards(request.user)
     projects = list(
         _projects_with_stage(selectors.projects_for_user(request.user)).order_by(
             "course_id", "title", "pk"
@@ -104,8 +117,8 @@ def home(request: HttpRequest) -> HttpResponse:
     by_course: dict[int, list[Project]] = defaultdict(list)
     for project in projects:
         by_course[project.course_id].append(project)
-    for course in courses:
-        course.visible_projects = by_course.pop(course.pk, [])
+    for card in cards:
+        card.projects = by_course.pop(card.course.pk, [])
     # A project whose course the person has left: still theirs, so still listed.
     orphans = [p for group in by_course.values() for p in group]
     join_form = JoinCourseForm(action=reverse("lifecycle:course_join"), inline=True)
@@ -113,7 +126,7 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "lifecycle/home.html",
         {
-            "courses": courses,
+            "cards": cards,
             "orphan_projects": orphans,
             "project_count": len(projects),
             "join_form": join_form,
@@ -171,7 +184,8 @@ def _course_page(
     status: int = 200,
 ) -> HttpResponse:
     is_staff = role in STAFF_ROLES
-    projects = course.projects.all() if is_staff else course.projects.filter(members=request.user)
+    user = cast(User, request.user)  # login_required
+    projects = course.projects.all() if is_staff else course.projects.filter(members=user)
     memberships = list(
         course.memberships.select_related("user").order_by("user__display_name", "user__email")
     )
@@ -275,7 +289,8 @@ def project_create(request: HttpRequest, course_pk: int) -> HttpResponse:
                     f"“{project.title}” has started. Stage 1: identify the problem and its "
                     "stakeholders.",
                 )
-                return redirect(project.current_stage.get_absolute_url())
+                stage_one = project.current_stage
+                return redirect(stage_one.get_absolute_url() if stage_one else project)
         status = 400
     else:
         form = ProjectCreateForm(teammates=teammates)
@@ -317,7 +332,7 @@ def _cycle_origin(project: Project, cycle: int, rows: list[ProjectStage]) -> dic
     new = event.new or {}
     titles = {row.definition.key: row.definition for row in rows}
     return {
-        "stage": titles.get(new.get("stage")),
+        "stage": titles.get(str(new.get("stage", ""))),
         "reason": new.get("reason", ""),
         "at": event.created_at,
         "by": event.actor.name if event.actor else event.actor_label,
@@ -444,6 +459,7 @@ def project_loop_back(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect(project)
         else:
             stage = project.current_stage
+            assert stage is not None  # a loop-back always opens a stage
             messages.success(
                 request,
                 f"Cycle {project.cycle} has started at stage {stage.definition.order}, "

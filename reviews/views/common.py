@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 
 from lifecycle import permissions as lifecycle_permissions
-from lifecycle.errors import DomainError
 from lifecycle.models import Course, ProjectStage
+
+# Domain errors become pages the lifecycle views already use: NotAllowed → 404 with the
+# reason, IllegalTransition → 409, never a 500.
 from lifecycle.views.common import domain_error_page
 
-__all__ = ["domain_error_page", "error_page", "get_course_for_instructor", "stage_landing_url"]
-
-
-def error_page(
-    request: HttpRequest, error: DomainError, *, title: str = "", back_url: str = ""
-) -> HttpResponse:
-    """NotAllowed → 404, IllegalTransition → 409, the rest → their status: never a 500."""
-    return domain_error_page(request, error, title=title, back_url=back_url)
+__all__ = ["domain_error_page", "get_course_for_instructor", "stage_landing_url"]
 
 
 def get_course_for_instructor(user: Any, course_pk: int) -> Course:
@@ -31,12 +27,10 @@ def get_course_for_instructor(user: Any, course_pk: int) -> Course:
 
 def stage_landing_url(project: Any, definition: Any) -> str | None:
     """The review page of a stage definition in the project's latest cycle that has it."""
-    from django.urls import reverse
-
-    stage = (
+    stage_pk = (
         ProjectStage.objects.filter(project=project, definition=definition)
         .order_by("-cycle")
         .values_list("pk", flat=True)
         .first()
     )
-    return reverse("reviews:review_stage", args=[stage]) if stage else None
+    return reverse("reviews:review_stage", args=[stage_pk]) if stage_pk else None

@@ -686,6 +686,7 @@ def test_looping_back_from_iterate_opens_a_new_cycle_at_the_chosen_stage(persona
     rows = re.findall(r'data-stage="(\d)" data-status="(\w+)"', cycle_one)
     assert rows == [(str(n), "approved") for n in range(1, 7)] + [("7", "drafting")]
     assert 'aria-current="step"' not in cycle_one
+    assert "Left drafting when the team looped back" in cycle_one
     assert 'id="outcome-panel"' not in cycle_one
 
 
@@ -971,3 +972,13 @@ def test_the_iterate_panel_costs_a_fixed_number_of_queries(personas):
         )
     assert _queries(client, url) == first
     assert Project.objects.get(pk=personas.project.pk).current_stage.status == StageStatus.DRAFTING
+
+
+def test_a_concluded_project_says_where_it_stopped_and_highlights_nothing(personas):
+    services.project_conclude(
+        project=personas.project, actor=personas.bob, outcome="not_pursued", reason="Stop."
+    )
+    html = client_for(personas, "ian").get(personas.project.get_absolute_url()).content.decode()
+    assert 'aria-current="step"' not in html
+    assert "The project was concluded here" in html
+    assert html.count("Not reached") == 6

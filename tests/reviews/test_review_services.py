@@ -124,9 +124,7 @@ def test_nobody_holds_two_active_assignments_for_the_same_scope(personas):
         assign_expert(p, stage)
     services.assignment_create(project=p.project, actor=p.tina, reviewer=p.erin, role="expert")
     with pytest.raises(InvalidAnswers):
-        services.assignment_create(
-            project=p.project, actor=p.tina, reviewer=p.erin, role="expert"
-        )
+        services.assignment_create(project=p.project, actor=p.tina, reviewer=p.erin, role="expert")
     assert ReviewAssignment.objects.filter(reviewer=p.erin, state="active").count() == 2
     assert len(events("review.assign")) == 2
 
@@ -159,7 +157,7 @@ def test_only_course_staff_withdraw_an_assignment(personas, who):
 
 def test_a_withdrawn_expert_can_no_longer_decide(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     services.assignment_withdraw(assignment=ReviewAssignment.objects.get(), actor=p.tina)
     with pytest.raises(NotAllowed):
         services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
@@ -207,7 +205,7 @@ def test_reassigning_to_a_team_member_changes_nothing(personas):
 
 def test_an_assigned_expert_and_course_staff_decide_in_their_roles(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
 
     by_tina = services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
     by_erin = services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
@@ -222,7 +220,7 @@ def test_an_assigned_expert_and_course_staff_decide_in_their_roles(personas):
 
 def test_an_instructor_decides_as_course_staff_without_an_assignment(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     decision = services.decision_record(revision=revision, reviewer=p.ian, outcome="approve")
     assert decision.role == "staff"
 
@@ -240,7 +238,7 @@ def test_an_unassigned_expert_cannot_decide(personas):
 @pytest.mark.parametrize("who", ["alice", "bob", "carol", "oscar"])
 def test_team_members_students_and_outsiders_cannot_decide(personas, who):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     with pytest.raises(NotAllowed):
         services.decision_record(revision=revision, reviewer=getattr(p, who), outcome="approve")
     assert not Decision.objects.exists()
@@ -334,7 +332,7 @@ def test_the_approval_that_satisfies_the_gate_commits_with_the_stage_approval(
 
 def test_stage_two_needs_one_course_staff_approval_only(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
     services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
     second = current_stage(p.project)
@@ -354,7 +352,7 @@ def test_stage_two_needs_one_course_staff_approval_only(personas):
 
 def test_an_expert_approval_alone_does_not_pass_stage_two(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
     services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
     second = current_stage(p.project)
@@ -544,7 +542,7 @@ def test_a_request_for_changes_on_an_approved_stage_is_refused(personas):
 
 def test_decisions_on_a_concluded_project_are_refused(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     lifecycle_services.project_conclude(
         project=p.project, actor=p.alice, outcome="not_pursued", reason="We should not build it."
     )
@@ -560,7 +558,7 @@ def test_decisions_on_a_concluded_project_are_refused(personas):
 
 def test_a_ta_cannot_override_the_gate(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    stage, _revision = submitted_stage_one(p)
     with pytest.raises(NotAllowed):
         services.stage_override(stage=stage, actor=p.tina, justification="Deadline tomorrow.")
     stage.refresh_from_db()
@@ -571,7 +569,7 @@ def test_a_ta_cannot_override_the_gate(personas):
 @pytest.mark.parametrize("justification", ["", "  \n "])
 def test_an_override_needs_a_justification(personas, justification):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    stage, _revision = submitted_stage_one(p)
     with pytest.raises(InvalidAnswers) as refused:
         services.stage_override(stage=stage, actor=p.ian, justification=justification)
     assert "justification" in refused.value.errors
@@ -612,7 +610,7 @@ def test_an_override_needs_a_submitted_revision(personas):
 
 def test_the_team_and_the_reviewers_comment_on_the_revision_and_on_one_question(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
 
     general = services.comment_add(revision=revision, author=p.erin, body="Thoughtful work.")
     on_question = services.comment_add(
@@ -633,12 +631,14 @@ def test_the_team_and_the_reviewers_comment_on_the_revision_and_on_one_question(
 
 def test_a_reply_joins_the_thread_of_its_parent(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     thread = services.comment_add(
         revision=revision, author=p.erin, body="Whose data?", question_key="problem-statement"
     )
 
-    reply = services.comment_add(revision=revision, author=p.alice, body="The NHS's.", parent=thread)
+    reply = services.comment_add(
+        revision=revision, author=p.alice, body="The NHS's.", parent=thread
+    )
 
     assert reply.parent == thread and reply.question_key == "problem-statement"
     assert list(thread.replies.all()) == [reply]
@@ -659,7 +659,7 @@ def test_a_reply_on_another_revision_is_refused(personas):
 
 def test_a_comment_on_an_unknown_question_is_refused(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     with pytest.raises(InvalidAnswers) as refused:
         services.comment_add(
             revision=revision, author=p.tina, body="Hm.", question_key="no-such-question"
@@ -671,7 +671,7 @@ def test_a_comment_on_an_unknown_question_is_refused(personas):
 @pytest.mark.parametrize("body", ["", "   "])
 def test_an_empty_comment_is_refused(personas, body):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     with pytest.raises(InvalidAnswers):
         services.comment_add(revision=revision, author=p.tina, body=body)
 
@@ -679,7 +679,7 @@ def test_an_empty_comment_is_refused(personas, body):
 @pytest.mark.parametrize("who", ["oscar", "carol"])
 def test_outsiders_and_other_teams_cannot_comment(personas, who):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     with pytest.raises(NotAllowed):
         services.comment_add(revision=revision, author=getattr(p, who), body="Hello")
     assert not Comment.objects.exists()
@@ -695,7 +695,7 @@ def test_an_expert_without_an_assignment_for_the_stage_cannot_comment(personas):
 
 def test_only_the_team_resolves_a_thread_and_only_once(personas):
     p = personas
-    stage, revision = submitted_stage_one(p)
+    _stage, revision = submitted_stage_one(p)
     thread = services.comment_add(revision=revision, author=p.erin, body="Cite the source.")
     reply = services.comment_add(revision=revision, author=p.bob, body="Added.", parent=thread)
 
@@ -726,7 +726,7 @@ def test_every_review_action_is_an_audit_event_on_one_intact_chain(personas):
         project=p.project, actor=p.ian, reviewer=p.tina, role="staff"
     )
     services.assignment_withdraw(assignment=staff_assignment, actor=p.ian)
-    invitation, token = services.invitation_create(
+    _invitation, token = services.invitation_create(
         actor=p.tina,
         course=p.course,
         email="dr.patel@example.test",

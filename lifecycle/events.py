@@ -1,0 +1,31 @@
+"""Domain events for layers above lifecycle.
+
+Services publish inside their transaction; subscribers (the review layer's notifications)
+write their rows in that same transaction, so an event and what it causes commit together or
+not at all. lifecycle knows nothing of its subscribers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+STAGE_SUBMITTED = "stage.submitted"
+STAGE_CHANGES_REQUESTED = "stage.changes_requested"
+STAGE_APPROVED = "stage.approved"
+PROJECT_LOOPED_BACK = "project.looped_back"
+PROJECT_CONCLUDED = "project.concluded"
+
+Subscriber = Callable[..., None]
+_subscribers: dict[str, list[Subscriber]] = defaultdict(list)
+
+
+def subscribe(event: str, subscriber: Subscriber) -> None:
+    if subscriber not in _subscribers[event]:
+        _subscribers[event].append(subscriber)
+
+
+def publish(event: str, **payload: Any) -> None:
+    for subscriber in list(_subscribers.get(event, ())):
+        subscriber(**payload)

@@ -1,0 +1,39 @@
+from django.urls import path
+
+from .views import courses, inbox, invitations, reviewers, stages
+
+app_name = "reviews"
+
+urlpatterns = [
+    path("", inbox.inbox, name="inbox"),
+    path("projects/<int:pk>/reviewers/", reviewers.project_reviewers, name="project_reviewers"),
+    path("projects/<int:pk>/assignments/", reviewers.assignment_create, name="assignment_create"),
+    path(
+        "assignments/<int:assignment_pk>/withdraw/",
+        reviewers.assignment_withdraw,
+        name="assignment_withdraw",
+    ),
+    path(
+        "assignments/<int:assignment_pk>/reassign/",
+        reviewers.assignment_reassign,
+        name="assignment_reassign",
+    ),
+    path("projects/<int:pk>/invitations/", reviewers.invitation_create, name="invitation_create"),
+    path(
+        "invitations/<int:invitation_pk>/confirm/",
+        reviewers.invitation_confirm,
+        name="invitation_confirm",
+    ),
+    path(
+        "invitations/<int:invitation_pk>/revoke/",
+        reviewers.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("invitations/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
+    path("stages/<int:stage_pk>/", stages.review_stage, name="review_stage"),
+    path("stages/<int:stage_pk>/decide/", stages.stage_decide, name="stage_decide"),
+    path("stages/<int:stage_pk>/comments/", stages.comment_add, name="comment_add"),
+    path("stages/<int:stage_pk>/override/", stages.stage_override, name="stage_override"),
+    path("comments/<int:comment_pk>/resolve/", stages.comment_resolve, name="comment_resolve"),
+    path("courses/<int:course_pk>/settings/", courses.course_settings, name="course_settings"),
+]

@@ -1,0 +1,34 @@
+"""The reviewer inbox: what waits for the user's decision, oldest first, and what they decided."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from lifecycle.models import Course, Membership, Role
+
+from .. import selectors
+
+DONE_LIMIT = 30
+
+
+@login_required
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    pending = selectors.pending_reviews_for_user(user)
+    taught = Membership.objects.filter(user=user, role=Role.INSTRUCTOR).values("course_id")
+    return render(
+        request,
+        "reviews/inbox.html",
+        {
+            "pending": pending,
+            "overdue_count": sum(1 for s in pending if s.overdue),
+            "done": selectors.done_reviews_for_user(user, limit=DONE_LIMIT),
+            "done_limit": DONE_LIMIT,
+            "to_confirm": selectors.invitations_awaiting_confirmation(user),
+            "taught_courses": list(Course.objects.filter(pk__in=taught).order_by("title")),
+        },
+    )

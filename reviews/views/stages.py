@@ -1,0 +1,336 @@
+"""The review page of a stage: the revision's answers with the lecture's guidance, what changed
+since the reviewer last decided, comment threads, the decision, and the instructor override."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from lifecycle import permissions as lifecycle_permissions
+from lifecycle.diffs import answer_text, diff_answers, stakeholders_text, word_diff
+from lifecycle.errors import DomainError, InvalidAnswers
+from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageStatus, StakeholderKind
+
+from .. import permissions, selectors, services
+from ..forms import CommentForm, DecisionForm, OverrideForm, add_service_errors
+from ..models import Comment, Decision
+from .common import domain_error_page
+
+DECIDABLE_STATUSES = (StageStatus.IN_REVIEW, StageStatus.CHANGES_REQUESTED)
+
+
+def review_url(stage: ProjectStage, revision: StageRevision | None = None) -> str:
+    url = reverse("reviews:review_stage", args=[stage.pk])
+    if revision is not None and revision.pk != stage.current_revision_id:
+        url += f"?revision={revision.number}"
+    return url
+
+
+def _shown_revision(
+    request: HttpRequest, stage: ProjectStage, revisions: list[StageRevision]
+) -> StageRevision | None:
+    wanted = request.GET.get("revision")
+    if wanted:
+        try:
+            number = int(wanted)
+        except ValueError:
+            raise Http404("No such revision.") from None
+        for revision in revisions:
+            if revision.number == number:
+                return revision
+        raise Http404("No such revision.")
+    for revision in revisions:
+        if revision.pk == stage.current_revision_id:
+            return revision
+    return revisions[-1] if revisions else None
+
+
+def _answer_rows(
+    questions: list[Any], answers: Mapping[str, Any], threads: Mapping[str, list[Comment]]
+) -> list[dict[str, Any]]:
+    rows = []
+    for number, question in enumerate(questions, start=1):
+        value = answers.get(question.key)
+        row: dict[str, Any] = {
+            "number": number,
+            "question": question,
+            "empty": value in (None, "", [], {}),
+            "text": answer_text(question, value),
+            "threads": threads.get(question.key, []),
+            "comment_label": f"Your comment on question {number}",
+        }
+        if question.kind == QuestionKind.YES_NO_UNSURE and isinstance(value, Mapping):
+            row["choice"] = str(value.get("choice") or "")
+            row["justification"] = str(value.get("justification") or "")
+        elif question.kind == QuestionKind.MULTIPLE_CHOICE and isinstance(value, list):
+            row["chosen"] = [str(v) for v in value]
+        elif question.kind == QuestionKind.LONG_TEXT:
+            row["markdown"] = str(value or "")
+        elif (
+            question.kind == QuestionKind.URL
+            and isinstance(value, str)
+            and value.lower().startswith(("https://", "http://"))
+        ):
+            row["href"] = value
+        rows.append(row)
+    return rows
+
+
+def _stakeholder_rows(revision: StageRevision | None) -> list[dict[str, Any]]:
+    labels = dict(StakeholderKind.choices)
+    return [
+        {**entry, "kind_label": labels.get(entry.get("kind", ""), entry.get("kind", ""))}
+        for entry in (revision.stakeholders if revision else [])
+    ]
+
+
+def _review_page(
+    request: HttpRequest,
+    stage: ProjectStage,
+    *,
+    decision_form: DecisionForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = request.user
+    project, definition = stage.project, stage.definition
+    questions = list(definition.questions.all())
+    revisions = list(stage.revisions.select_related("created_by").order_by("number"))
+    shown = _shown_revision(request, stage, revisions)
+    is_member = lifecycle_permissions.is_project_member(user, project)
+    role, assignment = permissions.reviewer_role(user, project, definition)
+    hide_others = selectors.hides_other_reviews(user, stage)
+    is_current = shown is not None and shown.pk == stage.current_revision_id
+
+    decisions: list[Decision] = []
+    threads: dict[str, list[Comment]] = {}
+    if shown is not None:
+        decisions = list(
+            Decision.objects.filter(revision=shown)
+            .select_related("reviewer")
+            .order_by("created_at", "pk")
+        )
+        threads = selectors.comment_threads(shown, only_author=user if hide_others else None)
+    if hide_others:
+        decisions = [d for d in decisions if d.reviewer_id == user.pk]
+    my_decision = next(
+        (d for d in decisions if d.reviewer_id == user.pk and d.replaced_at is None), None
+    )
+
+    diff: dict[str, Any] | None = None
+    if role is not None and shown is not None:
+        last = (
+            Decision.objects.filter(
+                reviewer=user, revision__stage=stage, revision__number__lt=shown.number
+            )
+            .select_related("revision")
+            .order_by("-revision__number", "-created_at")
+            .first()
+        )
+        if last is not None:
+            rows = diff_answers(questions, last.revision.answers, shown.answers)
+            diff = {
+                "since": last.revision,
+                "decision": last,
+                "rows": rows,
+                "changed": sum(1 for r in rows if r.changed),
+                "stakeholder_chunks": word_diff(
+                    stakeholders_text(last.revision.stakeholders),
+                    stakeholders_text(shown.stakeholders),
+                )
+                if definition.requires_stakeholders
+                and last.revision.stakeholders != shown.stakeholders
+                else None,
+            }
+
+    can_decide = (
+        role is not None and project.is_active and is_current and stage.status in DECIDABLE_STATUSES
+    )
+    if can_decide and decision_form is None:
+        decision_form = DecisionForm(
+            initial={"revision": shown.pk, "change": my_decision is not None},
+            questions=questions,
+            action=reverse("reviews:stage_decide", args=[stage.pk]),
+        )
+    panel = selectors.gate_panel_context(stage)
+    panel.update({"hide_votes": hide_others, "on_review_page": True})
+    context = {
+        "stage": stage,
+        "project": project,
+        "definition": definition,
+        "revisions": revisions,
+        "revision": shown,
+        "is_current": is_current,
+        "is_member": is_member,
+        "role": role,
+        "assignment": assignment,
+        "is_staff": lifecycle_permissions.is_course_staff(user, project.course),
+        "is_instructor": lifecycle_permissions.is_instructor(user, project.course),
+        "hide_others": hide_others,
+        "question_labels": {q.key: f"question {n}" for n, q in enumerate(questions, start=1)},
+        "rows": _answer_rows(questions, shown.answers if shown else {}, threads),
+        "general_threads": threads.get("", []),
+        "stakeholders": _stakeholder_rows(shown),
+        "decisions": [d for d in decisions if d.replaced_at is None],
+        "replaced_decisions": [d for d in decisions if d.replaced_at is not None],
+        "my_decision": my_decision,
+        "diff": diff,
+        "can_decide": can_decide,
+        "decision_form": decision_form if can_decide else None,
+        "can_comment": project.is_active and shown is not None and (is_member or role),
+        "gate_panel": render_to_string("reviews/partials/gate_panel.html", panel, request=request),
+    }
+    return render(request, "reviews/review_stage.html", context, status=status)
+
+
+@login_required
+@require_GET
+def review_stage(request: HttpRequest, stage_pk: int) -> HttpResponse:
+    return _review_page(request, selectors.get_reviewable_stage(request.user, stage_pk))
+
+
+@login_required
+@require_POST
+def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
+    stage = selectors.get_reviewable_stage(request.user, stage_pk)
+    if not permissions.can_review(request.user, stage.project, stage.definition_id):
+        raise Http404("Only this stage's reviewers decide on it.")
+    form = DecisionForm(
+        request.POST,
+        questions=list(stage.definition.questions.all()),
+        action=reverse("reviews:stage_decide", args=[stage.pk]),
+    )
+    if not form.is_valid():
+        messages.error(request, "Your decision was not recorded: correct the fields below.")
+        return _review_page(request, stage, decision_form=form, status=400)
+    data = form.cleaned_data
+    revision = stage.revisions.filter(pk=data["revision"]).first()
+    if revision is None:
+        raise Http404("No such revision.")
+    try:
+        decision = services.decision_record(
+            revision=revision,
+            reviewer=request.user,
+            outcome=data["outcome"],
+            comment=data["comment"],
+            question_key=data["question_key"],
+            change=data["change"],
+        )
+    except InvalidAnswers as invalid:
+        add_service_errors(form, invalid.errors)
+        messages.error(request, "Your decision was not recorded: correct the fields below.")
+        return _review_page(request, stage, decision_form=form, status=400)
+    except DomainError as error:
+        return domain_error_page(
+            request, error, title="Your decision was not recorded", back_url=review_url(stage)
+        )
+    stage.refresh_from_db(fields=["status"])
+    outcome = decision.get_outcome_display().lower()
+    note = {
+        StageStatus.APPROVED: " The gate is satisfied: the stage is approved.",
+        StageStatus.CHANGES_REQUESTED: " The stage went back to the team.",
+    }.get(stage.status, "")
+    messages.success(request, f"Recorded: {outcome} on revision {revision.number}.{note}")
+    return redirect(review_url(stage))
+
+
+@login_required
+@require_POST
+def comment_add(request: HttpRequest, stage_pk: int) -> HttpResponse:
+    stage = selectors.get_reviewable_stage(request.user, stage_pk)
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not posted: write a comment first.")
+        return redirect(review_url(stage))
+    data = form.cleaned_data
+    revision = stage.revisions.filter(pk=data["revision"]).first()
+    if revision is None:
+        raise Http404("No such revision.")
+    parent = None
+    if data["parent"]:
+        parent = Comment.objects.filter(pk=data["parent"], revision=revision).first()
+        hidden = parent is not None and (
+            parent.author_id != request.user.pk
+            and selectors.hides_other_reviews(request.user, stage)
+        )
+        if parent is None or hidden:
+            raise Http404("No such comment.")
+    back = review_url(stage, revision)
+    try:
+        comment = services.comment_add(
+            revision=revision,
+            author=request.user,
+            body=data["body"],
+            question_key=data["question_key"] or "",
+            parent=parent,
+        )
+    except InvalidAnswers as invalid:
+        errors = " ".join(m for msgs in invalid.errors.values() for m in msgs)
+        messages.error(request, f"Not posted: {errors}")
+        return redirect(back)
+    except DomainError as error:
+        return domain_error_page(request, error, back_url=back)
+    messages.success(request, "Your comment was posted.")
+    return redirect(f"{back}#comment-{comment.pk}")
+
+
+@login_required
+@require_POST
+def comment_resolve(request: HttpRequest, comment_pk: int) -> HttpResponse:
+    comment = selectors.get_comment_for_user(request.user, comment_pk)
+    back = review_url(comment.revision.stage, comment.revision)
+    try:
+        services.comment_resolve(comment=comment, actor=request.user)
+    except DomainError as error:
+        return domain_error_page(request, error, back_url=back)
+    messages.success(request, "Thread resolved.")
+    return redirect(f"{back}#comment-{comment.pk}")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def stage_override(request: HttpRequest, stage_pk: int) -> HttpResponse:
+    stage = selectors.get_reviewable_stage(request.user, stage_pk)
+    if not lifecycle_permissions.is_instructor(request.user, stage.project.course):
+        raise Http404("Only an instructor of this course overrides a gate.")
+    form = OverrideForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.stage_override(
+                stage=stage,
+                actor=request.user,
+                justification=form.cleaned_data["justification"],
+            )
+        except InvalidAnswers as invalid:
+            add_service_errors(form, invalid.errors)
+        except DomainError as error:
+            return domain_error_page(
+                request, error, title="The stage was not approved", back_url=review_url(stage)
+            )
+        else:
+            messages.warning(
+                request,
+                f"“{stage.definition.title}” is approved by instructor override. The "
+                "justification is shown on the stage and flagged in the audit trail.",
+            )
+            return redirect(review_url(stage))
+    return render(
+        request,
+        "reviews/stage_override.html",
+        {
+            "stage": stage,
+            "project": stage.project,
+            "definition": stage.definition,
+            "gate": services.gate_for_stage(stage),
+            "form": form,
+            "can_override": stage.status == StageStatus.IN_REVIEW and stage.project.is_active,
+        },
+        status=400 if request.method == "POST" else 200,
+    )

@@ -1,0 +1,634 @@
+"""Fuzzing the seven stage forms and the Markdown preview with Hypothesis.
+
+Whatever a browser, a stale tab or someone with curl posts to the non-JS save, the htmx
+autosave or the submission, the answer is a page or a redirect (200, 302, 400 or 409), never a
+500, and no page carries posted markup unescaped: not the response, and not the stage page
+that shows the saved draft afterwards.
+
+Every example runs inside a savepoint that is rolled back afterwards, so each one starts from
+the same known state: the stage under test open for drafting, with a complete draft saved (so
+that a submission can succeed) and, for stage 1, a stakeholder in the register.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.http import urlencode
+from factories import advance_to, complete_answers
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from lifecycle import services
+from lifecycle.answers import YES_NO_UNSURE
+from lifecycle.forms import CHOICE_SUFFIX, JUSTIFICATION_SUFFIX
+from lifecycle.markdown import ALLOWED_TAGS
+from lifecycle.models import ProjectStage, Question, QuestionKind
+
+pytestmark = pytest.mark.django_db
+
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    database=None,  # nothing written to .hypothesis/
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+STAGE_ORDERS = range(1, 8)
+RESOLVE_PREFIX = "resolve__"
+ALLOWED_STATUSES = {200, 302, 400, 409}
+
+# --- what gets posted ---------------------------------------------------------------------
+
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '"><svg onload=alert(1)>',
+    "javascript:alert(1)",
+    "[x](javascript:alert(1))",
+    '<a href="javascript:alert(1)">x</a>',
+    "<iframe src=//evil>",
+    "{{ 7*7 }}",
+    "{% debug %}",
+    "</textarea><script>alert(1)</script>",
+    "'><img src=x onerror=alert(1)>",
+    "<ScRiPt>alert(1)</sCrIpT>",
+]
+# Markdown-specific ways of smuggling script past a sanitiser, for the preview.
+MARKDOWN_PAYLOADS = [
+    "[x](JaVaScRiPt:alert(1))",
+    "[x](java\tscript:alert(1))",
+    "[x](&#106;avascript:alert(1))",
+    "[x](javascript&colon;alert(1))",
+    "![x](javascript:alert(1))",
+    "<javascript:alert(1)>",
+    "[a][r]\n\n[r]: javascript:alert(1)",
+    '<a href="jav&#x09;ascript:alert(1)">x</a>',
+    "<a href=vbscript:msgbox(1)>x</a>",
+    "<a href='data:text/html,<script>alert(1)</script>'>x</a>",
+    '[x](https://ok.example "t" onclick="alert(1)")',
+    '[x](https://ok.example/" onmouseover="alert(1))',
+    "<details open ontoggle=alert(1)>",
+    "<p style=x onclick=alert(1)>hi</p>",
+    "<svg><script>alert(1)</script></svg>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
+    "<scr<script>ipt>alert(1)</script>",
+    "<!--<script>alert(1)</script>-->",
+    "<![CDATA[<script>alert(1)</script>]]>",
+    "```\n<script>alert(1)</script>\n```",
+    "`<script>alert(1)</script>`",
+    "| a |\n|---|\n| <img src=x onerror=alert(1)> |",
+    "    <script>alert(1)</script>",
+    "> <iframe src=//evil></iframe>",
+    "<object data=javascript:alert(1)>",
+    "<embed src=javascript:alert(1)>",
+    "<base href=javascript:alert(1)//>",
+    "<form action=javascript:alert(1)><button>x</button></form>",
+]
+WEIRD_TEXT = [
+    "\x00",
+    "a\x00b",
+    "🙂🔥👩\u200d👩\u200d👧\u200d👦",
+    "\u202eevil\u202c.exe",
+    "مرحبا بالعالم",
+    "שלום עולם",
+    "\ufeffBOM",
+    "e\u0301\u0301\u0301",
+    "\r\n\r\n",
+    "   ",
+    "\t\v\f",
+    "\u200b\u2028\u2029",
+    "\U0001d54f\U0001d550\u2124" * 5,
+    "'; DROP TABLE lifecycle_projectstage; --",
+    "%00%3Cscript%3E",
+    "&lt;script&gt;alert(1)&lt;/script&gt;",
+]
+HUGE_TEXT = [
+    "x" * 60_001,
+    "y" * 501,
+    "é" * 50_001,
+    "<script>alert(1)</script>" * 2_500,
+    "ab\x00" * 20_001,
+]
+DRAFT_VERSIONS = ["current", "current", "current", "stale", "missing"]
+DRAFT_VERSIONS += ["", "-1", "abc", "999999", "1.5", "0x1", " 1 ", "9" * 40, "\x00"]
+
+unicode_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
+clean_text = st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=60)
+payload = st.sampled_from(PAYLOADS)
+embedded_payload = st.builds(lambda a, p, b: a + p + b, clean_text, payload, clean_text)
+garbage_text = st.one_of(
+    unicode_text,
+    payload,
+    embedded_payload,
+    st.sampled_from(WEIRD_TEXT),
+    st.sampled_from(HUGE_TEXT),
+)
+garbage_list = st.lists(st.one_of(unicode_text, payload), min_size=2, max_size=3)
+garbage = st.one_of(garbage_text, garbage_list)
+
+NUMBER_WORDS = ["forty-two", "one hundred", "NaN", "nan", "Infinity", "-inf", "1e16", "1e999"]
+NUMBER_WORDS += [
+    "-1e999",
+    "0x1F",
+    "1,5",
+    "\u0661\u0662\u0663",
+    "1_000",
+    "--1",
+    "1e-99999999999",
+    "9" * 400,
+]
+NUMBER_WORDS += ["1e999999999999999999", "-0", "+5", ".", "1.", ".5e3"]
+BAD_DATES = ["2026-13-45", "2026-02-30", "0000-00-00", "tomorrow", "99999-01-01", "2026-1-1x"]
+BAD_DATES += [
+    "31/12/2026",
+    "\u0662\u0660\u0662\u0666-\u0660\u0661-\u0660\u0661",
+    "2026-W01",
+    "1969-12-31T25:00",
+    "-2026-01-01",
+]
+BAD_URLS = ["ftp://x", "not a url", "javascript:alert(1)", "http://", "//evil.example"]
+BAD_URLS += ["http://[::1", "http://exa mple.com", "data:text/html,<script>alert(1)</script>"]
+BAD_URLS += ["https://" + "a" * 2_100 + ".example", "https://example.org/\x00", "http://:80"]
+GOOD_URLS = ["https://example.org/data", "http://localhost:8000/x?y=1#z", "example.org/path"]
+GOOD_URLS += ["https://例え.jp/パス", "https://example.org/?q=<script>alert(1)</script>"]
+BAD_YES_NO = ["yes-ish", "YES", "Yes ", "maybe", "1", "true", "oui", "yes\x00", "unsure?"]
+
+
+def good_text(limit: int) -> st.SearchStrategy[str]:
+    return st.one_of(clean_text, payload, embedded_payload).map(lambda s: s[:limit])
+
+
+_FIELDS: dict[int, list[tuple[str, st.SearchStrategy, st.SearchStrategy]]] = {}
+
+
+def form_fields(q: Question) -> list[tuple[str, st.SearchStrategy, st.SearchStrategy]]:
+    if q.pk not in _FIELDS:
+        _FIELDS[q.pk] = _form_fields(q)
+    return _FIELDS[q.pk]
+
+
+def _form_fields(q: Question) -> list[tuple[str, st.SearchStrategy, st.SearchStrategy]]:
+    """(form field, well-formed values, garbage) for one question."""
+    kind = q.kind
+    if kind == QuestionKind.YES_NO_UNSURE:
+        choice_ok = st.sampled_from([*YES_NO_UNSURE, ""])
+        choice_bad = st.one_of(st.sampled_from(BAD_YES_NO), garbage)
+        return [
+            (q.key + CHOICE_SUFFIX, choice_ok, choice_bad),
+            (q.key + JUSTIFICATION_SUFFIX, good_text(5_000), garbage),
+        ]
+    if kind == QuestionKind.SHORT_TEXT:
+        return [(q.key, good_text(500), garbage)]
+    if kind == QuestionKind.LONG_TEXT:
+        return [(q.key, good_text(50_000), garbage)]
+    if kind == QuestionKind.SINGLE_CHOICE:
+        near_misses = [c + " " for c in q.choices] + [c.upper() for c in q.choices]
+        return [
+            (q.key, st.sampled_from(q.choices), st.one_of(st.sampled_from(near_misses), garbage))
+        ]
+    if kind == QuestionKind.MULTIPLE_CHOICE:
+        ok = st.lists(st.sampled_from(q.choices), unique=True, max_size=len(q.choices))
+        bad = st.one_of(
+            garbage,
+            st.lists(st.one_of(st.sampled_from(q.choices), garbage_text), min_size=1, max_size=4),
+        )
+        return [(q.key, ok, bad)]
+    if kind == QuestionKind.NUMBER:
+        ok = st.one_of(
+            st.integers(-(10**15), 10**15).map(str),
+            st.decimals(-(10**15), 10**15, allow_nan=False, allow_infinity=False).map(str),
+            st.floats(-1e15, 1e15, allow_nan=False).map(repr),
+        )
+        exponents = st.from_regex(r"-?\d{1,3}(\.\d{1,3})?[eE][+-]?\d{1,25}", fullmatch=True)
+        return [(q.key, ok, st.one_of(st.sampled_from(NUMBER_WORDS), exponents, garbage))]
+    if kind == QuestionKind.URL:
+        ok = st.one_of(
+            st.sampled_from(GOOD_URLS),
+            st.builds(
+                lambda p: "https://example.org/" + p,
+                st.text("abcXYZ019-._~!$&'()*+,;=:@/?#%", max_size=40),
+            ),
+        )
+        return [(q.key, ok, st.one_of(st.sampled_from(BAD_URLS), garbage))]
+    # date
+    ok = st.dates().map(lambda d: d.isoformat())
+    return [(q.key, ok, st.one_of(st.sampled_from(BAD_DATES), garbage))]
+
+
+@dataclass
+class Example:
+    endpoint: str  # "save" (non-JS), "autosave" (htmx) or "submit"
+    fields: dict[str, Any]
+    draft_version: str  # "current", "stale", "missing" or a literal to send
+    teammate_first: dict[str, Any] | None  # Bob saves this first: the example is then stale
+    extras: dict[str, Any]
+    abuse: str | None  # "too_many_fields" or "too_big"
+    urlencoded: bool
+
+
+@st.composite
+def examples(draw: st.DrawFn, questions: list[Question]) -> Example:
+    mode = draw(st.sampled_from(["valid", "sparse", "mixed"]))
+    fields: dict[str, Any] = {}
+    for q in questions:
+        for name, ok, bad in form_fields(q):
+            if mode != "valid" and draw(st.integers(0, 3)) == 0:
+                continue  # omitted
+            fields[name] = draw(bad if mode == "mixed" and draw(st.booleans()) else ok)
+
+    keys = [q.key for q in questions]
+    long_keys = [q.key for q in questions if q.kind == QuestionKind.LONG_TEXT]
+    teammate = draw(
+        st.none()
+        | st.dictionaries(
+            st.sampled_from(long_keys), st.one_of(payload, embedded_payload), min_size=1
+        )
+    )
+    extras = draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "merge": st.sampled_from(["1", "0", "<script>alert(1)</script>"]),
+                "conflict_keys": st.lists(
+                    st.one_of(st.sampled_from(keys), payload, unicode_text), max_size=3
+                ),
+                "save": st.just("1"),
+                "submit": st.just("1"),
+                **{
+                    RESOLVE_PREFIX + k: st.sampled_from(["mine", "theirs", "both", PAYLOADS[0]])
+                    for k in keys
+                },
+                "unknown": st.dictionaries(
+                    st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20),
+                    st.one_of(unicode_text, payload),
+                    max_size=2,
+                ),
+            },
+        )
+    )
+    extras.update(extras.pop("unknown", {}))
+    return Example(
+        endpoint=draw(st.sampled_from(["save", "autosave", "submit"])),
+        fields=fields,
+        draft_version=draw(st.sampled_from(DRAFT_VERSIONS)),
+        teammate_first=teammate,
+        extras=extras,
+        abuse=draw(st.sampled_from([None] * 14 + ["too_many_fields", "too_big"])),
+        urlencoded=draw(st.booleans()),
+    )
+
+
+# --- what must never come back ------------------------------------------------------------
+
+RAW_MARKERS = ["<script>alert", "<iframe", 'href="javascript:', "<svg", "<img src=x"]
+# What {% debug %} would print if a posted answer were ever rendered as a template.
+DEBUG_MARKERS = ["sql_queries", "DEFAULT_MESSAGE_LEVELS", "'True': True", "&#x27;True&#x27;: True"]
+DANGEROUS_TAGS = {"iframe", "svg", "math", "object", "embed", "base", "img", "details", "style"}
+URL_ATTRIBUTES = {"href", "src", "action", "formaction", "data", "xlink:href", "background"}
+BAD_SCHEMES = ("javascript:", "vbscript:", "data:")
+C0_AND_SPACE = "".join(map(chr, range(0x21)))
+
+
+class _Scanner(HTMLParser):
+    """Collects markup an answer could only have produced by escaping its escaping."""
+
+    def __init__(self, allowed_handlers: set[tuple[str, str]]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.allowed_handlers = allowed_handlers
+        self.problems: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in DANGEROUS_TAGS:
+            self.problems.append(f"<{tag}> element")
+        for name, value in attrs:
+            if name.startswith("on") and (name, value or "") not in self.allowed_handlers:
+                self.problems.append(f"<{tag} {name}={value!r}>")
+            if name in URL_ATTRIBUTES and value:
+                # What a browser's URL parser makes of it: C0 controls and spaces trimmed at
+                # the ends, tabs and newlines dropped everywhere.
+                parsed = re.sub(r"[\t\n\r]", "", value.strip(C0_AND_SPACE))
+                if parsed.lower().startswith(BAD_SCHEMES):
+                    self.problems.append(f"<{tag} {name}={value!r}>")
+        if tag == "script":
+            self._in_script = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and "alert" in data:
+            self.problems.append(f"script running {data[:60]!r}")
+
+
+def handlers_in(html: str) -> set[tuple[str, str]]:
+    """The site's own inline event handlers, if any: those are not injected."""
+    found: set[tuple[str, str]] = set()
+
+    class _Collect(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.update((n, v or "") for n, v in attrs if n.startswith("on"))
+
+    _Collect().feed(html)
+    return found
+
+
+def injected_markup(html: str, allowed_handlers: set[tuple[str, str]] = frozenset()) -> list[str]:
+    lowered = html.lower()
+    problems = [f"raw {m!r}" for m in RAW_MARKERS if m in lowered]
+    problems += [f"template debug output {m!r}" for m in DEBUG_MARKERS if m in html]
+    scanner = _Scanner(set(allowed_handlers))
+    scanner.feed(html)
+    scanner.close()
+    return problems + scanner.problems
+
+
+def assert_safe(response: Any, what: str, allowed_handlers: set[tuple[str, str]]) -> None:
+    assert response.status_code in ALLOWED_STATUSES, f"{what}: HTTP {response.status_code}"
+    if response.status_code == 302:
+        return
+    if "html" not in response.get("Content-Type", ""):
+        return
+    problems = injected_markup(response.content.decode(errors="replace"), allowed_handlers)
+    assert not problems, f"{what}: {problems}"
+
+
+# --- the stage under test -----------------------------------------------------------------
+
+
+def url(stage: ProjectStage, name: str = "stage_detail") -> str:
+    return reverse(f"lifecycle:{name}", args=[stage.project_id, stage.cycle, stage.definition.key])
+
+
+def load(pk: int) -> ProjectStage:
+    return ProjectStage.objects.select_related("definition", "project").get(pk=pk)
+
+
+@contextmanager
+def rolled_back() -> Iterator[None]:
+    savepoint = transaction.savepoint()
+    try:
+        yield
+    finally:
+        transaction.savepoint_rollback(savepoint)
+
+
+@dataclass
+class FuzzTarget:
+    stage_pk: int
+    questions: list[Question]
+    client: Client
+    bob: Any
+    detail_url: str
+    autosave_url: str
+    submit_url: str
+    allowed_handlers: set[tuple[str, str]]
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, personas: Any) -> FuzzTarget:
+    """Walk the project to the stage (once per stage, outside the Hypothesis loop), give it a
+    complete draft, and sign Alice in."""
+    order = request.param
+    alice = personas.alice
+    stage = advance_to(personas.project, order, team_member=alice, reviewer=personas.tina)
+    if stage.definition.requires_stakeholders and not personas.project.stakeholders.exists():
+        services.stakeholder_add(
+            project=personas.project, actor=alice, name="Triage nurses", kind="operator"
+        )
+    stage = load(stage.pk)
+    services.stage_save_draft(
+        stage=stage, actor=alice, answers=complete_answers(stage), base_version=stage.draft_version
+    )
+    client = Client(raise_request_exception=False)
+    client.force_login(alice)
+    clean_page = client.get(url(stage))
+    assert clean_page.status_code == 200
+    allowed = handlers_in(clean_page.content.decode())
+    assert not injected_markup(clean_page.content.decode(), allowed)
+    return FuzzTarget(
+        stage_pk=stage.pk,
+        questions=list(stage.definition.questions.all()),
+        client=client,
+        bob=personas.bob,
+        detail_url=url(stage),
+        autosave_url=url(stage, "stage_autosave"),
+        submit_url=url(stage, "stage_submit"),
+        allowed_handlers=allowed,
+    )
+
+
+def version_field(mode: str, current: int) -> dict[str, str]:
+    if mode == "missing":
+        return {}
+    if mode == "current":
+        return {"draft_version": str(current)}
+    if mode == "stale":
+        return {"draft_version": str(current - 1 if current > 0 else current + 1)}
+    return {"draft_version": mode}
+
+
+def post(client: Client, path: str, data: dict[str, Any], urlencoded: bool) -> Any:
+    if urlencoded:  # as htmx sends it
+        return client.post(
+            path, urlencode(data, doseq=True), content_type="application/x-www-form-urlencoded"
+        )
+    return client.post(path, data)
+
+
+def saved_texts(stage: ProjectStage) -> list[str]:
+    """The draft's free text, as the stage page must show it (escaped, in the form)."""
+    texts = []
+    for q in stage.definition.questions.all():
+        value = stage.draft_answers.get(q.key)
+        if isinstance(value, dict):
+            value = value.get("justification")
+        if isinstance(value, str) and value and q.kind != QuestionKind.SINGLE_CHOICE:
+            texts.append(value)
+    return texts
+
+
+def outcome(response: Any) -> str:
+    body = response.content.decode(errors="replace")
+    for word in ("Saved", "conflict", "Not saved"):
+        if word in body:
+            return f"({word})"
+    return ""
+
+
+def run_example(t: FuzzTarget, ex: Example) -> None:
+    client = t.client
+    client.cookies.pop("messages", None)  # no leftovers from the previous example
+    stage = load(t.stage_pk)
+    opened = stage.draft_version  # the version Alice's form was built on
+    if ex.teammate_first:
+        services.stage_save_draft(
+            stage=stage, actor=t.bob, answers=ex.teammate_first, base_version=opened
+        )
+    data: dict[str, Any] = {**ex.fields, **version_field(ex.draft_version, opened), **ex.extras}
+    if ex.abuse == "too_many_fields":
+        data.update({f"f{i}": "x" for i in range(1_001)})
+    elif ex.abuse == "too_big":
+        data["padding"] = "x" * 2_700_000
+    redirects = {t.detail_url, t.submit_url}
+
+    if ex.endpoint == "autosave":
+        response = post(client, t.autosave_url, data, ex.urlencoded)
+        if not ex.abuse:
+            assert response.status_code == 200, f"autosave: HTTP {response.status_code}"
+        assert_safe(response, "autosave", t.allowed_handlers)
+        event(f"autosave: HTTP {response.status_code} {outcome(response)}")
+    elif ex.endpoint == "save":
+        response = post(client, t.detail_url, data, ex.urlencoded)
+        assert_safe(response, "save", t.allowed_handlers)
+        event(f"save: HTTP {response.status_code}")
+        if response.status_code == 302:
+            assert response["Location"] in redirects, response["Location"]
+    else:  # "Save and submit for review…", the confirmation page, then the submission
+        response = post(client, t.detail_url, {**data, "submit": "1"}, ex.urlencoded)
+        assert_safe(response, "save before submitting", t.allowed_handlers)
+        if response.status_code == 302:
+            assert response["Location"] in redirects, response["Location"]
+            if response["Location"] == t.submit_url:
+                confirm = client.get(t.submit_url)
+                assert confirm.status_code == 200
+                assert_safe(confirm, "submission page", t.allowed_handlers)
+        current = load(t.stage_pk).draft_version
+        response = post(
+            client, t.submit_url, version_field(ex.draft_version, current), ex.urlencoded
+        )
+        assert_safe(response, "submit", t.allowed_handlers)
+        event(f"submit: HTTP {response.status_code}")
+        if response.status_code == 302:
+            assert response["Location"] == t.detail_url, response["Location"]
+
+    page = client.get(t.detail_url)
+    assert page.status_code == 200, f"stage page after the save: HTTP {page.status_code}"
+    assert_safe(page, "stage page after the save", t.allowed_handlers)
+    html = page.content.decode()
+    after = load(t.stage_pk)
+    if after.draft_version > opened + bool(ex.teammate_first):
+        event("the example's answers were saved")
+    if after.status != "drafting":
+        event("the stage went to review")
+    for text in saved_texts(after):
+        assert escape(text) in html, f"saved answer not shown escaped: {text[:80]!r}"
+
+
+@pytest.mark.parametrize("target", STAGE_ORDERS, indirect=True, ids=lambda o: f"stage{o}")
+@FUZZ
+@given(data=st.data())
+def test_stage_forms_survive_any_submission(target: FuzzTarget, data: st.DataObject) -> None:
+    example = data.draw(examples(target.questions), label="example")
+    with rolled_back():
+        run_example(target, example)
+
+
+# --- the Markdown preview -----------------------------------------------------------------
+
+preview_text = st.one_of(
+    st.sampled_from(PAYLOADS + MARKDOWN_PAYLOADS + WEIRD_TEXT),
+    unicode_text,
+    st.builds(
+        lambda a, p, b: a + p + b,
+        unicode_text,
+        st.sampled_from(PAYLOADS + MARKDOWN_PAYLOADS),
+        unicode_text,
+    ),
+    st.lists(st.sampled_from(PAYLOADS + MARKDOWN_PAYLOADS), min_size=2, max_size=4).map(
+        "\n\n".join
+    ),
+    st.sampled_from(["x" * 60_001, "<script>alert(1)</script>" * 2_500]),
+)
+# Deeply nested block structure: python-markdown parses each level by recursion. Depths well
+# either side of where it breaks, so that shrinking cannot land on the edge (which moves by a
+# few frames with what python-markdown has cached).
+nested_markdown = st.builds(
+    lambda marker, depth, tail: marker * depth + tail,
+    st.sampled_from(["> ", "* ", "- a\n  ", "+ ", "1. ", "> + "]),
+    st.sampled_from([1, 10, 100, 250, 1_000, 2_000]),
+    st.sampled_from(["", "x", "<script>alert(1)</script>"]),
+)
+
+
+@contextmanager
+def production_stack() -> Iterator[None]:
+    """Hypothesis raises the recursion limit by some 2,000 frames while a test runs; a web
+    worker has Python's default 1,000 with a few dozen in use. Give the request that much
+    headroom, whatever depth the test itself runs at, so that deep recursion fails (or not)
+    here as it would in production, and the same way on every run."""
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 950)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+@pytest.fixture
+def alice_client(personas: Any) -> Client:
+    client = Client(raise_request_exception=False)
+    client.force_login(personas.alice)
+    return client
+
+
+def preview(client: Client, text: str, via_field: bool) -> str:
+    data = {"field": "answer", "answer": text} if via_field else {"text": text}
+    with production_stack():
+        response = client.post(reverse("lifecycle:markdown_preview"), data)
+    assert response.status_code == 200, f"markdown_preview: HTTP {response.status_code}"
+    return response.content.decode()
+
+
+@FUZZ
+@given(text=preview_text, via_field=st.booleans())
+def test_markdown_preview_never_emits_script(
+    alice_client: Client, text: str, via_field: bool
+) -> None:
+    html = preview(alice_client, text, via_field)
+    assert "<script" not in html.lower()
+    assert not injected_markup(html), injected_markup(html)
+    # Only the sanitiser's tags: anything else is markup that got through.
+    tags = set(re.findall(r"<\s*([a-zA-Z][a-zA-Z0-9]*)", html))
+    assert tags <= ALLOWED_TAGS, tags - ALLOWED_TAGS
+
+
+@FUZZ
+@given(text=nested_markdown, via_field=st.booleans())
+def test_markdown_preview_survives_deep_nesting(
+    alice_client: Client, text: str, via_field: bool
+) -> None:
+    html = preview(alice_client, text, via_field)
+    assert "<script" not in html.lower()
+    assert not injected_markup(html), injected_markup(html)
+
+
+def test_markdown_preview_time_grows_linearly(alice_client: Client) -> None:
+    """python-markdown's link pattern is quadratic in a run of "[": 60,000 of them (the most
+    render_markdown accepts) cost minutes of CPU. 5,000 must not take a second."""
+    started = time.perf_counter()
+    html = preview(alice_client, "[" * 5_000, via_field=False)
+    elapsed = time.perf_counter() - started
+    assert "[[[" in html
+    assert elapsed < 1.0, f"previewing 5,000 '[' took {elapsed:.1f}s"

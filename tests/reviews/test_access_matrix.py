@@ -1,0 +1,231 @@
+"""Every URL of the ``reviews`` namespace, for every persona, → the status written in TABLE.
+
+The URLs are enumerated from the URLconf, so a new reviews URL without a row here fails the
+suite. Only the people a page is for get a 2xx (or, for a POST that worked, a redirect); everyone
+else a 404 (the object's existence stays private) or a 403, and anonymous visitors go to sign in
+(except on the invitation link, which is the credential itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from factories import UserFactory, current_stage, fill_and_submit
+
+from lifecycle.models import Course, ExpertInvitationPolicy
+from reviews import services
+
+pytestmark = pytest.mark.django_db
+
+PERSONAS = [
+    "alice",  # team member
+    "carol",  # another team's student
+    "tina",  # TA
+    "ian",  # instructor
+    "expert",  # domain expert who accepted an invitation for this project's stage 1
+    "other_expert",  # domain expert for the other project only
+    "oscar",  # outsider with an account
+    "anonymous",
+]
+LOGIN = "login"  # a redirect to the sign-in page
+DONE = "redirect"  # a POST that worked: a redirect that is not to the sign-in page
+PASSWORD = "a-long-and-unusual-passphrase-2026"
+
+
+def _row(default: int | str, anonymous: int | str = LOGIN, **overrides: int | str) -> dict:
+    row = dict.fromkeys(PERSONAS, default)
+    row["anonymous"] = anonymous
+    row.update(overrides)
+    return row
+
+
+def _post_only(**allowed: int | str) -> dict[str, dict]:
+    """A POST-only view: GET is 405 for whoever is signed in; POST as given, else 404."""
+    return {"GET": _row(405), "POST": _row(404, **allowed)}
+
+
+STAFF = {"tina": DONE, "ian": DONE}
+
+TABLE: dict[str, dict[str, dict]] = {
+    "inbox": {"GET": _row(200)},
+    "project_reviewers": {"GET": _row(404, alice=200, tina=200, ian=200)},
+    "assignment_create": _post_only(**STAFF),
+    "assignment_withdraw": _post_only(**STAFF),
+    "assignment_reassign": _post_only(**STAFF),
+    "invitation_create": _post_only(alice=DONE, **STAFF),
+    "invitation_confirm": _post_only(**STAFF),
+    "invitation_revoke": _post_only(alice=DONE, **STAFF),  # alice sent it
+    "invitation_accept": {
+        "GET": _row(200, anonymous=200),
+        # Anyone holding the link may accept it, except a member of the project (403).
+        "POST": _row(DONE, anonymous=DONE, alice=403),
+    },
+    "review_stage": {"GET": _row(404, alice=200, tina=200, ian=200, expert=200)},
+    "stage_decide": _post_only(expert=DONE, **STAFF),
+    "comment_add": _post_only(alice=DONE, expert=DONE, **STAFF),
+    "comment_resolve": _post_only(alice=DONE),
+    "stage_override": {"GET": _row(404, ian=200), "POST": _row(404, ian=DONE)},
+    "course_settings": {"GET": _row(404, ian=200), "POST": _row(404, ian=DONE)},
+}
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, list[str]]]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix)
+        elif isinstance(entry, URLPattern) and entry.name:
+            yield prefix + entry.name, list(entry.pattern.converters)
+
+
+def reviews_urls() -> list[tuple[str, list[str]]]:
+    """(name, parameter names) of every pattern under the ``reviews`` namespace."""
+    for entry in get_resolver().url_patterns:
+        if isinstance(entry, URLResolver) and entry.namespace == "reviews":
+            return sorted(_walk(entry.url_patterns))
+    raise AssertionError("The reviews URLs are not included in the root URLconf.")
+
+
+URLS = reviews_urls()
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    kwargs: dict[str, Any]  # sample objects keyed by URL parameter name
+    posts: dict[str, Any]  # POST data per URL name (a callable of the persona for some)
+
+
+@pytest.fixture
+def world(personas) -> World:
+    p = personas
+    stage = current_stage(p.project)
+    other_stage = current_stage(p.other_project)
+    other_expert = UserFactory(email="xavier@elsewhere.example", display_name="Xavier")
+
+    def invite_and_accept(user: Any, project: Any, on: Any) -> None:
+        _, token = services.invitation_create(
+            actor=p.tina,
+            course=p.course,
+            project=project,
+            stage_definition=on.definition,
+            email=user.email,
+        )
+        services.invitation_accept(token=token, user=user)
+
+    invite_and_accept(p.erin, p.project, stage)
+    invite_and_accept(other_expert, p.other_project, other_stage)
+    assignment = services.assignment_create(
+        project=p.project,
+        actor=p.tina,
+        reviewer=p.ian,
+        role="staff",
+        stage_definition=stage.definition,
+    )
+    revision = fill_and_submit(stage, p.alice)
+    fill_and_submit(other_stage, p.carol)
+    comment = services.comment_add(revision=revision, author=p.erin, body="Which clinics?")
+
+    # A team invitation waiting for staff confirmation, then the policy back to "allowed".
+    Course.objects.filter(pk=p.course.pk).update(
+        expert_invitations=ExpertInvitationPolicy.AFTER_CONFIRMATION
+    )
+    p.course.refresh_from_db()
+    awaiting, _ = services.invitation_create(
+        actor=p.alice, course=p.course, project=p.project, email="awaiting@example.test"
+    )
+    Course.objects.filter(pk=p.course.pk).update(expert_invitations=ExpertInvitationPolicy.ALLOWED)
+    _, token = services.invitation_create(
+        actor=p.tina,
+        course=p.course,
+        project=p.project,
+        stage_definition=stage.definition,
+        email="fresh@example.test",
+    )
+
+    users = {
+        "alice": p.alice,
+        "carol": p.carol,
+        "tina": p.tina,
+        "ian": p.ian,
+        "expert": p.erin,
+        "other_expert": other_expert,
+        "oscar": p.oscar,
+        "anonymous": None,
+    }
+    kwargs = {
+        "pk": p.project.pk,
+        "stage_pk": stage.pk,
+        "course_pk": p.course.pk,
+        "assignment_pk": assignment.pk,
+        "invitation_pk": awaiting.pk,
+        "comment_pk": comment.pk,
+        "token": token,
+    }
+    posts = {
+        "assignment_create": {"email": p.oscar.email, "role": "expert", "stage_definition": ""},
+        "assignment_reassign": {"reviewer": p.tina.pk},
+        "invitation_create": {"email": "someone@example.test", "stage_definition": ""},
+        "invitation_accept": {
+            "display_name": "Fresh Expert",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+        "stage_decide": {"revision": revision.pk, "outcome": "approve"},
+        "comment_add": {"revision": revision.pk, "body": "A fair question."},
+        "stage_override": {"justification": "The expert is ill; approved by the clinic."},
+        "course_settings": {
+            "allows_experts": "on",
+            "expert_invitations": ExpertInvitationPolicy.ALLOWED,
+            "invitation_expiry_days": 10,
+            "reminder_interval_days": 3,
+            "reminder_limit": 2,
+        },
+    }
+    return World(users, kwargs, posts)
+
+
+def assert_status(response: Any, expected: int | str, where: str) -> None:
+    login = reverse("accounts:login")
+    location = response.get("Location", "")
+    if expected == LOGIN:
+        assert response.status_code == 302 and location.startswith(login + "?next="), where
+    elif expected == DONE:
+        assert response.status_code == 302 and not location.startswith(login), (
+            f"{where}: {response.status_code} {location}"
+        )
+    else:
+        assert response.status_code == expected, f"{where}: {response.status_code}"
+
+
+def test_every_reviews_url_has_a_row_and_every_row_a_url():
+    names = {name for name, _ in URLS}
+    missing = sorted(names - set(TABLE))
+    assert not missing, f"reviews URLs without a row in the access table: {missing}"
+    assert not sorted(set(TABLE) - names), "rows for URLs that no longer exist"
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize(("name", "params"), URLS, ids=[name for name, _ in URLS])
+def test_access(world, name, params, persona):
+    row = TABLE.get(name)
+    if row is None:
+        pytest.fail(f"reviews:{name} has no row in the access table")
+    url = reverse(f"reviews:{name}", kwargs={k: world.kwargs[k] for k in params})
+    client = Client()
+    user = world.users[persona]
+    if user is not None:
+        client.force_login(user)
+    for method in ("GET", "POST"):
+        if method not in row:
+            continue
+        expected = row[method][persona]
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.post(url, world.posts.get(name, {}))
+        assert_status(response, expected, f"{method} reviews:{name} as {persona}")

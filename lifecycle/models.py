@@ -331,6 +331,9 @@ class ProjectStage(models.Model):
     draft_version = models.PositiveIntegerField(default=0)
     # question key -> draft_version at which it last changed, to name what changed since.
     draft_changed_at = models.JSONField(default=dict, blank=True)
+    # question key -> id of the person who changed it last: a stale save by the same person
+    # (an autosave racing their own Save click) is no conflict.
+    draft_changed_by = models.JSONField(default=dict, blank=True)
     draft_updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

@@ -402,6 +402,23 @@ def project_conclude(*, project: Project, actor: Any, outcome: str, reason: str)
 # --- stages -------------------------------------------------------------------------------
 
 
+def _check_base_version(stage: ProjectStage, actor: Any, base_version: int) -> None:
+    """A save or submit based on an older version conflicts when someone else changed the
+    draft since; what the same person changed meanwhile (their own autosave) is theirs."""
+    if base_version == stage.draft_version:
+        return
+    changed = sorted(k for k, v in stage.draft_changed_at.items() if v > base_version)
+    others = [k for k in changed if stage.draft_changed_by.get(k) != actor.pk]
+    if base_version > stage.draft_version or others or not changed:
+        updated_by = stage.draft_updated_by.name if stage.draft_updated_by else "Someone"
+        raise DraftConflict(
+            changed_questions=changed,
+            current_version=stage.draft_version,
+            current_answers=stage.draft_answers,
+            updated_by=updated_by,
+        )
+
+
 @transaction.atomic
 def stage_save_draft(
     *, stage: ProjectStage, actor: Any, answers: Mapping[str, Any], base_version: int
@@ -417,15 +434,7 @@ def stage_save_draft(
             f"{stage.definition.title} is {stage.get_status_display().lower()}: "
             "its draft cannot be edited now."
         )
-    if base_version != stage.draft_version:
-        changed = sorted(k for k, v in stage.draft_changed_at.items() if v > base_version)
-        updated_by = stage.draft_updated_by.name if stage.draft_updated_by else "Someone"
-        raise DraftConflict(
-            changed_questions=changed,
-            current_version=stage.draft_version,
-            current_answers=stage.draft_answers,
-            updated_by=updated_by,
-        )
+    _check_base_version(stage, actor, base_version)
     cleaned, errors = clean_answers(_questions(stage), answers, complete=False)
     if errors:
         raise InvalidAnswers(errors)
@@ -449,6 +458,10 @@ def stage_save_draft(
         **stage.draft_changed_at,
         **dict.fromkeys(changed_keys, stage.draft_version),
     }
+    stage.draft_changed_by = {
+        **stage.draft_changed_by,
+        **dict.fromkeys(changed_keys, actor.pk),
+    }
     stage.draft_updated_by = actor
     stage.draft_updated_at = timezone.now()
     stage.save(
@@ -456,6 +469,7 @@ def stage_save_draft(
             "draft_answers",
             "draft_version",
             "draft_changed_at",
+            "draft_changed_by",
             "draft_updated_by",
             "draft_updated_at",
         ]
@@ -484,15 +498,8 @@ def stage_submit(
             f"{stage.definition.title} is {stage.get_status_display().lower()}; only a stage "
             "being drafted or with changes requested can be submitted."
         )
-    if base_version is not None and base_version != stage.draft_version:
-        changed = sorted(k for k, v in stage.draft_changed_at.items() if v > base_version)
-        updated_by = stage.draft_updated_by.name if stage.draft_updated_by else "Someone"
-        raise DraftConflict(
-            changed_questions=changed,
-            current_version=stage.draft_version,
-            current_answers=stage.draft_answers,
-            updated_by=updated_by,
-        )
+    if base_version is not None:
+        _check_base_version(stage, actor, base_version)
     answers, errors = clean_answers(_questions(stage), stage.draft_answers, complete=True)
     stakeholders: list[dict[str, Any]] = []
     if stage.definition.requires_stakeholders:

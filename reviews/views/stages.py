@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -102,7 +103,14 @@ def _review_page(
     user = request.user
     project, definition = stage.project, stage.definition
     questions = list(definition.questions.all())
-    revisions = list(stage.revisions.select_related("created_by").order_by("number"))
+    open_threads = Count(
+        "comments", filter=Q(comments__parent__isnull=True, comments__resolved_at__isnull=True)
+    )
+    revisions = list(
+        stage.revisions.select_related("created_by")
+        .annotate(open_threads=open_threads)
+        .order_by("number")
+    )
     shown = _shown_revision(request, stage, revisions)
     is_member = lifecycle_permissions.is_project_member(user, project)
     role, assignment = permissions.reviewer_role(user, project, definition)

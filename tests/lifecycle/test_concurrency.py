@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from factories import UserFactory, complete_answers
+from factories import UserFactory, complete_answers, enrol
 
 from lifecycle import services
 from lifecycle.audit import verify_chain
@@ -71,14 +71,19 @@ def test_twenty_simultaneous_submits_make_exactly_one_revision(personas, round_)
 
 
 def test_twenty_simultaneous_draft_saves_on_one_version_let_exactly_one_win(personas):
-    stage = personas.project.stages.get(definition__order=1, cycle=1)
+    team = [UserFactory() for _ in range(THREADS)]
+    for student in team:
+        enrol(personas.course, student)
+    project = services.project_create(
+        course=personas.course, actor=team[0], title="Twenty", members=team[1:]
+    )
+    stage = project.stages.get(definition__order=1, cycle=1)
     key = stage.definition.questions.filter(kind="long_text").first().key
-    writers = [personas.alice, personas.bob]
 
     results = race(
         THREADS,
         lambda i: services.stage_save_draft(
-            stage=stage, actor=writers[i % 2], answers={key: f"writer {i}"}, base_version=0
+            stage=stage, actor=team[i], answers={key: f"writer {i}"}, base_version=0
         ),
     )
 

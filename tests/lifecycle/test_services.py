@@ -120,6 +120,36 @@ def test_a_stale_draft_save_raises_a_conflict_naming_the_questions_changed_since
     assert stage.draft_answers == {first: "v1", second: "Bob's"}
 
 
+def test_a_stale_save_by_the_person_who_saved_since_is_no_conflict(personas):
+    """An autosave racing the same person's Save click must not show them a conflict."""
+    stage = stage1(personas)
+    first, second = text_keys(stage)[:2]
+    services.stage_save_draft(
+        stage=stage, actor=personas.alice, answers={first: "autosaved"}, base_version=0
+    )
+    services.stage_save_draft(
+        stage=stage,
+        actor=personas.alice,
+        answers={first: "clicked save", second: "more"},
+        base_version=0,
+    )
+    stage.refresh_from_db()
+    assert stage.draft_version == 2
+    assert stage.draft_answers == {first: "clicked save", second: "more"}
+    with pytest.raises(DraftConflict):  # but Bob, on version 0, must see Alice's work first
+        services.stage_save_draft(
+            stage=stage, actor=personas.bob, answers={first: "Bob"}, base_version=0
+        )
+
+
+def text_keys(stage) -> list[str]:
+    return [
+        q.key
+        for q in stage.definition.questions.all()
+        if q.kind in (QuestionKind.LONG_TEXT, QuestionKind.SHORT_TEXT)
+    ]
+
+
 def test_clearing_an_answer_removes_it_from_the_draft(personas):
     stage = stage1(personas)
     key = text_key(stage)

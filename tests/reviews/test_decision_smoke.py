@@ -15,15 +15,25 @@ pytestmark = pytest.mark.django_db
 def test_staff_and_expert_approval_pass_stage_one_and_open_stage_two(personas):
     p = personas
     stage = current_stage(p.project)
-    services.assignment_create(project=p.project, actor=p.tina, reviewer=p.erin, role="expert",
-                               stage_definition=stage.definition)
+    services.assignment_create(
+        project=p.project,
+        actor=p.tina,
+        reviewer=p.erin,
+        role="expert",
+        stage_definition=stage.definition,
+    )
     revision = fill_and_submit(stage, p.alice)
     services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
     stage.refresh_from_db()
     assert stage.status == StageStatus.IN_REVIEW
     assert services.gate_for_stage(stage).missing == ["needs 1 more domain-expert approval"]
-    services.decision_record(revision=revision, reviewer=p.erin, outcome="request_changes",
-                             comment="Which clinics?", question_key="problem-statement")
+    services.decision_record(
+        revision=revision,
+        reviewer=p.erin,
+        outcome="request_changes",
+        comment="Which clinics?",
+        question_key="problem-statement",
+    )
     stage.refresh_from_db()
     assert stage.status == StageStatus.CHANGES_REQUESTED
     second = fill_and_submit(stage, p.alice, **{"problem-statement": "Rural and city clinics"})

@@ -28,8 +28,9 @@ def test_two_staff_approvals_do_not_replace_the_expert():
 
 
 def test_approvals_on_an_older_revision_are_stale():
-    result = evaluate_gate(DEFAULT, [vote(1, revision=6), vote(2, EXPERT, revision=6)],
-                           current_revision_id=REV)
+    result = evaluate_gate(
+        DEFAULT, [vote(1, revision=6), vote(2, EXPERT, revision=6)], current_revision_id=REV
+    )
     assert not result.satisfied
     assert result.approvals == 0
 
@@ -47,10 +48,14 @@ def test_project_members_never_count():
 
 
 def test_a_request_for_changes_blocks_the_gate_and_names_the_question():
-    votes = [vote(1), vote(2, EXPERT), vote(3, EXPERT, REQUEST_CHANGES, name="Dr Chen",
-                                               question_key="labels")]
-    result = evaluate_gate(DEFAULT, votes, current_revision_id=REV,
-                           question_labels={"labels": "question 3"})
+    votes = [
+        vote(1),
+        vote(2, EXPERT),
+        vote(3, EXPERT, REQUEST_CHANGES, name="Dr Chen", question_key="labels"),
+    ]
+    result = evaluate_gate(
+        DEFAULT, votes, current_revision_id=REV, question_labels={"labels": "question 3"}
+    )
     assert not result.satisfied
     assert result.blocking == ["Dr Chen requested changes on question 3"]
     assert "Dr Chen requested changes on question 3" in result.summary
@@ -78,9 +83,16 @@ def test_nothing_submitted_never_satisfies():
         (GatePolicy(3, 1, 1), [STAFF, EXPERT], False, ["needs 1 more approval"]),
         (GatePolicy(3, 1, 1), [STAFF, EXPERT, EXPERT], True, []),
         (GatePolicy(2, 0, 2), [EXPERT], False, ["needs 1 more domain-expert approval"]),
-        (GatePolicy(4, 2, 1), [], False, ["needs 2 more course-staff approvals",
-                                          "needs 1 more domain-expert approval",
-                                          "needs 1 more approval"]),
+        (
+            GatePolicy(4, 2, 1),
+            [],
+            False,
+            [
+                "needs 2 more course-staff approvals",
+                "needs 1 more domain-expert approval",
+                "needs 1 more approval",
+            ],
+        ),
     ],
 )
 def test_role_minimums_and_the_total(policy, roles, satisfied, missing):

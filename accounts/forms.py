@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Div, Field, Layout, Submit
+from crispy_forms.layout import Div, Field, Fieldset, Layout, Submit
 from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from . import services
-from .models import User
+from .models import EmailFrequency, User
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -150,11 +150,25 @@ class ProfileForm(forms.Form):
         help_text=User._meta.get_field("expertise").help_text,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
+    # Not required: a form posted without it (an older page, a script) keeps the choice.
+    email_frequency = forms.ChoiceField(
+        label="Notification e-mails",
+        choices=EmailFrequency.choices,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="In-app notifications are always immediate: the bell in the menu shows them "
+        "as they happen. This chooses only how e-mails reach you — one per notification, or one "
+        "daily digest summarising the day's notifications.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.helper = _helper(
-            Field("display_name"), Field("affiliation"), Field("expertise"), submit="Save profile"
+            Field("display_name"),
+            Field("affiliation"),
+            Field("expertise"),
+            Fieldset("Notifications", Field("email_frequency"), css_id="notification-preferences"),
+            submit="Save profile",
         )
 
 

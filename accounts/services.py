@@ -15,16 +15,30 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
-from .models import User
+from .models import EmailFrequency, User
 
 
-def user_update_profile(*, user: User, display_name: str, affiliation: str, expertise: str) -> User:
-    """Save what a person says about themselves. Reviewers see the name and affiliation next
+def user_update_profile(
+    *,
+    user: User,
+    display_name: str,
+    affiliation: str,
+    expertise: str,
+    email_frequency: str | None = None,
+) -> User:
+    """Save what a person says about themselves, and how notification e-mails reach them
+    (``None`` or empty keeps the current choice). Reviewers see the name and affiliation next
     to every decision, so surrounding whitespace is not kept."""
     user.display_name = display_name.strip()
     user.affiliation = affiliation.strip()
     user.expertise = expertise.strip()
-    user.save(update_fields=["display_name", "affiliation", "expertise"])
+    fields = ["display_name", "affiliation", "expertise"]
+    if email_frequency:
+        # Notifications already waiting keep the status they were written with: a switch to
+        # the digest holds only what comes next, a switch back leaves today's digest to go out.
+        user.email_frequency = EmailFrequency(email_frequency)
+        fields.append("email_frequency")
+    user.save(update_fields=fields)
     return user
 
 

@@ -189,6 +189,7 @@ def profile(request: HttpRequest) -> HttpResponse:
                 "display_name": user.display_name,
                 "affiliation": user.affiliation,
                 "expertise": user.expertise,
+                "email_frequency": user.email_frequency,
             }
         )
     return render(request, "accounts/profile.html", {"form": form})

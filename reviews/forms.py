@@ -4,7 +4,7 @@ the services' business (their errors come back onto these forms)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from crispy_forms.bootstrap import StrictButton
 from crispy_forms.helper import FormHelper
@@ -37,6 +37,10 @@ def _question_choices(questions: Iterable[Question], blank: str) -> list[tuple[s
     return [(WHOLE_REVISION, blank)] + [
         (q.key, f"{n}. {Truncator(q.prompt).chars(90)}") for n, q in enumerate(questions, 1)
     ]
+
+
+def _choice_field(form: forms.Form, name: str) -> forms.ModelChoiceField:
+    return cast(forms.ModelChoiceField, form.fields[name])
 
 
 class ReviewerChoiceField(forms.ModelChoiceField):
@@ -98,8 +102,8 @@ class AssignmentForm(_PersonMixin, forms.Form):
         self, *args: Any, candidates: Any, stages: Any, action: str = "", **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["reviewer"].queryset = candidates
-        self.fields["stage_definition"].queryset = stages
+        _choice_field(self, "reviewer").queryset = candidates
+        _choice_field(self, "stage_definition").queryset = stages
         self.helper = FormHelper()
         self.helper.form_action = action
         self.helper.form_id = "assign-form"
@@ -126,7 +130,7 @@ class ReassignForm(_PersonMixin, forms.Form):
 
     def __init__(self, *args: Any, candidates: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["reviewer"].queryset = candidates
+        _choice_field(self, "reviewer").queryset = candidates
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -163,7 +167,7 @@ class InvitationForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["stage_definition"].queryset = stages
+        _choice_field(self, "stage_definition").queryset = stages
         self.helper = FormHelper()
         self.helper.form_action = action
         self.helper.form_id = "invite-form"
@@ -247,9 +251,8 @@ class DecisionForm(forms.Form):
         self, *args: Any, questions: Iterable[Question], action: str = "", **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["question_key"].choices = _question_choices(
-            questions, "The revision as a whole"
-        )
+        question_field = cast(forms.ChoiceField, self.fields["question_key"])
+        question_field.choices = _question_choices(questions, "The revision as a whole")
         self.helper = FormHelper()
         self.helper.form_action = action
         self.helper.form_id = "decision-form"

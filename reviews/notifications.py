@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from accounts.models import EmailFrequency, User
 from lifecycle import events
@@ -127,22 +128,33 @@ def _title(stage: ProjectStage) -> str:
 # --- lifecycle events ---------------------------------------------------------------------
 
 
+def _still_asking(stage: ProjectStage, revision: Any) -> list[User]:
+    """Reviewers whose latest word on an earlier revision of this stage was a request for
+    changes: a reviewer who asked on revision 1 and approved revision 2 is not waiting."""
+    latest: dict[int, Decision] = {}
+    for d in (
+        Decision.objects.filter(revision__stage=stage, replaced_at__isnull=True)
+        .exclude(revision=revision)
+        .select_related("reviewer")
+        .order_by("created_at", "pk")
+    ):
+        latest[d.reviewer_id] = d
+    return [d.reviewer for d in latest.values() if d.outcome == DecisionOutcome.REQUEST_CHANGES]
+
+
 def on_stage_submitted(
     *, stage: ProjectStage, revision: Any, actor: Any, resubmission: bool
 ) -> None:
     project = stage.project
-    reviewers = stage_reviewers(project, [stage.definition_id]) or course_staff(project)
+    assigned = stage_reviewers(project, [stage.definition_id])
+    staff = course_staff(project) if (resubmission or not assigned) else []
+    reviewers = assigned or staff
+    asked: list[User] = []
     if resubmission:
-        asked = [
-            d.reviewer
-            for d in Decision.objects.filter(
-                revision__stage=stage,
-                outcome=DecisionOutcome.REQUEST_CHANGES,
-                replaced_at__isnull=True,
-            )
-            .exclude(revision=revision)
-            .select_related("reviewer")
-        ]
+        # Only people who may still review the stage: an expert whose assignment was withdrawn
+        # since asking would get a link to a page they can no longer open.
+        may_review = {u.pk for u in [*assigned, *staff]}
+        asked = [u for u in _still_asking(stage, revision) if u.pk in may_review]
         notify(
             recipients=asked,
             kind=NotificationKind.RESUBMITTED,
@@ -154,8 +166,11 @@ def on_stage_submitted(
             body=f"{actor.name} resubmitted {_title(stage)} after the changes you asked for.",
             link=review_link(stage),
         )
+    # One notification per person and event: whoever heard "answers your request" above does
+    # not also get the general one.
+    already = {u.pk for u in asked}
     notify(
-        recipients=reviewers,
+        recipients=[u for u in reviewers if u.pk not in already],
         kind=NotificationKind.RESUBMITTED if resubmission else NotificationKind.REVIEW_REQUESTED,
         project=project,
         stage=stage,
@@ -262,3 +277,22 @@ def connect() -> None:
     events.subscribe(events.STAGE_CHANGES_REQUESTED, on_changes_requested)
     events.subscribe(events.STAGE_APPROVED, on_stage_approved)
     events.subscribe(events.PROJECT_LOOPED_BACK, on_looped_back)
+
+
+# --- reading in the app ---------------------------------------------------------------------
+# A person's own flag on their own rows: no lock, no audit event. The conditional UPDATE names
+# the recipient, so nobody can mark someone else's notification, and a second click is a no-op.
+
+
+def notification_mark_read(*, user: User, notification: Notification) -> bool:
+    return bool(
+        Notification.objects.filter(
+            pk=notification.pk, recipient_id=user.pk, read_at__isnull=True
+        ).update(read_at=timezone.now())
+    )
+
+
+def notifications_mark_all_read(*, user: User) -> int:
+    return Notification.objects.filter(recipient_id=user.pk, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )

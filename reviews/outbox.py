@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -23,18 +25,27 @@ from .models import EmailStatus, Notification
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = getattr(settings, "NOTIFICATION_MAX_ATTEMPTS", 5)
-LEASE = dt.timedelta(seconds=getattr(settings, "NOTIFICATION_LEASE_SECONDS", 300))
-BACKOFF_BASE_SECONDS = getattr(settings, "NOTIFICATION_BACKOFF_SECONDS", 60)
+# Read at call time, not import time, so that override_settings and a worker's environment
+# (NOTIFICATION_* variables, see config/settings/base.py) take effect.
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "NOTIFICATION_MAX_ATTEMPTS", 5))
+
+
+def lease() -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, "NOTIFICATION_LEASE_SECONDS", 300))
 
 
 def backoff(attempts: int) -> dt.timedelta:
-    """1, 2, 4, 8… minutes after the first, second, third… failure."""
-    return dt.timedelta(seconds=BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    """base, 2×base, 4×base… after the first, second, third… failure (base: one minute)."""
+    base = getattr(settings, "NOTIFICATION_BACKOFF_SECONDS", 60)
+    return dt.timedelta(seconds=base * 2 ** max(0, attempts - 1))
 
 
 def preferences_link() -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("accounts:profile")
+    # The fieldset of the profile form that holds the e-mail preference.
+    return settings.SITE_URL.rstrip("/") + reverse("accounts:profile") + "#notification-preferences"
 
 
 def claim(notification_id: int) -> bool:
@@ -78,7 +89,7 @@ def deliver(notification_id: int) -> str:
     try:
         build_message(notification).send()
     except Exception as exc:
-        failed = notification.email_attempts >= MAX_ATTEMPTS
+        failed = notification.email_attempts >= max_attempts()
         Notification.objects.filter(pk=notification_id, email_status=EmailStatus.SENDING).update(
             email_status=EmailStatus.FAILED if failed else EmailStatus.PENDING,
             email_error=f"{type(exc).__name__}: {exc}"[:2000],
@@ -98,10 +109,15 @@ def deliver(notification_id: int) -> str:
 
 
 def release_stale_claims() -> int:
-    """Rows a dead worker left in 'sending' go back to pending after the lease."""
-    return Notification.objects.filter(
-        email_status=EmailStatus.SENDING, email_claimed_at__lt=timezone.now() - LEASE
-    ).update(email_status=EmailStatus.PENDING)
+    """Rows a dead worker left in 'sending' go back to pending after the lease. A row whose
+    worker died on every one of its attempts is given up as failed: an e-mail that kills the
+    worker would otherwise be retried for ever."""
+    stale = Q(email_status=EmailStatus.SENDING, email_claimed_at__lt=timezone.now() - lease())
+    Notification.objects.filter(stale, email_attempts__gte=max_attempts()).update(
+        email_status=EmailStatus.FAILED,
+        email_error="The worker stopped while sending, on every attempt.",
+    )
+    return Notification.objects.filter(stale).update(email_status=EmailStatus.PENDING)
 
 
 def due_ids(limit: int = 500) -> list[int]:
@@ -114,14 +130,43 @@ def due_ids(limit: int = 500) -> list[int]:
     )
 
 
-def sweep(limit: int = 500) -> dict[str, int]:
-    """Deliver whatever is pending and due (the broker may have lost the task)."""
+def sweep(limit: int = 500, budget_seconds: float = 45.0) -> dict[str, int]:
+    """Deliver whatever is pending and due (the broker may have lost the task). Stops after
+    ``budget_seconds``, inside the task's soft time limit, and leaves the rest to the next
+    sweep: a slow SMTP server must not turn the time limit into a recorded failure."""
     released = release_stale_claims()
     counts: dict[str, int] = defaultdict(int)
     counts["released"] = released
+    deadline = time.monotonic() + budget_seconds
     for pk in due_ids(limit):
+        if time.monotonic() > deadline:
+            counts["left"] += 1
+            continue
         counts[deliver(pk)] += 1
     return dict(counts)
+
+
+def retry_failed(ids: Iterable[int]) -> int:
+    """Give failed e-mails a fresh set of attempts (the admin's "Retry failed e-mails"). Only
+    rows still failed are touched, so a retry racing a delivery changes nothing twice; the
+    error stays until a delivery succeeds."""
+    with transaction.atomic():
+        retried = list(
+            Notification.objects.select_for_update()
+            .filter(pk__in=list(ids), email_status=EmailStatus.FAILED)
+            .values_list("pk", flat=True)
+        )
+        Notification.objects.filter(pk__in=retried, email_status=EmailStatus.FAILED).update(
+            email_status=EmailStatus.PENDING,
+            email_attempts=0,
+            email_next_attempt_at=timezone.now(),
+            email_claimed_at=None,
+        )
+        if retried:
+            from .tasks import enqueue_delivery
+
+            transaction.on_commit(lambda: enqueue_delivery(retried))
+    return len(retried)
 
 
 def send_digests(now: dt.datetime | None = None) -> int:
@@ -130,36 +175,48 @@ def send_digests(now: dt.datetime | None = None) -> int:
     sent = 0
     recipients = (
         Notification.objects.filter(email_status=EmailStatus.DIGEST, created_at__lte=now)
+        # Without order_by() the model's ordering joins the SELECT DISTINCT and every row
+        # comes back, one per notification instead of one per person.
+        .order_by("recipient_id")
         .values_list("recipient_id", flat=True)
         .distinct()
     )
     for recipient_id in list(recipients):
-        with transaction.atomic():
-            rows = list(
-                Notification.objects.select_for_update(skip_locked=True)
-                .filter(
-                    Q(recipient_id=recipient_id),
-                    email_status=EmailStatus.DIGEST,
-                    created_at__lte=now,
-                )
-                .order_by("created_at")
-            )
-            if not rows:
-                continue
-            context = {"rows": rows, "preferences": preferences_link(), "now": now}
-            message = EmailMultiAlternatives(
-                subject=f"Lifecycle Review Board: {len(rows)} update"
-                f"{'s' if len(rows) != 1 else ''} today",
-                body=render_to_string("reviews/emails/digest.txt", context),
-                to=[rows[-1].email],
-            )
-            message.attach_alternative(
-                render_to_string("reviews/emails/digest.html", context), "text/html"
-            )
-            Notification.objects.filter(pk__in=[r.pk for r in rows]).update(
-                email_status=EmailStatus.DIGESTED, email_sent_at=now
-            )
-            # Sent last: if sending raises, the rows roll back to 'digest' for tomorrow.
-            message.send()
-            sent += 1
+        try:
+            sent += _send_digest(recipient_id, now)
+        except Exception as exc:
+            # One unreachable mailbox must not cost everyone else their digest; this person's
+            # rows rolled back to 'digest' and go out with tomorrow's.
+            log.warning("digest for user %s not sent: %s", recipient_id, exc)
     return sent
+
+
+def _send_digest(recipient_id: int, now: dt.datetime) -> int:
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(recipient_id=recipient_id),
+                email_status=EmailStatus.DIGEST,
+                created_at__lte=now,
+            )
+            .order_by("created_at", "pk")
+        )
+        if not rows:
+            return 0
+        context = {"rows": rows, "preferences": preferences_link(), "now": now}
+        message = EmailMultiAlternatives(
+            subject=f"Lifecycle Review Board: {len(rows)} update"
+            f"{'s' if len(rows) != 1 else ''} today",
+            body=render_to_string("reviews/emails/digest.txt", context),
+            to=[rows[-1].email],
+        )
+        message.attach_alternative(
+            render_to_string("reviews/emails/digest.html", context), "text/html"
+        )
+        Notification.objects.filter(pk__in=[r.pk for r in rows]).update(
+            email_status=EmailStatus.DIGESTED, email_sent_at=now
+        )
+        # Sent last: if sending raises, the rows roll back to 'digest' for tomorrow.
+        message.send()
+        return 1

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Min
 from django.utils import timezone
 
-from lifecycle.models import STAFF_ROLES, Membership, ProjectStage, StageStatus
+from lifecycle.models import STAFF_ROLES, Membership, ProjectStage, ProjectStatus, StageStatus
 
 from .models import (
     AssignmentState,
     Decision,
+    DecisionOutcome,
     EmailStatus,
     Notification,
     NotificationKind,
@@ -104,7 +105,9 @@ def review_reminders(now: dt.datetime) -> int:
     """Reminders and escalations for reviews pending longer than the course's interval."""
     stages = (
         ProjectStage.objects.filter(
-            status=StageStatus.IN_REVIEW, project__status="active", current_revision__isnull=False
+            status=StageStatus.IN_REVIEW,
+            project__status=ProjectStatus.ACTIVE,
+            current_revision__isnull=False,
         )
         .select_related("project__course", "definition", "current_revision")
         .order_by("pk")
@@ -141,7 +144,11 @@ def review_reminders(now: dt.datetime) -> int:
                 waiting_since = max(revision.created_at, assignment.created_at)
                 periods = int((now - waiting_since) / interval) if interval else 0
                 title = f"stage {stage.definition.order} “{stage.definition.title}”"
-                for n in range(1, min(periods, course.reminder_limit) + 1):
+                # Only the reminder due now: a sweep that did not run for a week must not send
+                # reminders 1 and 2 in one go. Earlier numbers are never planned again, as
+                # ``periods`` only grows while the revision waits.
+                n = min(periods, course.reminder_limit)
+                if n >= 1:
                     identity = f"review_reminder:a{assignment.pk}:r{revision.pk}:{n}"
                     planned.append(
                         Planned(
@@ -193,104 +200,140 @@ def review_reminders(now: dt.datetime) -> int:
                                     f"{revision.number} after {course.reminder_limit} "
                                     "reminders. Reassign the review or follow up.",
                                 )
+                                # Not the late reviewer, if they are staff themselves.
                                 for person in staff[course.pk]
+                                if person.pk != assignment.reviewer_id
                             ],
                         )
                     )
         created += _commit(planned)
 
 
-def team_nudges(now: dt.datetime) -> int:
-    """Two days before a stage is due, and when a change request sits unanswered."""
+def _batches(queryset: Any) -> Any:
+    """Keyset pages of BATCH stages: one query per page, however many rows there are."""
+    last_pk = 0
+    while True:
+        batch = list(queryset.filter(pk__gt=last_pk).order_by("pk")[:BATCH])
+        if not batch:
+            return
+        last_pk = batch[-1].pk
+        yield batch
+
+
+def due_soon_nudges(now: dt.datetime) -> int:
+    """Two days before a stage is due, once per due date (a moved date nudges again)."""
     today = timezone.localdate(now)
-    created = 0
-    due_soon = (
+    stages = (
         ProjectStage.objects.filter(
-            Q(status=StageStatus.DRAFTING) | Q(status=StageStatus.CHANGES_REQUESTED),
-            project__status="active",
+            status__in=[StageStatus.DRAFTING, StageStatus.CHANGES_REQUESTED],
+            project__status=ProjectStatus.ACTIVE,
             due_date__gte=today,
             due_date__lte=today + dt.timedelta(days=2),
         )
         .select_related("project", "definition")
         .prefetch_related("project__members")
-        .order_by("pk")
     )
-    planned: list[Planned] = []
-    for stage in due_soon.iterator(chunk_size=BATCH):
-        identity = f"due_soon:s{stage.pk}:{stage.due_date.isoformat()}"
-        title = f"stage {stage.definition.order} “{stage.definition.title}”"
-        planned.append(
-            Planned(
-                Reminder(kind=NotificationKind.DUE_SOON, stage=stage, identity=identity),
-                [
-                    _notification(
-                        member,
-                        kind=NotificationKind.DUE_SOON,
-                        key=identity,
-                        stage=stage,
-                        link=stage_link(stage),
-                        subject=f"[{stage.project.title}] {title} is due {stage.due_date:%d %b}",
-                        body=f"{title.capitalize()} is due on {stage.due_date:%A %d %B}.",
-                    )
-                    for member in stage.project.members.all()
-                ],
+    created = 0
+    for batch in _batches(stages):
+        planned: list[Planned] = []
+        for stage in batch:
+            identity = f"due_soon:s{stage.pk}:{stage.due_date.isoformat()}"
+            title = f"stage {stage.definition.order} “{stage.definition.title}”"
+            planned.append(
+                Planned(
+                    Reminder(kind=NotificationKind.DUE_SOON, stage=stage, identity=identity),
+                    [
+                        _notification(
+                            member,
+                            kind=NotificationKind.DUE_SOON,
+                            key=identity,
+                            stage=stage,
+                            link=stage_link(stage),
+                            subject=f"[{stage.project.title}] {title} is due "
+                            f"{stage.due_date:%d %b}",
+                            body=f"{title.capitalize()} is due on {stage.due_date:%A %d %B}.",
+                        )
+                        for member in stage.project.members.all()
+                    ],
+                )
             )
-        )
-        if len(planned) >= BATCH:
-            created += _commit(planned)
-            planned = []
-    created += _commit(planned)
+        created += _commit(planned)
+    return created
 
-    unanswered = (
-        ProjectStage.objects.filter(status=StageStatus.CHANGES_REQUESTED, project__status="active")
+
+def changes_unanswered_nudges(now: dt.datetime) -> int:
+    """A request for changes with no new revision and no work on the draft for the course's
+    interval nudges the team, once per revision. The interval runs from the request (not from
+    the submission, which may be days older) or from the team's last edit of the draft."""
+    stages = (
+        ProjectStage.objects.filter(
+            status=StageStatus.CHANGES_REQUESTED,
+            project__status=ProjectStatus.ACTIVE,
+            current_revision__isnull=False,
+        )
         .select_related("project__course", "definition", "current_revision")
         .prefetch_related("project__members")
-        .order_by("pk")
     )
-    planned = []
-    for stage in unanswered.iterator(chunk_size=BATCH):
-        revision = stage.current_revision
-        interval = dt.timedelta(days=stage.project.course.reminder_interval_days)
-        asked_at = (
-            stage.draft_updated_at
-            if stage.draft_updated_at
-            and revision
-            and (stage.draft_updated_at > revision.created_at)
-            else None
-        )
-        if revision is None or asked_at is not None:
-            continue  # the team is already working on it
-        if now - revision.created_at < interval:
-            continue
-        identity = f"changes_unanswered:s{stage.pk}:r{revision.pk}"
-        title = f"stage {stage.definition.order} “{stage.definition.title}”"
-        planned.append(
-            Planned(
-                Reminder(
-                    kind=NotificationKind.CHANGES_UNANSWERED,
-                    stage=stage,
-                    revision=revision,
-                    identity=identity,
-                ),
-                [
-                    _notification(
-                        member,
-                        kind=NotificationKind.CHANGES_UNANSWERED,
-                        key=identity,
-                        stage=stage,
-                        link=stage_link(stage),
-                        subject=f"[{stage.project.title}] Changes still requested on {title}",
-                        body="Reviewers asked for changes and are waiting for your next revision.",
-                    )
-                    for member in stage.project.members.all()
-                ],
+    created = 0
+    for batch in _batches(stages):
+        # The first request for changes on the revision is the one that sent the stage back.
+        requested_at = dict(
+            Decision.objects.filter(
+                revision_id__in=[s.current_revision_id for s in batch],
+                outcome=DecisionOutcome.REQUEST_CHANGES,
             )
+            .order_by()
+            .values("revision_id")
+            .annotate(first=Min("created_at"))
+            .values_list("revision_id", "first")
         )
-        if len(planned) >= BATCH:
-            created += _commit(planned)
-            planned = []
-    created += _commit(planned)
+        planned: list[Planned] = []
+        for stage in batch:
+            revision = stage.current_revision
+            interval = dt.timedelta(days=stage.project.course.reminder_interval_days)
+            last_activity = max(
+                t
+                for t in (
+                    requested_at.get(revision.pk),
+                    revision.created_at,
+                    stage.draft_updated_at,
+                )
+                if t is not None
+            )
+            if not interval or now - last_activity < interval:
+                continue
+            identity = f"changes_unanswered:s{stage.pk}:r{revision.pk}"
+            title = f"stage {stage.definition.order} “{stage.definition.title}”"
+            planned.append(
+                Planned(
+                    Reminder(
+                        kind=NotificationKind.CHANGES_UNANSWERED,
+                        stage=stage,
+                        revision=revision,
+                        identity=identity,
+                    ),
+                    [
+                        _notification(
+                            member,
+                            kind=NotificationKind.CHANGES_UNANSWERED,
+                            key=identity,
+                            stage=stage,
+                            link=stage_link(stage),
+                            subject=f"[{stage.project.title}] Changes still requested on {title}",
+                            body="Reviewers asked for changes and are waiting for your next "
+                            "revision.",
+                        )
+                        for member in stage.project.members.all()
+                    ],
+                )
+            )
+        created += _commit(planned)
     return created
+
+
+def team_nudges(now: dt.datetime) -> int:
+    """Two days before a stage is due, and when a change request sits unanswered."""
+    return due_soon_nudges(now) + changes_unanswered_nudges(now)
 
 
 def sweep_reminders(now: dt.datetime | None = None) -> dict[str, int]:

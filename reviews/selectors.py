@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
@@ -93,10 +95,29 @@ def _active_assignments_of(user: Any) -> QuerySet[ReviewAssignment]:
     )
 
 
-def pending_reviews_for_user(user: Any) -> list[ProjectStage]:
+@dataclass(frozen=True)
+class PendingReview:
+    stage: ProjectStage
+    due: dt.date | None  # the assignment's due date, else the stage's
+    overdue: bool
+    role: str  # ReviewerRole the user decides under
+
+
+@dataclass(frozen=True)
+class DoneReview:
+    decision: Decision
+    stale: bool  # the team has submitted a newer revision since
+
+
+@dataclass(frozen=True)
+class Thread:
+    comment: Comment
+    replies: list[Comment] = field(default_factory=list)
+
+
+def pending_reviews_for_user(user: Any) -> list[PendingReview]:
     """Stages in review that ``user`` may decide and has not decided on their current revision,
-    oldest submission first. Each stage carries ``due`` (the assignment's due date, else the
-    stage's), ``overdue`` and ``review_role``. One query, however many stages."""
+    oldest submission first. One query, however many stages."""
     if not getattr(user, "is_authenticated", False):
         return []
     assignments = _active_assignments_of(user)
@@ -124,16 +145,22 @@ def pending_reviews_for_user(user: Any) -> list[ProjectStage]:
         .order_by(F("submitted_at").asc(nulls_last=True), "pk")
     )
     today = timezone.localdate()
-    result = list(stages)
-    for stage in result:
-        stage.due = stage.assignment_due or stage.due_date
-        stage.overdue = stage.due is not None and stage.due < today
-        stage.review_role = stage.assignment_role or ReviewerRole.STAFF
-    return result
+    pending = []
+    for stage in stages:
+        due = stage.assignment_due or stage.due_date
+        pending.append(
+            PendingReview(
+                stage=stage,
+                due=due,
+                overdue=due is not None and due < today,
+                role=stage.assignment_role or ReviewerRole.STAFF,
+            )
+        )
+    return pending
 
 
-def done_reviews_for_user(user: Any, *, limit: int = 50) -> list[Decision]:
-    """The user's standing decisions, newest first; ``stale`` when the team has revised since."""
+def done_reviews_for_user(user: Any, *, limit: int = 50) -> list[DoneReview]:
+    """The user's standing decisions, newest first."""
     if not getattr(user, "is_authenticated", False):
         return []
     decisions = list(
@@ -145,9 +172,10 @@ def done_reviews_for_user(user: Any, *, limit: int = 50) -> list[Decision]:
         )
         .order_by("-created_at", "-pk")[:limit]
     )
-    for decision in decisions:
-        decision.stale = decision.revision.stage.current_revision_id != decision.revision_id
-    return decisions
+    return [
+        DoneReview(d, stale=d.revision.stage.current_revision_id != d.revision_id)
+        for d in decisions
+    ]
 
 
 def invitations_awaiting_confirmation(user: Any) -> list[Invitation]:
@@ -181,26 +209,22 @@ def hides_other_reviews(user: Any, stage: ProjectStage) -> bool:
     ).exists()
 
 
-def comment_threads(
-    revision: StageRevision, *, only_author: Any = None
-) -> dict[str, list[Comment]]:
-    """Threads on a revision keyed by question key ("" for the revision as a whole); each
-    top-level comment carries its ``thread_replies`` in order. Two queries."""
+def comment_threads(revision: StageRevision, *, only_author: Any = None) -> dict[str, list[Thread]]:
+    """Threads on a revision keyed by question key ("" for the revision as a whole), each with
+    its replies in order. One query."""
     comments = Comment.objects.filter(revision=revision).select_related("author", "resolved_by")
     if only_author is not None:
         comments = comments.filter(author=only_author)
-    by_pk: dict[int, Comment] = {}
-    threads: dict[str, list[Comment]] = {}
-    ordered = list(comments.order_by("created_at", "pk"))
-    for comment in ordered:
-        comment.thread_replies = []
-        by_pk[comment.pk] = comment
-    for comment in ordered:
-        parent = by_pk.get(comment.parent_id) if comment.parent_id else None
-        if parent is not None:
-            parent.thread_replies.append(comment)
-        elif comment.parent_id is None:
-            threads.setdefault(comment.question_key, []).append(comment)
+    threads: dict[str, list[Thread]] = {}
+    by_pk: dict[int, Thread] = {}
+    for comment in comments.order_by("created_at", "pk"):
+        if comment.parent_id is None:
+            by_pk[comment.pk] = Thread(comment)
+            threads.setdefault(comment.question_key, []).append(by_pk[comment.pk])
+        elif comment.parent_id in by_pk:
+            # A reply to a reply joins the thread of its root, shown flat in time order.
+            by_pk[comment.pk] = by_pk[comment.parent_id]
+            by_pk[comment.pk].replies.append(comment)
     return threads
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 from typing import Any
 
@@ -42,6 +43,8 @@ from .models import (
     ReviewAssignment,
     ReviewerRole,
 )
+
+log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32  # 256 bits
 
@@ -186,7 +189,13 @@ def _send_invitation(invitation: Invitation, token: str) -> None:
     message.attach_alternative(
         render_to_string("reviews/emails/invitation.html", context), "text/html"
     )
-    message.send()
+    try:
+        message.send()
+    except Exception as exc:
+        # Only the token's hash is stored, so this link is gone: the invitation stays unsent
+        # and whoever sent it (or course staff) can resend it with a fresh token.
+        log.warning("invitation %s to %s not sent: %s", invitation.pk, invitation.email, exc)
+        return
     Invitation.objects.filter(pk=invitation.pk).update(sent_at=timezone.now())
 
 
@@ -276,7 +285,11 @@ def invitation_confirm(*, invitation: Invitation, actor: Any) -> tuple[Invitatio
     invitation.token_hash = hash_token(token)
     invitation.confirmed_by = actor
     invitation.confirmed_at = timezone.now()
-    invitation.save(update_fields=["token_hash", "confirmed_by", "confirmed_at"])
+    # The expert gets the course's full period from the day the link actually goes out.
+    invitation.expires_at = invitation.confirmed_at + dt.timedelta(
+        days=invitation.course.invitation_expiry_days
+    )
+    invitation.save(update_fields=["token_hash", "confirmed_by", "confirmed_at", "expires_at"])
     audit_record(
         actor=actor,
         verb="invitation.confirm",
@@ -644,3 +657,36 @@ def comment_resolve(*, comment: Comment, actor: User) -> Comment:
         actor=actor, verb="comment.resolve", obj=comment, project=project, new={"resolved": True}
     )
     return comment
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, actor: Any) -> tuple[Invitation, str]:
+    """Send a pending invitation again with a fresh token (the old link stops working) and a
+    fresh expiry: for a lost or undelivered e-mail."""
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("course")
+        .get(pk=invitation.pk)
+    )
+    is_inviter = invitation.invited_by_id == getattr(actor, "pk", None)
+    if not (is_inviter or lifecycle_permissions.is_course_staff(actor, invitation.course)):
+        raise NotAllowed("Only course staff or whoever sent it can resend an invitation.")
+    if invitation.state() not in ("pending", "expired"):
+        raise IllegalTransition(f"This invitation is {invitation.state().replace('_', ' ')}.")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    invitation.token_hash = hash_token(token)
+    invitation.expires_at = timezone.now() + dt.timedelta(
+        days=invitation.course.invitation_expiry_days
+    )
+    invitation.sent_at = None
+    invitation.save(update_fields=["token_hash", "expires_at", "sent_at"])
+    audit_record(
+        actor=actor,
+        verb="invitation.resend",
+        obj=invitation,
+        course=invitation.course,
+        project=invitation.project,
+        new={"email": invitation.email, "expires_at": invitation.expires_at},
+    )
+    transaction.on_commit(lambda: _send_invitation(invitation, token))
+    return invitation, token

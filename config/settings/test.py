@@ -14,7 +14,11 @@ DEBUG = False
 LRB_DEMO_ALLOWED = True
 SECRET_KEY = "test-secret-key-not-for-production-use-0123456789abcdef"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# pytest itself always uses locmem (Django's test environment forces it); a Celery worker that
+# tests/services starts with these settings writes files the test can read instead.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+if "EMAIL_FILE_PATH" in os.environ:
+    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
 # Delivery runs in-process (on commit) unless a test starts a real worker with other settings.
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "1") == "1"
 CELERY_TASK_EAGER_PROPAGATES = False

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
+from accounts.models import User
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.models import Course, ProjectStage
 
@@ -15,7 +16,12 @@ from lifecycle.models import Course, ProjectStage
 # reason, IllegalTransition → 409, never a 500.
 from lifecycle.views.common import domain_error_page
 
-__all__ = ["domain_error_page", "get_course_for_instructor", "stage_landing_url"]
+__all__ = ["domain_error_page", "get_course_for_instructor", "signed_in", "stage_landing_url"]
+
+
+def signed_in(request: HttpRequest) -> User:
+    """The user of a @login_required view (never AnonymousUser there)."""
+    return cast(User, request.user)
 
 
 def get_course_for_instructor(user: Any, course_pk: int) -> Course:

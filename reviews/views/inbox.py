@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 from lifecycle.models import Course, Membership, Role
 
 from .. import selectors
+from .common import signed_in
 
 DONE_LIMIT = 30
 
@@ -17,7 +18,7 @@ DONE_LIMIT = 30
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
-    user = request.user
+    user = signed_in(request)
     pending = selectors.pending_reviews_for_user(user)
     taught = Membership.objects.filter(user=user, role=Role.INSTRUCTOR).values("course_id")
     return render(
@@ -25,7 +26,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "reviews/inbox.html",
         {
             "pending": pending,
-            "overdue_count": sum(1 for s in pending if s.overdue),
+            "overdue_count": sum(1 for r in pending if r.overdue),
             "done": selectors.done_reviews_for_user(user, limit=DONE_LIMIT),
             "done_limit": DONE_LIMIT,
             "to_confirm": selectors.invitations_awaiting_confirmation(user),

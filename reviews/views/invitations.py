@@ -22,7 +22,7 @@ from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
 from .. import services
 from ..forms import AcceptInvitationForm, add_service_errors
 from ..models import Invitation
-from .common import domain_error_page, stage_landing_url
+from .common import domain_error_page, signed_in, stage_landing_url
 
 # Gone for good (410) when expired, used or revoked; 404 when the token matches nothing.
 UNUSABLE_STATUS = {
@@ -55,6 +55,7 @@ def _unusable(request: HttpRequest, state: str) -> HttpResponse:
 def _page(
     request: HttpRequest,
     invitation: Invitation,
+    token: str,
     *,
     form: AcceptInvitationForm | None = None,
     error: str = "",
@@ -70,7 +71,7 @@ def _page(
     }
     if not user.is_authenticated:
         context["account_exists"] = User.objects.filter(email__iexact=invitation.email).exists()
-        here = reverse("reviews:invitation_accept", args=[request.resolver_match.kwargs["token"]])
+        here = reverse("reviews:invitation_accept", args=[token])
         context["login_url"] = f"{reverse('accounts:login')}?{urlencode({'next': here})}"
         if form is None and not context["account_exists"]:
             context["form"] = AcceptInvitationForm(email=invitation.email)
@@ -85,25 +86,25 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if invitation is None or state != "pending":
         return _unusable(request, state)
     if request.method == "GET":
-        return _page(request, invitation)
+        return _page(request, invitation, token)
 
     if request.user.is_authenticated:
         try:
-            invitation, _ = services.invitation_accept(token=token, user=request.user)
+            invitation, _ = services.invitation_accept(token=token, user=signed_in(request))
         except services.InvitationUnusable as unusable:
             return _unusable(request, unusable.state)
         except NotAllowed as refused:
-            return _page(request, invitation, error=refused.message, status=403)
+            return _page(request, invitation, token, error=refused.message, status=403)
         except DomainError as error:
             return domain_error_page(request, error)
         messages.success(request, _welcome(invitation))
         return redirect(_landing_url(invitation))
 
     if User.objects.filter(email__iexact=invitation.email).exists():
-        return _page(request, invitation, status=400)
+        return _page(request, invitation, token, status=400)
     form = AcceptInvitationForm(request.POST, email=invitation.email)
     if not form.is_valid():
-        return _page(request, invitation, form=form, status=400)
+        return _page(request, invitation, token, form=form, status=400)
     try:
         user, invitation, _ = services.invitation_accept_new_user(
             token=token,
@@ -114,7 +115,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return _unusable(request, unusable.state)
     except InvalidAnswers as invalid:
         add_service_errors(form, invalid.errors)
-        return _page(request, invitation, form=form, status=400)
+        return _page(request, invitation, token, form=form, status=400)
     except DomainError as error:
         return domain_error_page(request, error)
     login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
@@ -123,7 +124,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _welcome(invitation: Invitation) -> str:
-    if invitation.stage_definition_id:
+    if invitation.stage_definition is not None:
         return (
             f"You review “{invitation.stage_definition.title}” of “{invitation.project}”. "
             "Thank you for helping the team see what it cannot."

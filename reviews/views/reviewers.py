@@ -3,6 +3,7 @@ the team when the course lets it)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -21,8 +22,17 @@ from lifecycle.selectors import get_project_for_user
 
 from .. import selectors, services
 from ..forms import AssignmentForm, InvitationForm, ReassignForm, add_service_errors
-from ..models import AssignmentState
+from ..models import AssignmentState, Invitation
 from .common import domain_error_page
+
+REVOCABLE = ("pending", "awaiting_confirmation", "expired")
+
+
+@dataclass(frozen=True)
+class InvitationRow:
+    invitation: Invitation
+    state: str
+    may_revoke: bool
 
 
 def _reviewers_url(project: Project) -> str:
@@ -83,18 +93,13 @@ def _page(
         .order_by("withdrawn", "stage_definition__order", "created_at")
     )
     now = timezone.now()
-    invitations = list(
-        project.invitations.select_related(
-            "stage_definition", "invited_by", "accepted_by", "confirmed_by"
-        ).order_by("-created_at")
-    )
-    for invitation in invitations:
-        invitation.current_state = invitation.state(now)
-        invitation.may_revoke = invitation.current_state in (
-            "pending",
-            "awaiting_confirmation",
-            "expired",
-        ) and (is_staff or invitation.invited_by_id == user.pk)
+    invitations = []
+    for invitation in project.invitations.select_related(
+        "stage_definition", "invited_by", "accepted_by", "confirmed_by"
+    ).order_by("-created_at"):
+        state = invitation.state(now)
+        may_revoke = state in REVOCABLE and (is_staff or invitation.invited_by_id == user.pk)
+        invitations.append(InvitationRow(invitation, state, may_revoke))
     context: dict[str, Any] = {
         "project": project,
         "course": project.course,
@@ -184,7 +189,7 @@ def assignment_reassign(request: HttpRequest, assignment_pk: int) -> HttpRespons
         raise Http404("Only course staff reassign reviews.")
     form = ReassignForm(request.POST, candidates=selectors.candidate_reviewers(project))
     if not form.is_valid():
-        errors = "; ".join(e for errs in form.errors.values() for e in errs)
+        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
         messages.error(request, f"Not reassigned: {errors}")
         return redirect(back)
     try:

@@ -3,7 +3,7 @@ since the reviewer last decided, comment threads, the decision, and the instruct
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.contrib import messages
@@ -23,7 +23,8 @@ from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageSta
 from .. import permissions, selectors, services
 from ..forms import CommentForm, DecisionForm, OverrideForm, add_service_errors
 from ..models import Comment, Decision
-from .common import domain_error_page
+from ..selectors import Thread
+from .common import domain_error_page, signed_in
 
 DECIDABLE_STATUSES = (StageStatus.IN_REVIEW, StageStatus.CHANGES_REQUESTED)
 
@@ -36,7 +37,7 @@ def review_url(stage: ProjectStage, revision: StageRevision | None = None) -> st
 
 
 def _shown_revision(
-    request: HttpRequest, stage: ProjectStage, revisions: list[StageRevision]
+    request: HttpRequest, stage: ProjectStage, revisions: Sequence[StageRevision]
 ) -> StageRevision | None:
     wanted = request.GET.get("revision")
     if wanted:
@@ -55,7 +56,7 @@ def _shown_revision(
 
 
 def _answer_rows(
-    questions: list[Any], answers: Mapping[str, Any], threads: Mapping[str, list[Comment]]
+    questions: list[Any], answers: Mapping[str, Any], threads: Mapping[str, list[Thread]]
 ) -> list[dict[str, Any]]:
     rows = []
     for number, question in enumerate(questions, start=1):
@@ -100,7 +101,7 @@ def _review_page(
     decision_form: DecisionForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    user = request.user
+    user = signed_in(request)
     project, definition = stage.project, stage.definition
     questions = list(definition.questions.all())
     open_threads = Count(
@@ -118,7 +119,7 @@ def _review_page(
     is_current = shown is not None and shown.pk == stage.current_revision_id
 
     decisions: list[Decision] = []
-    threads: dict[str, list[Comment]] = {}
+    threads: dict[str, list[Thread]] = {}
     if shown is not None:
         decisions = list(
             Decision.objects.filter(revision=shown)
@@ -161,7 +162,7 @@ def _review_page(
     can_decide = (
         role is not None and project.is_active and is_current and stage.status in DECIDABLE_STATUSES
     )
-    if can_decide and decision_form is None:
+    if can_decide and shown is not None and decision_form is None:
         decision_form = DecisionForm(
             initial={"revision": shown.pk, "change": my_decision is not None},
             questions=questions,
@@ -225,7 +226,7 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
     try:
         decision = services.decision_record(
             revision=revision,
-            reviewer=request.user,
+            reviewer=signed_in(request),
             outcome=data["outcome"],
             comment=data["comment"],
             question_key=data["question_key"],
@@ -241,10 +242,11 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
         )
     stage.refresh_from_db(fields=["status"])
     outcome = decision.get_outcome_display().lower()
-    note = {
+    notes = {
         StageStatus.APPROVED: " The gate is satisfied: the stage is approved.",
         StageStatus.CHANGES_REQUESTED: " The stage went back to the team.",
-    }.get(stage.status, "")
+    }
+    note = notes.get(StageStatus(stage.status), "")
     messages.success(request, f"Recorded: {outcome} on revision {revision.number}.{note}")
     return redirect(review_url(stage))
 
@@ -274,7 +276,7 @@ def comment_add(request: HttpRequest, stage_pk: int) -> HttpResponse:
     try:
         comment = services.comment_add(
             revision=revision,
-            author=request.user,
+            author=signed_in(request),
             body=data["body"],
             question_key=data["question_key"] or "",
             parent=parent,
@@ -295,7 +297,7 @@ def comment_resolve(request: HttpRequest, comment_pk: int) -> HttpResponse:
     comment = selectors.get_comment_for_user(request.user, comment_pk)
     back = review_url(comment.revision.stage, comment.revision)
     try:
-        services.comment_resolve(comment=comment, actor=request.user)
+        services.comment_resolve(comment=comment, actor=signed_in(request))
     except DomainError as error:
         return domain_error_page(request, error, back_url=back)
     messages.success(request, "Thread resolved.")
@@ -313,7 +315,7 @@ def stage_override(request: HttpRequest, stage_pk: int) -> HttpResponse:
         try:
             services.stage_override(
                 stage=stage,
-                actor=request.user,
+                actor=signed_in(request),
                 justification=form.cleaned_data["justification"],
             )
         except InvalidAnswers as invalid:

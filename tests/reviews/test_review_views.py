@@ -121,18 +121,18 @@ def test_the_inbox_lists_pending_reviews_oldest_first_and_moves_decided_ones_to_
 
     page = client_for(p.tina).get(reverse("reviews:inbox"))
     assert page.status_code == 200
-    assert [s.pk for s in page.context["pending"]] == [other_stage.pk, mine.pk]
+    assert [r.stage.pk for r in page.context["pending"]] == [other_stage.pk, mine.pk]
 
     # Erin sees only what she is assigned to; the team never sees its own stage as a review.
-    assert [s.pk for s in client_for(p.erin).get("/reviews/").context["pending"]] == [mine.pk]
+    assert [r.stage.pk for r in client_for(p.erin).get("/reviews/").context["pending"]] == [mine.pk]
     for student_or_outsider in (p.alice, p.carol, p.oscar):
         assert client_for(student_or_outsider).get("/reviews/").context["pending"] == []
 
     services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
     page = client_for(p.tina).get(reverse("reviews:inbox"))
-    assert [s.pk for s in page.context["pending"]] == [other_stage.pk]
-    assert [d.revision_id for d in page.context["done"]] == [revision.pk]
-    assert "Approve" in text(page)
+    assert [r.stage.pk for r in page.context["pending"]] == [other_stage.pk]
+    assert [r.decision.revision_id for r in page.context["done"]] == [revision.pk]
+    assert "Approved" in text(page)
 
 
 def test_the_inbox_shows_due_dates_and_marks_the_overdue(personas):
@@ -705,6 +705,11 @@ def test_independent_review_hides_others_decisions_and_comments_until_deciding(p
     assert "Tina thinks consent" not in page and "A remark from Tina" not in page
     assert "requested changes" not in page
     # Nor on the stage page's gate panel, for course staff who have not decided.
+    ian_stage_page = text(client_for(p.ian).get(stage.get_absolute_url()))
+    gate_panel = ian_stage_page[ian_stage_page.index('id="gate-panel"') :]
+    gate_panel = gate_panel[: gate_panel.index("</section>")]
+    assert "Independent review" in gate_panel and "requested changes" not in gate_panel
+    assert "Tina" not in ian_stage_page
     assert "Tina thinks" not in text(client_for(p.ian).get(review_url(stage)))
     # The team sees everything.
     assert "A remark from Tina" in text(client_for(p.alice).get(review_url(stage)))

@@ -3,6 +3,8 @@
 #   make run            .venv, migrate, demo data, then web + Celery worker + beat (Procfile.dev)
 #   make test           .venv, then the whole suite on SQLite (browser tests included)
 #   make test-postgres  the whole suite on PostgreSQL at 127.0.0.1:5432
+#   make test-services  tests/services: a real Celery worker and beat on Redis, PostgreSQL
+#   make bench          benchmarks/: reminder sweep queries and outbox delivery rate
 #   make lint           ruff check, ruff format --check, mypy
 #   make migrate        apply migrations to the local database (var/db.sqlite3 by default)
 #   make clean          remove var/ (database, broker queue, static files) and tool caches
@@ -13,13 +15,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/lrb_test
+POSTGRES_SERVICES_URL ?= postgres://postgres@127.0.0.1:5432/lrb_services
+POSTGRES_BENCH_URL ?= postgres://postgres@127.0.0.1:5432/lrb_bench
+# tests/services start Celery processes on Redis and PostgreSQL; they have their own target.
+SERVICES_IGNORE := --ignore=tests/services
 
 # honcho's children (runserver, celery) find the venv's python and celery on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-postgres lint migrate clean distclean
+.PHONY: help venv run test test-postgres test-services bench lint migrate clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -44,10 +50,17 @@ run: migrate
 	$(BIN)/honcho -f Procfile.dev start
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(SERVICES_IGNORE)
 
 test-postgres: $(STAMP)
-	DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/pytest
+	DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/pytest $(SERVICES_IGNORE)
+
+test-services: $(STAMP)
+	DATABASE_URL=$(POSTGRES_SERVICES_URL) $(BIN)/pytest tests/services -p no:cacheprovider --create-db
+
+bench: $(STAMP)
+	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/reminder_sweep.py
+	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/outbox_delivery.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -77,7 +77,7 @@ class NotificationAdmin(ReadOnlyAdmin):
     """The outbox as it stands. Nothing is edited here; the one action gives failed e-mails a
     fresh set of attempts, through reviews.outbox.retry_failed."""
 
-    actions = ["retry_failed_emails"]
+    actions = ["retry_failed_emails"]  # type: ignore[assignment]  # the base says None
     list_display = [
         "created_at",
         "recipient",

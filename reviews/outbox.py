@@ -38,7 +38,7 @@ def lease() -> dt.timedelta:
 
 
 def backoff(attempts: int) -> dt.timedelta:
-    """base, 2×base, 4×base… after the first, second, third… failure (base: one minute)."""
+    """base, 2 x base, 4 x base… seconds after the 1st, 2nd, 3rd… failure (base: 60)."""
     base = getattr(settings, "NOTIFICATION_BACKOFF_SECONDS", 60)
     return dt.timedelta(seconds=base * 2 ** max(0, attempts - 1))
 

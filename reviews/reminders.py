@@ -137,7 +137,7 @@ def review_reminders(now: dt.datetime) -> int:
                 if not assignment.covers(stage.definition_id):
                     continue
                 revision = stage.current_revision
-                if (revision.pk, assignment.reviewer_id) in decided:
+                if revision is None or (revision.pk, assignment.reviewer_id) in decided:
                     continue
                 course = stage.project.course
                 interval = dt.timedelta(days=course.reminder_interval_days)

@@ -202,6 +202,6 @@ CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
 NOTIFICATION_MAX_ATTEMPTS = int(env("NOTIFICATION_MAX_ATTEMPTS", "5"))
 # A row left in "sending" by a worker that died goes back to pending after the lease; keep it
-# longer than any task's time limit. Failed sends retry after base, 2×base, 4×base… seconds.
+# longer than any task's time limit. Failed sends retry after base, 2 x base, 4 x base… seconds.
 NOTIFICATION_LEASE_SECONDS = int(env("NOTIFICATION_LEASE_SECONDS", "300"))
 NOTIFICATION_BACKOFF_SECONDS = int(env("NOTIFICATION_BACKOFF_SECONDS", "60"))

@@ -3,7 +3,7 @@ read, and for course staff the e-mails of their courses that could not be sent."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib import messages
@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import User
 from lifecycle.models import STAFF_ROLES, Membership
 
 from ..models import EmailStatus, Notification
@@ -101,15 +102,16 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
-    notification = get_notification_for_user(request.user, pk)
-    notification_mark_read(user=request.user, notification=notification)  # type: ignore[arg-type]
+    user = cast(User, request.user)  # login_required
+    notification = get_notification_for_user(user, pk)
+    notification_mark_read(user=user, notification=notification)
     return redirect(link_path(notification.link))
 
 
 @login_required
 @require_POST
 def notifications_read_all(request: HttpRequest) -> HttpResponse:
-    marked = notifications_mark_all_read(user=request.user)  # type: ignore[arg-type]
+    marked = notifications_mark_all_read(user=cast(User, request.user))  # login_required
     if marked:
         messages.success(
             request, f"Marked {marked} notification{'s' if marked != 1 else ''} as read."

@@ -12,9 +12,9 @@ that a submission can succeed) and, for stage 1, a stakeholder in the register.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,8 +39,10 @@ from lifecycle.models import ProjectStage, Question, QuestionKind
 
 pytestmark = pytest.mark.django_db
 
+# 200 generated submissions per stage form is the bar; CI runs that on SQLite and a lighter
+# pass on PostgreSQL (LRB_FUZZ_EXAMPLES) to keep the pipeline short.
 FUZZ = settings(
-    max_examples=200,
+    max_examples=int(os.environ.get("LRB_FUZZ_EXAMPLES", "200")),
     deadline=None,
     database=None,  # nothing written to .hypothesis/
     suppress_health_check=[
@@ -175,13 +177,14 @@ def good_text(limit: int) -> st.SearchStrategy[str]:
     return st.one_of(clean_text, payload, embedded_payload).map(lambda s: s[:limit])
 
 
-_FIELDS: dict[int, list[tuple[str, st.SearchStrategy, st.SearchStrategy]]] = {}
+_FIELDS: dict[tuple[Any, ...], list[tuple[str, st.SearchStrategy, st.SearchStrategy]]] = {}
 
 
 def form_fields(q: Question) -> list[tuple[str, st.SearchStrategy, st.SearchStrategy]]:
-    if q.pk not in _FIELDS:
-        _FIELDS[q.pk] = _form_fields(q)
-    return _FIELDS[q.pk]
+    key = (q.key, q.kind, tuple(q.choices))
+    if key not in _FIELDS:
+        _FIELDS[key] = _form_fields(q)
+    return _FIELDS[key]
 
 
 def _form_fields(q: Question) -> list[tuple[str, st.SearchStrategy, st.SearchStrategy]]:
@@ -588,9 +591,10 @@ preview_text = st.one_of(
     ),
     st.sampled_from(["x" * 60_001, "<script>alert(1)</script>" * 2_500]),
 )
-# Deeply nested block structure: python-markdown parses each level by recursion. Depths well
-# either side of where it breaks, so that shrinking cannot land on the edge (which moves by a
-# few frames with what python-markdown has cached).
+# Deeply nested block structure: python-markdown parsed each level by recursion and hit the
+# recursion limit (a 500) from some 500 levels of "+ ". Depths well either side of that, so
+# that shrinking cannot land on the edge, which moves by a few frames with what the parser has
+# cached.
 nested_markdown = st.builds(
     lambda marker, depth, tail: marker * depth + tail,
     st.sampled_from(["> ", "* ", "- a\n  ", "+ ", "1. ", "> + "]),
@@ -651,19 +655,9 @@ def test_markdown_preview_sanitises_every_payload(alice_client: Client, text: st
     preview(alice_client, text, via_field=False)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=50)  # 108 distinct texts
 @given(text=nested_markdown, via_field=st.booleans())
 def test_markdown_preview_survives_deep_nesting(
     alice_client: Client, text: str, via_field: bool
 ) -> None:
     preview(alice_client, text, via_field)
-
-
-def test_markdown_preview_time_grows_linearly(alice_client: Client) -> None:
-    """python-markdown's link pattern is quadratic in a run of "[": 60,000 of them (the most
-    render_markdown accepts) cost minutes of CPU. 5,000 must not take a second."""
-    started = time.perf_counter()
-    html = preview(alice_client, "[" * 5_000, via_field=False)
-    elapsed = time.perf_counter() - started
-    assert "[[[" in html
-    assert elapsed < 1.0, f"previewing 5,000 '[' took {elapsed:.1f}s"

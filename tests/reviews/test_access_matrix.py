@@ -19,6 +19,7 @@ from factories import UserFactory, current_stage, fill_and_submit
 
 from lifecycle.models import Course, ExpertInvitationPolicy
 from reviews import services
+from reviews.models import Notification
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +72,10 @@ TABLE: dict[str, dict[str, dict]] = {
     "comment_resolve": _post_only(alice=DONE),
     "stage_override": {"GET": _row(404, ian=200), "POST": _row(404, ian=DONE)},
     "course_settings": {"GET": _row(404, ian=200), "POST": _row(404, ian=DONE)},
+    # The notification centre: each person's own. The sample notification is the expert's.
+    "notifications": {"GET": _row(200)},
+    "notification_read": _post_only(expert=DONE),
+    "notifications_read_all": {"GET": _row(405), "POST": _row(DONE)},
 }
 
 
@@ -97,7 +102,9 @@ URLS = reviews_urls()
 class World:
     users: dict[str, Any]
     kwargs: dict[str, Any]  # sample objects keyed by URL parameter name
-    posts: dict[str, Any]  # POST data per URL name (a callable of the persona for some)
+    posts: dict[str, Any]  # POST data per URL name
+    # Where one parameter name means another object for some URL ("pk" of a notification).
+    kwargs_for: dict[str, dict[str, Any]]
 
 
 @pytest.fixture
@@ -186,7 +193,9 @@ def world(personas) -> World:
             "reminder_limit": 2,
         },
     }
-    return World(users, kwargs, posts)
+    notification = Notification.objects.filter(recipient=p.erin).order_by("pk").first()
+    assert notification is not None, "the expert was told about the submitted stage"
+    return World(users, kwargs, posts, {"notification_read": {"pk": notification.pk}})
 
 
 def assert_status(response: Any, expected: int | str, where: str) -> None:
@@ -215,7 +224,8 @@ def test_access(world, name, params, persona):
     row = TABLE.get(name)
     if row is None:
         pytest.fail(f"reviews:{name} has no row in the access table")
-    url = reverse(f"reviews:{name}", kwargs={k: world.kwargs[k] for k in params})
+    samples = {**world.kwargs, **world.kwargs_for.get(name, {})}
+    url = reverse(f"reviews:{name}", kwargs={k: samples[k] for k in params})
     client = Client()
     user = world.users[persona]
     if user is not None:

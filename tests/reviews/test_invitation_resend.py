@@ -23,7 +23,9 @@ def test_a_failed_invitation_e_mail_leaves_it_unsent_and_a_resend_works(
         patch.setattr(EmailBackend, "send_messages", broken)
         with django_capture_on_commit_callbacks(execute=True):
             invitation, old_token = services.invitation_create(
-                actor=personas.tina, course=personas.course, email="dr.who@example.org",
+                actor=personas.tina,
+                course=personas.course,
+                email="dr.who@example.org",
                 project=personas.project,
             )
     invitation.refresh_from_db()
@@ -37,13 +39,14 @@ def test_a_failed_invitation_e_mail_leaves_it_unsent_and_a_resend_works(
     assert token != old_token
     assert token in mail.outbox[0].body
     assert services.invitation_for_token(old_token) is None
-    assert Invitation.objects.filter(pk=invitation.pk, token_hash=services.hash_token(token)
-                                     ).exists()
+    assert Invitation.objects.filter(
+        pk=invitation.pk, token_hash=services.hash_token(token)
+    ).exists()
 
 
 def test_only_the_inviter_or_staff_resend(personas):
     invitation, _ = services.invitation_create(
-        actor=personas.tina, course=personas.course, email="x@example.org",
-        project=personas.project)
+        actor=personas.tina, course=personas.course, email="x@example.org", project=personas.project
+    )
     with pytest.raises(services.NotAllowed):
         services.invitation_resend(invitation=invitation, actor=personas.carol)

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -22,7 +23,9 @@ from factories import CourseFactory, UserFactory, current_stage, enrol, fill_and
 from accounts.models import EmailFrequency, User
 from lifecycle import services as lifecycle_services
 from lifecycle.models import Role
+from reviews.context_processors import unread_count
 from reviews.models import EmailStatus, Notification, NotificationKind
+from reviews.notifications import notification_mark_read
 
 pytestmark = pytest.mark.django_db
 
@@ -117,6 +120,11 @@ def test_the_navbar_count_is_one_count_query_and_none_for_anonymous_visitors(per
     assert query.lstrip().upper().startswith("SELECT COUNT(")
     assert notification_queries(anonymous) == []
     assert "nav-notifications" not in login_page
+
+
+def test_the_count_for_an_anonymous_visitor_runs_no_query(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert unread_count(AnonymousUser()) == 0
 
 
 # --- the list ------------------------------------------------------------------------------
@@ -231,6 +239,16 @@ def test_someone_elses_notification_is_a_404_and_stays_unread(personas, who):
     assert response.status_code == 404
     alices.refresh_from_db()
     assert alices.read_at is None
+
+
+def test_the_mark_read_service_never_touches_someone_elses_notification(personas):
+    [alices] = make(personas.alice, 1)
+
+    assert notification_mark_read(user=personas.bob, notification=alices) is False
+    assert notification_mark_read(user=personas.alice, notification=alices) is True
+
+    alices.refresh_from_db()
+    assert alices.read_at is not None
 
 
 def test_marking_all_read_marks_only_ones_own(personas):

@@ -15,8 +15,13 @@ pytestmark = pytest.mark.django_db
 def test_an_approval_reaches_the_team_by_e_mail_once(personas, django_capture_on_commit_callbacks):
     p = personas
     stage = current_stage(p.project)
-    services.assignment_create(project=p.project, actor=p.tina, reviewer=p.erin, role="expert",
-                               stage_definition=stage.definition)
+    services.assignment_create(
+        project=p.project,
+        actor=p.tina,
+        reviewer=p.erin,
+        role="expert",
+        stage_definition=stage.definition,
+    )
     with django_capture_on_commit_callbacks(execute=True):
         revision = fill_and_submit(stage, p.alice)
     requested = Notification.objects.filter(kind=NotificationKind.REVIEW_REQUESTED)

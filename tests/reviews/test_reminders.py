@@ -106,7 +106,9 @@ def test_a_reviewer_pending_longer_than_the_interval_gets_a_first_reminder(perso
     )
     [notification] = Notification.objects.filter(kind=NotificationKind.REVIEW_REMINDER)
     assert notification.recipient == p.erin
-    assert notification.dedupe_key == f"review_reminder:a{assignment.pk}:r{revision.pk}:1:u{p.erin.pk}"
+    assert (
+        notification.dedupe_key == f"review_reminder:a{assignment.pk}:r{revision.pk}:1:u{p.erin.pk}"
+    )
     assert "Reminder 1" in notification.subject
 
 

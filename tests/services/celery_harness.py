@@ -65,6 +65,21 @@ def redis_answers(url: str) -> bool:
         return False
 
 
+@dataclass
+class Broker:
+    """One test's corner of Redis: every key the publisher, workers and beat use starts with
+    ``prefix`` (kombu's ``global_keyprefix``), so runs sharing a Redis never meet."""
+
+    url: str
+    prefix: str = field(default_factory=lambda: f"lrb-services-{uuid.uuid4().hex[:12]}:")
+
+    def clear(self) -> None:
+        client = redis_client(self.url)
+        keys = list(client.scan_iter(match=f"{self.prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
 # --- the database the worker shares ------------------------------------------------------------
 
 
@@ -173,7 +188,7 @@ class CeleryProcess:
 class CeleryServices:
     """Starts workers and beat on the test broker and database; stops them at teardown."""
 
-    broker_url: str
+    broker: Broker
     database_url: str
     tmp: Path
     mailbox: Mailbox
@@ -183,12 +198,14 @@ class CeleryServices:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("PYTEST_", "CELERY_", "EMAIL_", "NOTIFICATION_", "LRB_SLOW_"))
+            if not k.startswith(("PYTEST_", "CELERY_", "EMAIL_", "NOTIFICATION_", "LRB_"))
         }
         env.update(
-            DJANGO_SETTINGS_MODULE="config.settings.test",
+            # config.settings.test plus the broker key prefix (services_settings.py).
+            DJANGO_SETTINGS_MODULE="services_settings",
+            LRB_SERVICES_KEYPREFIX=self.broker.prefix,
             DATABASE_URL=self.database_url,
-            CELERY_BROKER_URL=self.broker_url,
+            CELERY_BROKER_URL=self.broker.url,
             CELERY_TASK_ALWAYS_EAGER="0",
             EMAIL_BACKEND=FILE_BACKEND,
             EMAIL_FILE_PATH=str(self.mailbox.path),
@@ -258,20 +275,30 @@ class Publisher:
         self.app = app
         self.saved = {
             "broker_url": app.conf.broker_url,
+            "broker_transport_options": dict(app.conf.broker_transport_options or {}),
             "task_always_eager": app.conf.task_always_eager,
         }
 
     def _reset_pools(self) -> None:
-        # Drop the app's references only: kombu keeps one pool per broker URL process-wide and
-        # hands the same one out again, so closing it here would break the next test.
+        # Drop the app's references only: kombu keeps one pool per broker URL and options
+        # process-wide and hands the same one out again; closing it would break the next test.
         self.app._pool = None
         amqp = self.app.__dict__.get("amqp")
         if amqp is not None:
             amqp._producer_pool = None
 
-    def point_at(self, url: str) -> None:
+    def point_at(self, broker: Broker | str) -> None:
+        """A Broker, or the URL of one that is down."""
+        url, prefix = (broker.url, broker.prefix) if isinstance(broker, Broker) else (broker, "")
         self._reset_pools()
-        self.app.conf.update(broker_url=url, task_always_eager=False)
+        self.app.conf.update(
+            broker_url=url,
+            broker_transport_options={
+                **self.saved["broker_transport_options"],
+                "global_keyprefix": prefix,
+            },
+            task_always_eager=False,
+        )
 
     def restore(self) -> None:
         self._reset_pools()

@@ -1,11 +1,11 @@
 """Real services for the notification suites: Redis as the broker, a Celery worker (and beat) in
 separate processes, and a database both processes reach.
 
-The worker runs ``config.settings.test`` against the test database of this pytest run (its name
-is read from the connection once pytest-django has created it), consumes a Redis database of its
-own (``LRB_SERVICES_REDIS_URL``, default db 9, flushed before and after each test) and writes
-e-mails as files the test reads (Django's file backend, or the slow/flaky variants next to this
-file). The test process publishes to the same Redis instead of running tasks eagerly.
+The workers run ``config.settings.test`` (through services_settings.py) against this pytest
+run's test database (its name is read from the connection once pytest-django has created it),
+use a Redis key prefix of the test's own on ``LRB_SERVICES_REDIS_URL`` (default db 9) and write
+e-mails as files the test reads (Django's file backend, or the slow and flaky variants next to
+this file). The test process publishes to the same prefix instead of running tasks eagerly.
 
 Redis missing: skipped locally, a failure in CI (tests/environment.require_or_skip). The
 database is PostgreSQL in CI (`.ci/run`, `make test-services`); a file-based SQLite test
@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from celery_harness import (
     REDIS_URL,
+    Broker,
     CeleryServices,
     Mailbox,
     Publisher,
     redis_answers,
-    redis_client,
     worker_database_url,
 )
 from environment import require_or_skip
@@ -37,17 +37,16 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def broker(redis_url: str) -> Iterator[str]:
-    """A Redis database with no leftovers from an earlier test (or an earlier, killed run)."""
-    client = redis_client(redis_url)
-    client.flushdb()
-    yield redis_url
-    client.flushdb()
+def broker(redis_url: str) -> Iterator[Broker]:
+    """A key prefix of this test's own on the Redis test database, emptied afterwards."""
+    broker = Broker(redis_url)
+    yield broker
+    broker.clear()
 
 
 @pytest.fixture
 def celery_services(
-    transactional_db, broker: str, tmp_path: Path, request: pytest.FixtureRequest
+    transactional_db, broker: Broker, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[CeleryServices]:
     """Requests transactional_db so that the processes stop before pytest-django empties the
     tables (and the worker sees every row this test commits)."""
@@ -70,7 +69,7 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def publisher(broker: str) -> Iterator[Publisher]:
+def publisher(broker: Broker) -> Iterator[Publisher]:
     pub = Publisher()
     pub.point_at(broker)
     yield pub

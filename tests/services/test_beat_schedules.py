@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
 import pytest
 from celery_harness import wait_until
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from factories import UserFactory
 
@@ -64,13 +66,16 @@ def test_beat_runs_the_migrated_outbox_sweep_on_the_worker(celery_services):
     registered = set(json.loads(inspected.stdout)[nodename])
     assert registered >= TASKS
 
+    # As if beat had last run the sweep two minutes ago: a minute boundary has passed since, so
+    # the every-minute crontab is due at beat's first tick instead of at the next full minute.
+    PeriodicTask.objects.filter(task="reviews.sweep_outbox").update(
+        last_run_at=timezone.now() - dt.timedelta(minutes=2)
+    )
     beat = celery_services.beat()
     beat.wait_for_log(r"beat: Starting", timeout=30)
-    # The crontab fires at the top of every minute (at once if a minute boundary passed since
-    # the schedule was last saved): at most ~60 s plus beat's 5 s maximum sleep.
     wait_until(
         lambda: Notification.objects.filter(pk=stranded.pk, email_status=EmailStatus.SENT).exists(),
-        timeout=80,
+        timeout=75,  # even without the head start: the next full minute plus beat's 5 s sleep
         what="beat to send reviews.sweep_outbox and the worker to deliver the stranded row",
         interval=0.5,
     )

@@ -69,7 +69,7 @@ def test_a_broker_outage_loses_nothing_and_the_sweeper_sends_each_once(
     assert set(rows.values_list("email_attempts", flat=True)) == {0}
     assert celery_services.mailbox.keys() == {}
 
-    publisher.point_at(celery_services.broker_url)
+    publisher.point_at(celery_services.broker)
     # Two sweeps and a second, per-row delivery task for every row: the two workers race for
     # the same rows; the conditional UPDATE lets exactly one of them send each.
     sweep_outbox.delay()

@@ -10,6 +10,7 @@ The course's defaults: a 3-day interval and a limit of 2 reminders.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections import Counter
@@ -379,8 +380,26 @@ def race(n: int, work: Any) -> list[tuple[str, Any]]:
     return results
 
 
+def hold_inserts_until_both_have_planned(monkeypatch: Any) -> None:
+    """Stop each sweep after it has read which reminders exist and before it inserts its own,
+    until the other gets there too, so both really plan the same reminders. On PostgreSQL they
+    then insert together; SQLite's IMMEDIATE transactions queue the second sweep behind the
+    first, so the wait times out and the second finds everything taken."""
+    rendezvous = threading.Barrier(2)
+    insert = Reminder.objects.bulk_create
+
+    def both_planned_then_insert(*args: Any, **kwargs: Any) -> Any:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            rendezvous.wait(timeout=3)
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(Reminder.objects, "bulk_create", both_planned_then_insert)
+
+
 @pytest.mark.django_db(transaction=True)
-def test_two_sweeps_at_once_make_no_duplicate_reminder_notification_or_e_mail(personas, clock):
+def test_two_sweeps_at_once_make_no_duplicate_reminder_notification_or_e_mail(
+    personas, clock, monkeypatch
+):
     p = personas
     start = timezone.now()
     experts = [UserFactory(display_name=f"Expert {i}") for i in range(5)]
@@ -388,6 +407,7 @@ def test_two_sweeps_at_once_make_no_duplicate_reminder_notification_or_e_mail(pe
     carols_stage_due_in_two_days(p, start + 3 * DAY)
     clock.move_to(start + 3 * DAY + MINUTE)
     mail.outbox.clear()  # the review requests, sent when the submission committed
+    hold_inserts_until_both_have_planned(monkeypatch)
 
     results = race(2, sweep_reminders)
 

@@ -11,3 +11,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     **CELERY_BROKER_TRANSPORT_OPTIONS,
     "global_keyprefix": os.environ.get("LRB_BENCH_KEYPREFIX", ""),
 }
+if "EMAIL_FILE_PATH" in os.environ:  # the file backend's folder (base settings do not read it)
+    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]

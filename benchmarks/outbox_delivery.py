@@ -87,7 +87,7 @@ def delivered(mail_dir: Path) -> Counter[str]:
     return keys
 
 
-def wait_all_sent(*, stalled=None, timeout: float = 300) -> float:
+def wait_all_sent(*, stalled=None, timeout: float = 120) -> float:
     """Seconds until no row is pending or sending; ``stalled()`` is called when nothing moved
     for half a second."""
     from reviews.models import EmailStatus, Notification
@@ -106,7 +106,7 @@ def wait_all_sent(*, stalled=None, timeout: float = 300) -> float:
             stalled()
             last_change = now
         if now > deadline:
-            sys.exit(f"timed out: {left} notifications not sent")
+            sys.exit(f"\ntimed out: {left} notifications not sent")
         time.sleep(0.02)
 
 

@@ -390,6 +390,9 @@ def _accept(invitation: Invitation, user: User) -> ReviewAssignment | None:
             due_date=invitation.due_date,
             assigned_by=invitation.invited_by,
         )
+        from .notifications import on_assignment_created
+
+        on_assignment_created(assignment)
     audit_record(
         actor=user,
         verb="invitation.accept",

@@ -3,14 +3,10 @@ its own connection and they start together at a barrier."""
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
-from collections.abc import Callable
-from typing import Any
-
 import pytest
+from concurrency import outcome_kinds as kinds
+from concurrency import race
 from django.core.management import call_command
-from django.db import connection
 from factories import UserFactory, complete_answers, enrol
 
 from lifecycle import services
@@ -20,33 +16,6 @@ from lifecycle.models import AuditEvent, StageRevision, StageStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 20
-
-
-def race(n: int, work: Callable[[int], Any]) -> list[tuple[str, Any]]:
-    """Run work(i) in n threads released together; return ("ok", result) or ("error", exc)."""
-    barrier = threading.Barrier(n)
-    results: list[tuple[str, Any]] = [("missing", None)] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = ("ok", work(i))
-        except Exception as exc:
-            results[i] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
-
-
-def kinds(results) -> Counter:
-    return Counter("ok" if status == "ok" else type(value).__name__ for status, value in results)
 
 
 @pytest.mark.parametrize("round_", range(3))

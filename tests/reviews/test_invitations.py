@@ -11,15 +11,13 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import time_machine
+from concurrency import race
 from django.conf import settings as django_settings
 from django.contrib.auth.models import AnonymousUser
 from django.core import mail
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from factories import current_stage, fill_and_submit
@@ -524,30 +522,6 @@ def test_an_accepted_invitation_cannot_be_revoked(personas):
 
 
 # --- two people, one link -------------------------------------------------------------------
-
-
-def race(n: int, work: Callable[[int], Any]) -> list[tuple[str, Any]]:
-    """Run work(i) in n threads released together at a barrier, each on its own database
-    connection; return ("ok", result) or ("error", exception) per thread."""
-    barrier = threading.Barrier(n)
-    results: list[tuple[str, Any]] = [("missing", None)] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = ("ok", work(i))
-        except Exception as exc:
-            results[i] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

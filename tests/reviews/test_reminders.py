@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from concurrency import race
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -357,29 +358,6 @@ def test_running_the_sweep_twice_sends_nothing_twice(
     assert sorted(m.to[0] for m in mail.outbox) == [p.carol.email, p.erin.email]
 
 
-def race(n: int, work: Any) -> list[tuple[str, Any]]:
-    """Run work() in n threads released together at a barrier, each on its own connection."""
-    barrier = threading.Barrier(n)
-    results: list[tuple[str, Any]] = [("missing", None)] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = ("ok", work())
-        except Exception as exc:
-            results[i] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
-
-
 def hold_inserts_until_both_have_planned(monkeypatch: Any) -> None:
     """Stop each sweep after it has read which reminders exist and before it inserts its own,
     until the other gets there too, so both really plan the same reminders. On PostgreSQL they
@@ -409,7 +387,7 @@ def test_two_sweeps_at_once_make_no_duplicate_reminder_notification_or_e_mail(
     mail.outbox.clear()  # the review requests, sent when the submission committed
     hold_inserts_until_both_have_planned(monkeypatch)
 
-    results = race(2, sweep_reminders)
+    results = race(2, lambda _i: sweep_reminders())
 
     assert [status for status, _ in results] == ["ok", "ok"], results
     identities = list(Reminder.objects.values_list("identity", flat=True))

@@ -5,14 +5,13 @@ for the lead's note."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from concurrency import race
 from django.db import connection
 from factories import UserFactory, current_stage, enrol, fill_and_submit
 
@@ -71,30 +70,6 @@ def _write_race_figures():
         f"{FIGURES['mixed_refused_after_approval']}\n",
         encoding="utf-8",
     )
-
-
-def race(n: int, work: Callable[[int], Any]) -> list[tuple[str, Any]]:
-    """Run work(i) in n threads released together at a barrier, each on its own database
-    connection; return ("ok", result) or ("error", exception) per thread."""
-    barrier = threading.Barrier(n)
-    results: list[tuple[str, Any]] = [("missing", None)] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = ("ok", work(i))
-        except Exception as exc:
-            results[i] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
 
 
 def twenty_reviewers_on_stage_one(p):

@@ -8,7 +8,9 @@ Prints notifications per second; not a test.
 redis://127.0.0.1:6379/10, all keys under a prefix of this run's own, removed at the end). The
 database ``<name>_outbox`` (the name must contain "bench") is dropped, re-created, migrated and
 dropped at the end (`--keep` keeps it). Workers write e-mails with Django's file backend into a
-temporary folder; the script checks that each notification was written exactly once.
+temporary folder; the script checks that each notification was written exactly once. Workers
+keep their database connections (CONN_MAX_AGE=60, as in docker-compose.yml; set CONN_MAX_AGE=0
+to see the cost of a new connection per task).
 
 For each worker set-up (the solo pool; prefork with 2 and with 4 processes) two paths are timed,
 from the first write to the last row marked sent:
@@ -186,6 +188,9 @@ def main() -> None:
         "EMAIL_FILE_PATH": str(mail_dir),
         "PYTHONPATH": os.pathsep.join([str(benchdb.REPO), str(Path(__file__).resolve().parent)]),
         "DJANGO_SETTINGS_MODULE": "bench_settings",
+        # Persistent connections, as docker-compose.yml runs the worker; with 0 every task
+        # opens a new PostgreSQL connection (Celery's Django fixup closes it after each task).
+        "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "60"),
     }
     os.environ.update(env)
     benchdb.setup_django("bench_settings")
@@ -209,7 +214,7 @@ def main() -> None:
         print(
             f"PostgreSQL {version}, Redis {client.info()['redis_version']}, Python "
             f"{platform.python_version()}, {os.cpu_count()} CPUs; {TOTAL:,} notifications, "
-            "file e-mail backend"
+            f"file e-mail backend, CONN_MAX_AGE={env['CONN_MAX_AGE']}"
         )
         header = (
             f"{'worker':<12} | {'on commit: s':>12} {'per s':>6} {'(publishing s)':>14} | "

@@ -302,8 +302,8 @@ def invitation_confirm(*, invitation: Invitation, actor: Any) -> tuple[Invitatio
     return invitation, token
 
 
-@transaction.atomic
-def invitation_revoke(*, invitation: Invitation, actor: Any) -> Invitation:
+def _lock_invitation_for_sender(invitation: Invitation, actor: Any, action: str) -> Invitation:
+    """Lock only the invitation row (its course is read, not locked: see _lock_project)."""
     invitation = (
         Invitation.objects.select_for_update(of=("self",))
         .select_related("course")
@@ -311,7 +311,13 @@ def invitation_revoke(*, invitation: Invitation, actor: Any) -> Invitation:
     )
     is_inviter = invitation.invited_by_id == getattr(actor, "pk", None)
     if not (is_inviter or lifecycle_permissions.is_course_staff(actor, invitation.course)):
-        raise NotAllowed("Only course staff or whoever sent it can revoke an invitation.")
+        raise NotAllowed(f"Only course staff or whoever sent it can {action} an invitation.")
+    return invitation
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor: Any) -> Invitation:
+    invitation = _lock_invitation_for_sender(invitation, actor, "revoke")
     if invitation.state() in ("accepted", "revoked"):
         raise IllegalTransition(f"This invitation was already {invitation.state()}.")
     invitation.revoked_at = timezone.now()
@@ -666,14 +672,7 @@ def comment_resolve(*, comment: Comment, actor: User) -> Comment:
 def invitation_resend(*, invitation: Invitation, actor: Any) -> tuple[Invitation, str]:
     """Send a pending invitation again with a fresh token (the old link stops working) and a
     fresh expiry: for a lost or undelivered e-mail."""
-    invitation = (
-        Invitation.objects.select_for_update(of=("self",))
-        .select_related("course")
-        .get(pk=invitation.pk)
-    )
-    is_inviter = invitation.invited_by_id == getattr(actor, "pk", None)
-    if not (is_inviter or lifecycle_permissions.is_course_staff(actor, invitation.course)):
-        raise NotAllowed("Only course staff or whoever sent it can resend an invitation.")
+    invitation = _lock_invitation_for_sender(invitation, actor, "resend")
     if invitation.state() not in ("pending", "expired"):
         raise IllegalTransition(f"This invitation is {invitation.state().replace('_', ' ')}.")
     token = secrets.token_urlsafe(TOKEN_BYTES)

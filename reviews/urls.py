@@ -29,6 +29,11 @@ urlpatterns = [
         reviewers.invitation_revoke,
         name="invitation_revoke",
     ),
+    path(
+        "invitations/<int:invitation_pk>/resend/",
+        reviewers.invitation_resend,
+        name="invitation_resend",
+    ),
     path("invitations/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
     path("stages/<int:stage_pk>/", stages.review_stage, name="review_stage"),
     path("stages/<int:stage_pk>/decide/", stages.stage_decide, name="stage_decide"),

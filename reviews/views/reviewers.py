@@ -284,3 +284,19 @@ def invitation_revoke(request: HttpRequest, invitation_pk: int) -> HttpResponse:
         return domain_error_page(request, error, back_url=back)
     messages.success(request, f"The invitation for {invitation.email} was revoked.")
     return redirect(back)
+
+
+@login_required
+@require_POST
+def invitation_resend(request: HttpRequest, invitation_pk: int) -> HttpResponse:
+    """A fresh link for an invitation whose e-mail was lost, failed or expired."""
+    invitation = selectors.get_invitation_for_user(request.user, invitation_pk)
+    back = _invitation_back(invitation, request)
+    try:
+        services.invitation_resend(invitation=invitation, actor=request.user)
+    except DomainError as error:
+        return domain_error_page(request, error, back_url=back)
+    messages.success(
+        request, f"A new link was sent to {invitation.email}; the old one no longer works."
+    )
+    return redirect(back)

@@ -61,6 +61,8 @@ TABLE: dict[str, dict[str, dict]] = {
     "invitation_create": _post_only(alice=DONE, **STAFF),
     "invitation_confirm": _post_only(**STAFF),
     "invitation_revoke": _post_only(alice=DONE, **STAFF),  # alice sent it
+    # the sample invitation awaits staff confirmation: its sender and staff are told why not
+    "invitation_resend": _post_only(alice=409, tina=409, ian=409),
     "invitation_accept": {
         "GET": _row(200, anonymous=200),
         # Anyone holding the link may accept it, except a member of the project (403).

@@ -31,3 +31,9 @@ urlpatterns = [
     path(STAGE + "revisions/", stages.stage_revisions, name="stage_revisions"),
     path("markdown/preview/", stages.markdown_preview, name="markdown_preview"),
 ]
+
+from .views import exports  # noqa: E402
+
+urlpatterns += [
+    path("courses/<int:course_pk>/audit/", exports.audit_export, name="audit_export"),
+]

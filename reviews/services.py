@@ -692,3 +692,60 @@ def invitation_resend(*, invitation: Invitation, actor: Any) -> tuple[Invitation
     )
     transaction.on_commit(lambda: _send_invitation(invitation, token))
     return invitation, token
+
+
+# --- nudges from the course board -----------------------------------------------------------
+
+NUDGE_MESSAGE_LIMIT = 2000
+
+
+@transaction.atomic
+def nudge_projects(
+    *, course: Course, actor: Any, projects: list[Project], message: str
+) -> list[Project]:
+    """Remind each project's team, in their notifications and by e-mail, that staff are
+    waiting on them. Once per project, person nudging and day: a double click or a second bulk
+    nudge the same day writes nothing more. Returns the projects nudged now."""
+    _require_staff(actor, course)
+    message = message.strip()
+    if len(message) > NUDGE_MESSAGE_LIMIT:
+        raise InvalidAnswers({"message": [f"Keep it under {NUDGE_MESSAGE_LIMIT} characters."]})
+    if any(p.course_id != course.pk for p in projects):
+        raise NotAllowed("You can only nudge projects of this course.")
+    from .models import Notification, NotificationKind
+    from .notifications import absolute, notify
+
+    day = timezone.localdate()
+    nudged = []
+    # Locked in id order, so two bulk nudges over overlapping selections cannot deadlock; the
+    # lock also makes the "already nudged today" check below race-free.
+    for project in sorted(projects, key=lambda p: p.pk):
+        project = _lock_project(project.pk)
+        if not project.is_active:
+            continue
+        key = f"nudge:p{project.pk}:a{actor.pk}:{day.isoformat()}"
+        if Notification.objects.filter(dedupe_key__startswith=f"{key}:u").exists():
+            continue
+        members = list(project.members.filter(is_active=True))
+        stage = project.current_stage
+        link = absolute(stage.get_absolute_url() if stage else project.get_absolute_url())
+        notify(
+            recipients=members,
+            kind=NotificationKind.NUDGE,
+            key=key,
+            project=project,
+            stage=stage,
+            subject=f"[{project.title}] A nudge from {actor.name}",
+            body=message or f"{actor.name} is waiting to hear from your team.",
+            link=link,
+            payload={"nudged_by": actor.pk},
+        )
+        audit_record(
+            actor=actor,
+            verb="project.nudge",
+            obj=project,
+            project=project,
+            new={"message": message, "recipients": sorted(m.email for m in members)},
+        )
+        nudged.append(project)
+    return nudged

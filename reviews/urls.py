@@ -59,3 +59,27 @@ urlpatterns += [
         name="notifications_read_all",
     ),
 ]
+
+# The project dossier: a printable page and its PDF (reviews/views/dossier.py).
+from .views import dossier as dossier_views  # noqa: E402
+
+urlpatterns += [
+    path(
+        "projects/<int:pk>/dossier/",
+        dossier_views.project_dossier_page,
+        name="project_dossier",
+    ),
+    path(
+        "projects/<int:pk>/dossier.pdf",
+        dossier_views.project_dossier_pdf,
+        name="project_dossier_pdf",
+    ),
+]
+
+# The course staff's board (reviews/views/dashboard.py).
+from .views import dashboard as dashboard_views  # noqa: E402
+
+urlpatterns += [
+    path("courses/<int:course_pk>/board/", dashboard_views.board, name="board"),
+    path("courses/<int:course_pk>/board/bulk/", dashboard_views.board_bulk, name="board_bulk"),
+]

@@ -197,6 +197,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     **globals().get("CELERY_BROKER_TRANSPORT_OPTIONS", {}),
     "visibility_timeout": 3600,
+    # Redis (other transports ignore these): without a read timeout, a broker that accepts the
+    # connection but never answers (paused, failing over, a half-open connection) holds a
+    # publish, and the request whose outbox row it announces, forever.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 3,
 }
 CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180

@@ -78,6 +78,12 @@ TABLE: dict[str, dict[str, dict]] = {
     "notifications": {"GET": _row(200)},
     "notification_read": _post_only(expert=DONE),
     "notifications_read_all": {"GET": _row(405), "POST": _row(DONE)},
+    # The course staff's board and its bulk actions: staff of the course only.
+    "board": {"GET": _row(404, tina=200, ian=200)},
+    "board_bulk": _post_only(**STAFF),
+    # The project dossier: its team and course staff, never a reviewer from outside the course.
+    "project_dossier": {"GET": _row(404, alice=200, tina=200, ian=200)},
+    "project_dossier_pdf": {"GET": _row(404, alice=200, tina=200, ian=200)},
 }
 
 
@@ -187,6 +193,7 @@ def world(personas) -> World:
         "stage_decide": {"revision": revision.pk, "outcome": "approve"},
         "comment_add": {"revision": revision.pk, "body": "A fair question."},
         "stage_override": {"justification": "The expert is ill; approved by the clinic."},
+        "board_bulk": {"action": "nudge", "projects": [p.project.pk], "message": "Any news?"},
         "course_settings": {
             "allows_experts": "on",
             "expert_invitations": ExpertInvitationPolicy.ALLOWED,

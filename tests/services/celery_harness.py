@@ -4,6 +4,7 @@ process's Celery app turned from eager into a publisher. The fixtures are in con
 
 from __future__ import annotations
 
+import ast
 import email
 import email.policy
 import os
@@ -47,6 +48,25 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+# --- what the workers did -----------------------------------------------------------------
+
+
+DELIVERED = re.compile(r"reviews\.deliver_notification\[[^\]]+\] succeeded in \S+ '([\w-]+)'")
+SWEPT = re.compile(r"reviews\.sweep_outbox\[[^\]]+\] succeeded in \S+ (\{.*?\})")
+
+
+def delivery_outcomes(*logs: str) -> Counter[str]:
+    """What the delivery attempts in worker logs came to ('sent', 'not-claimed', 'retry'…):
+    each deliver_notification result, plus the counts in each sweep_outbox result."""
+    outcomes: Counter[str] = Counter()
+    for log in logs:
+        outcomes.update(DELIVERED.findall(log))
+        for result in SWEPT.findall(log):
+            counts = ast.literal_eval(result)
+            outcomes.update({k: v for k, v in counts.items() if k != "released"})
+    return outcomes
 
 
 # --- Redis ------------------------------------------------------------------------------------

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 
 import pytest
-from celery_harness import DEAD_BROKER_URL, wait_until
-from django.db import transaction
+from celery_harness import DEAD_BROKER_URL, delivery_outcomes, wait_until
+from django.db import connections, transaction
 
 from reviews.models import EmailStatus, Notification, NotificationKind
 from reviews.notifications import notify
@@ -81,8 +85,61 @@ def test_a_broker_outage_loses_nothing_and_the_sweeper_sends_each_once(
     keys = celery_services.mailbox.keys()
     assert keys == {n.dedupe_key: 1 for n in rows}, "each notification exactly once"
     assert set(rows.values_list("email_attempts", flat=True)) == {1}
-    # Both workers took part; every losing claim came back "not-claimed" rather than a resend.
+    # Every row was tried at least twice (by the first sweep and by its own task), on two
+    # workers: one attempt won the claim, the others came back "not-claimed".
     assert all("reviews.deliver_notification" in w.log() for w in workers)
+    outcomes = delivery_outcomes(*(w.log() for w in workers))
+    assert outcomes["sent"] == 50
+    assert outcomes["not-claimed"] >= 50
+    assert set(outcomes) <= {"sent", "not-claimed"}
+
+
+@pytest.fixture
+def silent_broker() -> Iterator[str]:
+    """A port that accepts connections (the kernel completes them) and never answers: a paused
+    or half-dead Redis, unlike a closed port, which refuses at once."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    server.close()
+
+
+def test_a_broker_that_never_answers_delays_an_event_only_by_its_timeout(
+    personas, celery_services, publisher, silent_broker
+):
+    """(a, hung) Without a socket read timeout the publish after commit would wait for ever and
+    the request with it; the broker's socket_timeout bounds it, the row waits for the sweeper."""
+    p = personas
+    worker = celery_services.worker()
+    publisher.point_at(silent_broker)
+
+    def event(i: int) -> list[int]:
+        try:
+            return nudge([p.alice], f"hung:{i}", p.project)
+        finally:
+            connections.close_all()  # this thread's connection
+
+    ids: list[int] = []
+    for i in range(2):
+        # In a thread, so that a regression fails here instead of hanging the suite.
+        pool = ThreadPoolExecutor(1)
+        started = time.monotonic()
+        try:
+            ids += pool.submit(event, i).result(timeout=10)
+        except FuturesTimeout:
+            pytest.fail("an event waited over 10 s on a broker that never answers")
+        finally:
+            pool.shutdown(wait=False)
+        assert time.monotonic() - started < 10
+    rows = Notification.objects.filter(pk__in=ids)
+    assert set(rows.values_list("email_status", flat=True)) == {EmailStatus.PENDING}
+
+    publisher.point_at(celery_services.broker)
+    sweep_outbox.delay()
+    wait_until(lambda: all_sent(ids), timeout=30, what="the sweeper to deliver both")
+    assert celery_services.mailbox.keys() == {n.dedupe_key: 1 for n in rows}
+    assert "reviews.sweep_outbox" in worker.log()
 
 
 def test_a_worker_killed_mid_delivery_leaves_each_notification_sent_once(

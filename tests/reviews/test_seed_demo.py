@@ -8,8 +8,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from lifecycle.audit import verify_chain
-from lifecycle.demo import DEMO_PASSWORD, PEOPLE
 from lifecycle.models import AuditEvent, Course, Outcome, Project, ProjectStatus, StageStatus
+from reviews.demo import DEMO_PASSWORD, PEOPLE
+from reviews.models import Decision
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +41,13 @@ def test_seed_demo_creates_three_teams_spread_over_the_stages(capsys):
         assert authenticate(username=email, password=DEMO_PASSWORD) is not None
     assert DEMO_PASSWORD in out
     assert verify_chain().intact
+    assert (
+        Decision.objects.filter(revision__stage__project=triage, outcome="request_changes").count()
+        == 1
+    )
+    # a TA approval on stages 1-6, and an expert's on 1, 3, 5 and 6, all in cycle 1
+    crop_approvals = Decision.objects.filter(revision__stage__project=crops, outcome="approve")
+    assert crop_approvals.count() == 6 + 4
 
 
 def test_seed_demo_is_idempotent():

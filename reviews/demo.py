@@ -10,10 +10,19 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import User
+from lifecycle import services
+from lifecycle.default_template import install_default_template
+from lifecycle.models import (
+    Course,
+    Membership,
+    Outcome,
+    Project,
+    ProjectStage,
+    QuestionKind,
+    Role,
+)
 
-from . import services
-from .default_template import install_default_template
-from .models import Course, Membership, Outcome, Project, ProjectStage, QuestionKind, Role
+from . import services as review_services
 
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_COURSE_CODE = "dl-demo"
@@ -67,11 +76,17 @@ def _current(project: Project) -> ProjectStage:
     )
 
 
-def _approve_until(project: Project, order: int, team: User, reviewer: User, topic: str) -> None:
+def _approve_until(
+    project: Project, order: int, team: User, ta: User, expert: User, topic: str
+) -> None:
+    """Submit and pass each stage before ``order`` through real decisions: the TA approves,
+    and the project's domain expert too where the stage's gate asks for one."""
     stage = _current(project)
     while stage.definition.order < order:
         revision = _submit(stage, team, topic)
-        services.stage_mark_approved(stage=stage, revision=revision, actor=reviewer)
+        if stage.definition.min_expert_approvals:
+            review_services.decision_record(revision=revision, reviewer=expert, outcome="approve")
+        review_services.decision_record(revision=revision, reviewer=ta, outcome="approve")
         stage = _current(project)
 
 
@@ -135,14 +150,23 @@ def seed_demo() -> tuple[Course, bool]:
             interests="Timely, fair care",
             possible_harms="Under-triage of rare conditions",
         )
-        _approve_until(triage, 3, s[0], ta, "Referral triage")
+        expert1, expert2 = users["expert1"], users["expert2"]
+        review_services.assignment_create(
+            project=triage,
+            actor=ta,
+            reviewer=expert1,
+            role="expert",
+            due_date=dt.date(2026, 12, 10),
+        )
+        _approve_until(triage, 3, s[0], ta, expert1, "Referral triage")
         stage3 = _current(triage)
         revision = _submit(stage3, s[1], "Referral triage")
-        services.stage_request_changes(
-            stage=stage3,
+        review_services.decision_record(
             revision=revision,
-            actor=ta,
-            reason="Is the data representative of rural clinics? Say how you checked.",
+            reviewer=expert1,
+            outcome="request_changes",
+            question_key="data-representative",
+            comment="Is the data representative of rural clinics? Say how you checked.",
         )
         services.stage_set_due_date(stage=stage3, actor=ta, due_date=dt.date(2026, 12, 12))
 
@@ -162,7 +186,8 @@ def seed_demo() -> tuple[Course, bool]:
             interests="Early warning",
             possible_harms="Wrong treatment costs a harvest",
         )
-        _approve_until(crops, 7, s[2], ta, "Crop disease")
+        review_services.assignment_create(project=crops, actor=ta, reviewer=expert2, role="expert")
+        _approve_until(crops, 7, s[2], ta, expert2, "Crop disease")
         services.project_loop_back(
             project=crops,
             actor=s[3],

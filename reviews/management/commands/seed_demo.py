@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from lifecycle.demo import DEMO_JOIN_CODE, DEMO_PASSWORD, demo_logins, seed_demo
+from reviews.demo import DEMO_JOIN_CODE, DEMO_PASSWORD, demo_logins, seed_demo
 
 
 class Command(BaseCommand):

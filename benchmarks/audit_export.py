@@ -1,0 +1,269 @@
+r"""Benchmark: exporting the whole audit trail as CSV (lifecycle.exports), against PostgreSQL's
+own ``COPY (SELECT ...) TO STDOUT WITH CSV`` of the same rows as the ceiling. Not a test.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/lrb_bench \
+        .venv/bin/python benchmarks/audit_export.py [--events 1000000] [--keep]
+
+PostgreSQL only. The database ``<name>_audit`` (the DATABASE_URL's name must contain "bench")
+is dropped, created and migrated; one course with 300 projects is made through the services,
+then ``--events`` audit events with a correct hash chain computed here are loaded with COPY
+FROM (an INSERT: the append-only triggers allow it). The database is dropped at the end unless
+``--keep``.
+
+The export runs in a child process so that its peak RSS (resource.getrusage) is the export's
+own, printed beside the same process's RSS just before it started. The file it writes is then
+verified from the file alone (lifecycle.exports.verify_export_file), also timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdb
+
+PROJECTS = 300
+COPY_BATCH = 50_000
+VERBS = ["stage.draft_save"] * 6 + ["stage.submit", "stage.approve", "stakeholder.add"]
+
+
+def build(events: int) -> None:
+    """A course, 300 student projects (services), then the chain loaded with COPY FROM."""
+    import csv
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from accounts.models import User
+    from lifecycle import services
+    from lifecycle.audit import GENESIS_HASH, canonical_json, event_payload, hash_payload
+    from lifecycle.default_template import install_default_template
+    from lifecycle.models import AuditEvent, Course, Membership, Role
+
+    template = install_default_template()
+    course = Course.objects.create(title="Deep Learning", code="dl-bench", template=template)
+    instructor = User.objects.create_user("prof@example.test", display_name="Prof")
+    Membership.objects.create(course=course, user=instructor, role=Role.INSTRUCTOR)
+    students = []
+    projects = []
+    for i in range(PROJECTS):
+        student = User.objects.create_user(f"student{i}@example.test", display_name=f"S {i}")
+        Membership.objects.create(course=course, user=student, role=Role.STUDENT)
+        students.append(student)
+        projects.append(services.project_create(course=course, actor=student, title=f"Project {i}"))
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    seq, prev = last if last else (0, GENESIS_HASH)
+    start = timezone.now() - dt.timedelta(days=120)
+    columns = (
+        "seq, created_at, actor_id, actor_label, verb, object_type, object_id, course_id, "
+        "project_id, old, new, flagged, prev_hash, hash"
+    )
+    remaining = events - seq
+    with connection.cursor() as cursor:
+        while remaining > 0:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            for _ in range(min(COPY_BATCH, remaining)):
+                seq += 1
+                k = seq % PROJECTS
+                student, project = students[k], projects[k]
+                at = start + dt.timedelta(milliseconds=seq * 7)
+                verb = VERBS[seq % len(VERBS)]
+                new = {"answer": f"Revision {seq} of the data card", "question": "data_sources"}
+                old = {"answer": f"Revision {seq - 1} of the data card"} if seq % 3 else None
+                payload = event_payload(
+                    seq=seq,
+                    created_at=at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    actor_id=student.pk,
+                    actor_label=student.email,
+                    verb=verb,
+                    object_type="lifecycle.project",
+                    object_id=str(project.pk),
+                    course_id=course.pk,
+                    project_id=project.pk,
+                    old=old,
+                    new=new,
+                    flagged=False,
+                    prev_hash=prev,
+                )
+                digest = hash_payload(payload)
+                writer.writerow(
+                    [
+                        seq,
+                        at.isoformat(),
+                        student.pk,
+                        student.email,
+                        verb,
+                        "lifecycle.project",
+                        project.pk,
+                        course.pk,
+                        project.pk,
+                        canonical_json(old) if old is not None else None,
+                        canonical_json(new),
+                        "f",
+                        prev,
+                        digest,
+                    ]
+                )
+                prev = digest
+                remaining -= 1
+            buffer.seek(0)
+            cursor.cursor.copy_expert(
+                f"COPY lifecycle_auditevent ({columns}) FROM STDIN WITH (FORMAT csv)", buffer
+            )
+    connection.close()
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def export_child(path: str) -> None:
+    """Runs in its own process: export every event as CSV to ``path``; print JSON numbers."""
+    benchdb.setup_django()
+    from django.db import connection
+
+    from lifecycle.exports import ExportFilters, write_export
+
+    connection.ensure_connection()
+    before = rss_mb()
+    started = time.perf_counter()
+    head = write_export(path, "csv", ExportFilters())["chain_head"]
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {"rows": head["rows"], "seconds": seconds, "rss_before": before, "rss_peak": rss_mb()}
+        )
+    )
+
+
+class _Sink(io.RawIOBase):
+    def __init__(self) -> None:
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.size += len(data)
+        return len(data)
+
+
+def copy_ceiling() -> tuple[int, float, int]:
+    """The same columns (actor name joined, UTC ISO times, JSON text) through COPY TO STDOUT."""
+    from django.db import connection
+
+    sql = """
+        COPY (
+            SELECT e.seq,
+                   to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                   e.actor_id, coalesce(nullif(u.display_name, ''), split_part(u.email, '@', 1)),
+                   e.actor_label, e.verb, e.object_type, e.object_id, e.course_id, e.project_id,
+                   e.old::text, e.new::text, e.flagged, e.prev_hash, e.hash
+            FROM lifecycle_auditevent e LEFT JOIN accounts_user u ON u.id = e.actor_id
+            ORDER BY e.seq
+        ) TO STDOUT WITH (FORMAT csv, HEADER)
+    """
+    sink = _Sink()
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.cursor.copy_expert(sql, sink)
+        seconds = time.perf_counter() - started
+        cursor.execute("SELECT count(*) FROM lifecycle_auditevent")
+        rows = cursor.fetchone()[0]
+    return rows, seconds, sink.size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--export-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.export_child:
+        export_child(args.export_child)
+        return
+
+    print("$ " + " ".join(["DATABASE_URL=" + os.environ.get("DATABASE_URL", ""), *sys.argv]))
+    parsed = benchdb.bench_database_url()
+    name = parsed["NAME"] + "_audit"
+    benchdb.create_database(parsed, name)
+    os.environ["DATABASE_URL"] = benchdb.database_url(parsed, name)
+    benchdb.setup_django()
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    from lifecycle.exports import verify_export_file
+
+    try:
+        call_command("migrate", verbosity=0)
+        with connection.cursor() as cur:
+            cur.execute("SHOW server_version")
+            version = cur.fetchone()[0]
+        print(f"PostgreSQL {version}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
+        started = time.perf_counter()
+        build(args.events)
+        print(
+            f"setup: {args.events:,} audit events over {PROJECTS} projects "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "trail.csv")
+            child = subprocess.run(
+                [sys.executable, __file__, "--export-child", path],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=os.environ,
+            )
+            export = json.loads(child.stdout.strip().splitlines()[-1])
+            size = os.path.getsize(path)
+            rows, copy_seconds, copy_bytes = copy_ceiling()
+            assert rows == export["rows"], (rows, export["rows"])
+            export_rate = export["rows"] / export["seconds"]
+            copy_rate = rows / copy_seconds
+            print(
+                f"export_audit CSV : {export['rows']:,} rows in {export['seconds']:.1f} s = "
+                f"{export_rate:,.0f} rows/s, {size / 1e6:.0f} MB"
+            )
+            print(
+                f"COPY TO STDOUT   : {rows:,} rows in {copy_seconds:.1f} s = "
+                f"{copy_rate:,.0f} rows/s, {copy_bytes / 1e6:.0f} MB"
+            )
+            print(
+                f"ratio export/COPY: {export_rate / copy_rate:.2f} "
+                f"(COPY is {copy_rate / export_rate:.1f}x faster)"
+            )
+            print(
+                f"peak RSS of the export process: {export['rss_peak']:.0f} MB "
+                f"(before the export {export['rss_before']:.0f} MB, "
+                f"growth {export['rss_peak'] - export['rss_before']:.0f} MB)"
+            )
+            started = time.perf_counter()
+            report = verify_export_file(path)
+            seconds = time.perf_counter() - started
+            print(
+                f"verify --file    : {'intact' if report.intact else report.describe_break()}, "
+                f"{report.rows:,} rows in {seconds:.1f} s = {report.rows / seconds:,.0f} rows/s"
+            )
+    finally:
+        connection.close()
+        if not args.keep:
+            benchdb.drop_database(parsed, name)
+
+
+if __name__ == "__main__":
+    main()

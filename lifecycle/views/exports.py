@@ -1,0 +1,163 @@
+"""Audit-trail downloads for course staff: the course's events as CSV or JSON Lines.
+
+The form page pins the chain head (``upto``) when it renders, so the CSV and its head, fetched
+by two requests, describe the same events even while the course keeps working.
+(The form lives here rather than in lifecycle/forms.py because only this page uses it.)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from crispy_forms.bootstrap import StrictButton
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Layout
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from lifecycle import permissions, selectors
+from lifecycle.exports import (
+    FORMATS,
+    HEAD_SUFFIX,
+    ChainHead,
+    ExportFilters,
+    chain_head_at,
+    count_rows,
+    head_record,
+    stream_export,
+)
+from lifecycle.models import AuditEvent, Course, Project
+
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+class AuditExportForm(forms.Form):
+    format = forms.ChoiceField(
+        choices=[("csv", "CSV (with a .head.json)"), ("jsonl", "JSON Lines (head included)")],
+        initial="csv",
+    )
+    project: forms.ModelChoiceField[Project] = forms.ModelChoiceField(
+        queryset=Project.objects.none(), required=False, empty_label="All projects"
+    )
+    since = forms.DateField(
+        required=False, label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To (UTC day)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    verbs = forms.MultipleChoiceField(
+        required=False,
+        label="Event kinds",
+        help_text="None selected: every kind.",
+        widget=forms.SelectMultiple(attrs={"size": 6}),
+    )
+    upto = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, course: Course, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = course.projects.order_by("title", "pk")  # type: ignore[attr-defined]
+        verbs = (
+            AuditEvent.objects.filter(course=course)
+            .order_by("verb")
+            .values_list("verb", flat=True)
+            .distinct()
+        )
+        self.fields["verbs"].choices = [(verb, verb) for verb in verbs]  # type: ignore[attr-defined]
+        self.helper = FormHelper()
+        self.helper.form_method = "get"
+        self.helper.form_id = "audit-export-form"
+        self.helper.layout = Layout(
+            "format",
+            "project",
+            "since",
+            "until",
+            "verbs",
+            "upto",
+            StrictButton("Prepare export", type="submit", css_class="btn-primary"),
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("The first day is after the last day.")
+        return data
+
+    def filters(self, course: Course) -> ExportFilters:
+        data = self.cleaned_data
+        return ExportFilters(
+            course_id=course.pk,
+            project_id=data["project"].pk if data.get("project") else None,
+            since=data.get("since"),
+            until=data.get("until"),
+            verbs=tuple(data.get("verbs") or ()),
+        )
+
+
+def get_course_for_staff(user: Any, course_pk: int) -> Course:
+    """The course, if the user teaches it; everyone else learns nothing (404)."""
+    course = selectors.courses_for_user(user).filter(pk=course_pk).first()
+    if course is None or not permissions.is_course_staff(user, course):
+        raise Http404("No such course.")
+    return course
+
+
+def _export_name(course: Course, fmt: str, head: ChainHead) -> str:
+    # Named after the pinned head, so the CSV and its .head.json pair up as verify_audit expects.
+    return f"audit-{course.code}-upto{head.last_seq}.{fmt}"
+
+
+@login_required
+@require_GET
+def audit_export(request: HttpRequest, course_pk: int) -> HttpResponseBase:
+    course = get_course_for_staff(request.user, course_pk)
+    if "format" not in request.GET:
+        form = AuditExportForm(initial={"upto": chain_head_at().last_seq}, course=course)
+        return render(request, "lifecycle/exports.html", {"course": course, "form": form})
+    form = AuditExportForm(request.GET, course=course)
+    if not form.is_valid():
+        return render(
+            request, "lifecycle/exports.html", {"course": course, "form": form}, status=400
+        )
+    fmt = form.cleaned_data["format"]
+    filters = form.filters(course)
+    upto = form.cleaned_data.get("upto")
+    head = chain_head_at(upto)
+    if request.GET.get("head") == "1":
+        return _head_response(course, filters, head)
+    if request.GET.get("download") == "1":
+        response = StreamingHttpResponse(
+            stream_export(fmt, filters, head), content_type=CONTENT_TYPES[fmt]
+        )
+        name = _export_name(course, fmt, head)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+    # Pin the head so that both downloads describe the same events.
+    query = {**request.GET.dict(), "upto": str(head.last_seq)}
+    query.pop("verbs", None)
+    pinned = urlencode(query) + "".join("&" + urlencode({"verbs": verb}) for verb in filters.verbs)
+    context = {
+        "course": course,
+        "form": form,
+        "fmt": fmt,
+        "head": head,
+        "rows": count_rows(filters, head),
+        "download_query": pinned + "&download=1",
+        "head_query": pinned + "&head=1" if fmt == "csv" else "",
+        "formats": FORMATS,
+    }
+    return render(request, "lifecycle/exports.html", context)
+
+
+def _head_response(course: Course, filters: ExportFilters, head: ChainHead) -> HttpResponse:
+    record = head_record(head, rows=count_rows(filters, head), filters=filters)
+    response = HttpResponse(json.dumps(record, indent=2) + "\n", content_type="application/json")
+    name = _export_name(course, "csv", head) + HEAD_SUFFIX
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

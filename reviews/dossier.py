@@ -1,0 +1,301 @@
+"""The project dossier: everything a team and its course staff need to print about one project —
+the stakeholder register, every stage of every cycle with its approved answers, its revisions
+and their diffs, every decision and comment thread, overrides, the outcome, and the audit chain
+head at the time of printing.
+
+It lives in the review layer because it needs decisions and comments; lifecycle never imports
+it. A fixed number of queries, however many stages, revisions and decisions the project has.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Prefetch
+from django.utils import timezone
+from django.utils.safestring import SafeString
+
+from lifecycle.audit import chain_head
+from lifecycle.diffs import (
+    Chunk,
+    QuestionDiff,
+    answer_text,
+    diff_answers,
+    stakeholders_text,
+    word_diff,
+)
+from lifecycle.markdown import render_markdown
+from lifecycle.models import (
+    AuditEvent,
+    Project,
+    ProjectStage,
+    Question,
+    QuestionKind,
+    StageRevision,
+    StageStatus,
+    Stakeholder,
+)
+
+from .models import Comment, Decision, DecisionOutcome
+
+STANDING = "standing"
+STALE = "stale"  # on a revision the team has since replaced
+REPLACED = "replaced"  # the reviewer changed their mind on the same revision
+
+
+@dataclass(frozen=True)
+class AnswerEntry:
+    number: int
+    question: Question
+    html: SafeString | None  # Markdown answers, rendered and sanitised
+    text: str  # every other kind, as plain text (escaped by the template)
+
+
+@dataclass(frozen=True)
+class DecisionEntry:
+    decision: Decision
+    meaning: str  # "approved revision 2", "requested changes on question 3: …"
+    state: str  # STANDING, STALE or REPLACED
+
+
+@dataclass
+class ThreadEntry:
+    comment: Comment
+    about: str  # "question 3" or "the revision as a whole"
+    replies: list[Comment] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RevisionEntry:
+    revision: StageRevision
+    compared_with: StageRevision | None  # the previous revision, or the one it was prefilled from
+    diffs: list[QuestionDiff]  # changed questions only
+    unchanged: int
+    stakeholder_chunks: list[Chunk] | None
+    first_answers: list[AnswerEntry]  # a first submission's answers, when nothing precedes it
+    is_approved: bool
+    decisions: list[DecisionEntry]
+    threads: list[ThreadEntry]
+    hidden_reviews: bool  # independent review: others' decisions are withheld from this viewer
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    stage: ProjectStage
+    approved_revision: StageRevision | None
+    approved_answers: list[AnswerEntry]
+    revisions: list[RevisionEntry]
+
+
+@dataclass(frozen=True)
+class CycleEntry:
+    number: int
+    stages: list[StageEntry]
+    loop_back: AuditEvent | None  # the event that opened this cycle (none for cycle 1)
+
+
+@dataclass(frozen=True)
+class Dossier:
+    project: Project
+    members: list[Any]
+    stakeholders: list[Stakeholder]
+    cycles: list[CycleEntry]
+    overrides: list[ProjectStage]
+    chain_count: int
+    chain_hash: str
+    project_event_count: int
+    printed_at: dt.datetime
+
+
+def _answers(questions: list[Question], answers: Mapping[str, Any]) -> list[AnswerEntry]:
+    rows = []
+    for number, question in enumerate(questions, start=1):
+        value = answers.get(question.key)
+        if question.kind == QuestionKind.LONG_TEXT:
+            rows.append(AnswerEntry(number, question, render_markdown(str(value or "")), ""))
+        else:
+            rows.append(AnswerEntry(number, question, None, answer_text(question, value)))
+    return rows
+
+
+def decision_meaning(decision: Decision, question_numbers: Mapping[str, int]) -> str:
+    """What a decision said, in one line an auditor can read aloud."""
+    number = decision.revision.number
+    if decision.outcome == DecisionOutcome.APPROVE:
+        meaning = f"approved revision {number}"
+    elif decision.question_key in question_numbers:
+        meaning = f"requested changes on question {question_numbers[decision.question_key]}"
+    else:
+        meaning = f"requested changes on revision {number}"
+    return f"{meaning}: {decision.comment}" if decision.comment else meaning
+
+
+def _threads(comments: Iterable[Comment], question_numbers: Mapping[str, int]) -> list[ThreadEntry]:
+    threads: list[ThreadEntry] = []
+    by_pk: dict[int, ThreadEntry] = {}
+    for comment in comments:
+        if comment.parent_id is None:
+            number = question_numbers.get(comment.question_key)
+            about = f"question {number}" if number else "the revision as a whole"
+            by_pk[comment.pk] = ThreadEntry(comment, about)
+            threads.append(by_pk[comment.pk])
+        elif comment.parent_id in by_pk:
+            # A reply to a reply joins the thread of its root, in time order (as on the
+            # review page).
+            by_pk[comment.pk] = by_pk[comment.parent_id]
+            by_pk[comment.pk].replies.append(comment)
+    return threads
+
+
+def _hides_other_reviews(stage: ProjectStage, viewer: Any, viewer_is_member: bool) -> bool:
+    """Independent review, as on the review page: course staff who have not decided on the
+    current revision see neither the other reviewers' decisions nor their comments."""
+    if viewer_is_member or not stage.definition.independent_review:
+        return False
+    if not stage.current_revision_id:
+        return False
+    current = next((r for r in stage.revisions.all() if r.pk == stage.current_revision_id), None)
+    decided = current is not None and any(
+        d.reviewer_id == viewer.pk and d.replaced_at is None for d in current.decisions.all()
+    )
+    return not decided
+
+
+def _revision_entries(
+    stage: ProjectStage,
+    questions: list[Question],
+    question_numbers: Mapping[str, int],
+    revisions_by_pk: Mapping[int, StageRevision],
+    hide_others_from: Any,
+) -> list[RevisionEntry]:
+    entries = []
+    previous: StageRevision | None = (
+        revisions_by_pk.get(stage.prefilled_from_id) if stage.prefilled_from_id else None
+    )
+    approved_pk = stage.current_revision_id if stage.status == StageStatus.APPROVED else None
+    for revision in stage.revisions.all():
+        diffs: list[QuestionDiff] = []
+        first_answers: list[AnswerEntry] = []
+        stakeholder_chunks = None
+        if previous is None:
+            first_answers = (
+                [] if revision.pk == approved_pk else _answers(questions, revision.answers)
+            )
+        else:
+            diffs = diff_answers(questions, previous.answers, revision.answers)
+            if stage.definition.requires_stakeholders and (
+                previous.stakeholders != revision.stakeholders
+            ):
+                stakeholder_chunks = word_diff(
+                    stakeholders_text(previous.stakeholders),
+                    stakeholders_text(revision.stakeholders),
+                )
+        decisions = []
+        for decision in revision.decisions.all():
+            if hide_others_from is not None and decision.reviewer_id != hide_others_from.pk:
+                continue
+            if decision.replaced_at is not None:
+                state = REPLACED
+            elif revision.pk != stage.current_revision_id:
+                state = STALE
+            else:
+                state = STANDING
+            decisions.append(
+                DecisionEntry(decision, decision_meaning(decision, question_numbers), state)
+            )
+        comments = [
+            c
+            for c in revision.comments.all()
+            if hide_others_from is None or c.author_id == hide_others_from.pk
+        ]
+        changed = [d for d in diffs if d.changed]
+        entries.append(
+            RevisionEntry(
+                revision=revision,
+                compared_with=previous,
+                diffs=changed,
+                unchanged=len(diffs) - len(changed),
+                stakeholder_chunks=stakeholder_chunks,
+                first_answers=first_answers,
+                is_approved=revision.pk == approved_pk,
+                decisions=decisions,
+                threads=_threads(comments, question_numbers),
+                hidden_reviews=hide_others_from is not None,
+            )
+        )
+        previous = revision
+    return entries
+
+
+def project_dossier(*, project: Project, viewer: Any) -> Dossier:
+    """The dossier of a project the viewer may see (the caller has scoped it already)."""
+    decisions = Decision.objects.select_related("reviewer").order_by("created_at", "pk")
+    comments = Comment.objects.select_related("author", "resolved_by").order_by("created_at", "pk")
+    revisions = (
+        StageRevision.objects.select_related("created_by")
+        .prefetch_related(
+            Prefetch("decisions", queryset=decisions),
+            Prefetch("comments", queryset=comments),
+        )
+        .order_by("number")
+    )
+    stages = list(
+        ProjectStage.objects.filter(project=project)
+        .select_related("definition")
+        .prefetch_related(Prefetch("revisions", queryset=revisions))
+        .order_by("cycle", "definition__order")
+    )
+    questions_by_definition: dict[int, list[Question]] = defaultdict(list)
+    for question in Question.objects.filter(stage__template_id=project.template_id).order_by(
+        "stage_id", "order"
+    ):
+        questions_by_definition[question.stage_id].append(question)
+    revisions_by_pk = {r.pk: r for stage in stages for r in stage.revisions.all()}
+    loop_backs = {
+        (event.new or {}).get("cycle"): event
+        for event in AuditEvent.objects.filter(project=project, verb="project.loop_back")
+        .select_related("actor")
+        .order_by("seq")
+    }
+    members = list(project.members.order_by("display_name", "email"))
+    viewer_is_member = any(m.pk == viewer.pk for m in members)
+
+    by_cycle: dict[int, list[StageEntry]] = defaultdict(list)
+    for stage in stages:
+        questions = questions_by_definition[stage.definition_id]
+        numbers = {q.key: n for n, q in enumerate(questions, start=1)}
+        hidden = _hides_other_reviews(stage, viewer, viewer_is_member)
+        approved = (
+            revisions_by_pk.get(stage.current_revision_id)
+            if stage.status == StageStatus.APPROVED and stage.current_revision_id
+            else None
+        )
+        by_cycle[stage.cycle].append(
+            StageEntry(
+                stage=stage,
+                approved_revision=approved,
+                approved_answers=_answers(questions, approved.answers) if approved else [],
+                revisions=_revision_entries(
+                    stage, questions, numbers, revisions_by_pk, viewer if hidden else None
+                ),
+            )
+        )
+    count, head = chain_head()
+    return Dossier(
+        project=project,
+        members=members,
+        stakeholders=list(project.stakeholders.order_by("created_at", "pk")),
+        cycles=[
+            CycleEntry(number, entries, loop_backs.get(number))
+            for number, entries in sorted(by_cycle.items())
+        ],
+        overrides=[s for s in stages if s.approved_by_override],
+        chain_count=count,
+        chain_hash=head,
+        project_event_count=AuditEvent.objects.filter(project=project).count(),
+        printed_at=timezone.now(),
+    )

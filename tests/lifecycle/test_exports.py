@@ -1,0 +1,416 @@
+"""Audit-trail exports: streamed CSV and JSON Lines that an auditor verifies from the file alone.
+
+Personas (tests/conftest.py): Alice and Bob are one team, Carol a student on another team,
+Tina a TA, Ian the instructor, Erin an outside expert, Oscar an outsider. Only course staff
+download a course's trail; everyone else gets a 404.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tracemalloc
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from factories import UserFactory, enrol, fill_and_submit
+
+from lifecycle import exports, services
+from lifecycle.audit import GENESIS_HASH, hash_payload, payload_of
+from lifecycle.models import AuditEvent, Role
+
+pytestmark = pytest.mark.django_db
+
+FORMATS = ["csv", "jsonl"]
+INJECTION_CORPUS = ["=cmd|' /C calc'!A0", "+1", "-1+1", "@SUM(1)", "\t=1", "\r=1"]
+
+
+# --- Helpers ------------------------------------------------------------------------------
+
+
+def append_events(specs: Iterable[Mapping[str, Any]], *, batch_size: int = 5000) -> int:
+    """Bulk-insert events with a correct chain computed here (an INSERT, which the append-only
+    triggers allow). Each spec gives the event's fields except seq, hashes and time."""
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    seq, prev = last if last else (0, GENESIS_HASH)
+    at = timezone.now()
+    batch: list[AuditEvent] = []
+    for spec in specs:
+        seq += 1
+        event = AuditEvent(
+            seq=seq, created_at=at, prev_hash=prev, **{"flagged": False, "old": None, **spec}
+        )
+        event.hash = prev = hash_payload(payload_of(event))
+        batch.append(event)
+        if len(batch) == batch_size:
+            AuditEvent.objects.bulk_create(batch)
+            batch = []
+    AuditEvent.objects.bulk_create(batch)
+    return seq
+
+
+def draft_saves(personas: Any, n: int) -> Iterable[dict[str, Any]]:
+    project = personas.project
+    for i in range(n):
+        yield {
+            "actor_id": personas.alice.pk,
+            "actor_label": personas.alice.email,
+            "verb": "stage.draft_save",
+            "object_type": "lifecycle.project",
+            "object_id": str(project.pk),
+            "course_id": project.course_id,
+            "project_id": project.pk,
+            "new": {"answer": f"draft {i}"},
+        }
+
+
+def some_history(personas: Any) -> None:
+    """Both teams' projects change in turns, so one project's events are not consecutive."""
+    fill_and_submit(personas.project.stages.get(definition__order=1), personas.alice)
+    fill_and_submit(personas.other_project.stages.get(definition__order=1), personas.carol)
+    services.stakeholder_add(
+        project=personas.project,
+        actor=personas.alice,
+        name="Nurses",
+        kind="direct_user",
+        interests="Shorter queues",
+    )
+
+
+def export(tmp_path: Path, fmt: str, *args: str) -> tuple[Path, str]:
+    path = tmp_path / f"trail.{fmt}"
+    call_command("export_audit", "--format", fmt, "--output", str(path), *args)
+    return path, verify(path)
+
+
+def verify(path: Path) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("verify_audit", "--file", str(path), stdout=out)
+    return out.getvalue()
+
+
+def data_lines(path: Path, fmt: str = "") -> list[str]:
+    """The file's physical lines (CSV rows of this test data hold no line breaks)."""
+    return path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+# --- Round trip -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_full_export_verifies_from_the_file_with_its_count_and_head(personas, tmp_path, fmt):
+    some_history(personas)
+    path, out = export(tmp_path, fmt)
+    last = AuditEvent.objects.order_by("-seq").first()
+    count = AuditEvent.objects.count()
+    assert f"{count} events, 0 gaps" in out
+    assert f"chain head #{last.seq} ({count} events) {last.hash}" in out
+    assert "full export" in out
+    head_text = (
+        Path(str(path) + exports.HEAD_SUFFIX).read_text()
+        if fmt == "csv"
+        else data_lines(path, fmt)[-1]
+    )
+    head = json.loads(head_text)["chain_head"]
+    assert (head["count"], head["last_seq"], head["last_hash"], head["rows"]) == (
+        count,
+        last.seq,
+        last.hash,
+        count,
+    )
+    assert head["exported_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_field_of_an_event_is_exported_with_utc_times(personas, tmp_path, fmt):
+    some_history(personas)
+    path, _ = export(tmp_path, fmt)
+    event = AuditEvent.objects.filter(verb="stakeholder.add").last()
+    if fmt == "csv":
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        row = next(r for r in rows if r["seq"] == str(event.seq))
+        assert json.loads(row["new"]) == event.new
+        assert row["flagged"] == "false"
+    else:
+        records = [json.loads(line) for line in data_lines(path, fmt)[:-1]]
+        row = next(r for r in records if r["seq"] == event.seq)
+        assert row["new"] == event.new
+    assert list(row) == list(exports.COLUMNS)
+    assert row["at"].endswith("Z") and "T" in row["at"]
+    assert row["actor_name"] == "Alice"
+    assert row["actor_label"] == "alice@example.test"
+    assert (row["prev_hash"], row["hash"]) == (event.prev_hash, event.hash)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_tampered_line_is_named_by_its_line_number_and_event(personas, tmp_path, fmt):
+    some_history(personas)
+    path, _ = export(tmp_path, fmt)
+    lines = data_lines(path, fmt)
+    index = 6  # the seventh line: event #6 in CSV (after the header), #7 in JSON Lines
+    seq = index if fmt == "csv" else index + 1
+    assert f"{seq}," in lines[index] or f'"seq":{seq},' in lines[index]
+    original = AuditEvent.objects.get(seq=seq)
+    lines[index] = lines[index].replace(original.actor_label, "mallory@example.test", 1)
+    assert "mallory" in lines[index]
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(CommandError, match=rf"line 7 \(event #{seq}\): content does not match"):
+        verify(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_line_removed_from_a_full_export_is_a_broken_link(personas, tmp_path, fmt):
+    some_history(personas)
+    path, _ = export(tmp_path, fmt)
+    lines = data_lines(path, fmt)
+    del lines[4]
+    path.write_text("".join(lines), encoding="utf-8")
+    seq = 5 if fmt == "csv" else 6  # the event now on line 5
+    with pytest.raises(
+        CommandError, match=rf"line 5 \(event #{seq}\): does not link to the event before it"
+    ):
+        verify(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_last_line_removed_from_a_full_export_contradicts_the_head(personas, tmp_path, fmt):
+    some_history(personas)
+    path, _ = export(tmp_path, fmt)
+    lines = data_lines(path, fmt)
+    del lines[-1 if fmt == "csv" else -2]
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(CommandError, match="the head says"):
+        verify(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_filtered_export_verifies_and_reports_its_gaps(personas, tmp_path, fmt):
+    some_history(personas)
+    project = personas.project
+    _, out = export(tmp_path, fmt, "--project", str(project.pk))
+    rows = AuditEvent.objects.filter(project=project).count()
+    assert rows < AuditEvent.objects.count()
+    assert "filtered export" in out
+    assert f"{rows} events, " in out
+    gaps = int(out.split(" gaps")[0].rsplit(" ", 1)[-1])
+    assert gaps >= 1
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_export_filtered_by_verb_and_day_holds_only_those_events(personas, tmp_path, fmt):
+    some_history(personas)
+    today = timezone.now().date().isoformat()
+    _, out = export(
+        tmp_path,
+        fmt,
+        "--verb",
+        "stage.submit",
+        "stakeholder.add",
+        "--since",
+        today,
+        "--until",
+        today,
+    )
+    expected = AuditEvent.objects.filter(verb__in=["stage.submit", "stakeholder.add"]).count()
+    assert f"{expected} events" in out
+    _, out = export(tmp_path, fmt, "--until", "2000-01-01")
+    assert "0 events" in out
+
+
+# --- CSV injection --------------------------------------------------------------------------
+
+
+def test_formula_cells_are_escaped_and_the_export_still_verifies(personas, tmp_path):
+    # Through the services: a project title and a stakeholder name (inside the JSON cells) and
+    # an actor whose display name is a formula (the unhashed actor_name cell).
+    for text in INJECTION_CORPUS:
+        services.stakeholder_add(
+            project=personas.project, actor=personas.alice, name=text, kind="direct_user"
+        )
+    enrol(personas.course, UserFactory(email="mallory@example.test", display_name="=1+1"))
+    services.project_create(
+        course=personas.course,
+        actor=UserFactory(email="mallory@example.test"),
+        title="=HYPERLINK(1)",
+    )
+    # Hashed text cells that start with a formula character, including a leading quote whose
+    # escaping must also be undone exactly.
+    append_events(
+        {
+            "actor_id": None,
+            "actor_label": text,
+            "verb": text,
+            "object_type": "lifecycle.project",
+            "object_id": text,
+            "course_id": None,
+            "project_id": None,
+            "new": {"v": text},
+        }
+        for text in [*INJECTION_CORPUS, "'=already quoted", "'"]
+    )
+    path, out = export(tmp_path, "csv")
+    assert "0 gaps" in out
+    with path.open(encoding="utf-8", newline="") as f:
+        cells = [cell for row in csv.reader(f) for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    for text in INJECTION_CORPUS:
+        assert "'" + text in cells
+    assert "''=already quoted" in cells
+    assert "'=1+1" in cells  # mallory's name
+
+
+def test_the_cell_escaping_is_undone_exactly():
+    for text in [*INJECTION_CORPUS, "'", "''x", "plain", "", "-"]:
+        assert exports.unescape_cell(exports.escape_cell(text)) == text
+
+
+# --- Scale ----------------------------------------------------------------------------------
+
+
+def export_queries(personas: Any) -> int:
+    filters = exports.ExportFilters(course_id=personas.course.pk)
+    with CaptureQueriesContext(connection) as captured:
+        head = exports.chain_head_at()
+        lines = sum(1 for _ in exports.stream_export("jsonl", filters, head))
+        lines += sum(1 for _ in exports.stream_export("csv", filters, head))
+    assert lines > 20
+    return len(captured.captured_queries)
+
+
+def test_an_exports_query_count_does_not_grow_with_projects(personas):
+    def add_projects(n: int) -> None:
+        for _ in range(n):
+            student = UserFactory()
+            enrol(personas.course, student, Role.STUDENT)
+            services.project_create(course=personas.course, actor=student, title="Another")
+
+    add_projects(8)  # 10 projects with the personas' two
+    small = export_queries(personas)
+    add_projects(90)
+    assert personas.course.projects.count() == 100
+    # Both sizes fit in one chunk of the iterator, so equal counts mean no query per row.
+    assert AuditEvent.objects.count() < exports.CHUNK_SIZE
+    assert export_queries(personas) == small
+
+
+def test_a_100000_event_export_streams_in_bounded_memory(personas):
+    append_events(draft_saves(personas, 100_000), batch_size=10_000)
+    head = exports.chain_head_at()
+    filters = exports.ExportFilters()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        rows = 0
+        for _ in exports.stream_export("csv", filters, head):
+            rows += 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rows == head.count + 1  # and the header
+    print(f"tracemalloc peak of a {rows - 1:,}-event CSV export: {peak / 1e6:.1f} MB")
+    assert peak < 30 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+# --- The download page ----------------------------------------------------------------------
+
+PERSONAS = ["alice", "bob", "carol", "tina", "ian", "erin", "oscar", "anonymous"]
+EXPECTED = {"tina": 200, "ian": 200, "anonymous": "login"}
+
+
+def client_for(personas: Any, who: str) -> Client:
+    client = Client()
+    if who != "anonymous":
+        client.force_login(getattr(personas, who))
+    return client
+
+
+def assert_status(response: Any, expected: int | str) -> None:
+    if expected == "login":
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("accounts:login") + "?next=")
+    else:
+        assert response.status_code == expected
+
+
+@pytest.mark.parametrize("who", PERSONAS)
+@pytest.mark.parametrize(
+    "query", ["", "?format=csv", "?format=jsonl&download=1", "?format=csv&head=1"]
+)
+def test_only_the_courses_staff_may_export_its_audit_trail(personas, who, query):
+    url = reverse("lifecycle:audit_export", args=[personas.course.pk]) + query
+    response = client_for(personas, who).get(url)
+    assert_status(response, EXPECTED.get(who, 404))
+
+
+@pytest.mark.parametrize("who", ["ian", "oscar"])
+def test_the_export_page_answers_only_get(personas, who):
+    url = reverse("lifecycle:audit_export", args=[personas.course.pk])
+    response = client_for(personas, who).post(url, {"format": "csv"})
+    assert response.status_code == 405
+
+
+def test_staff_of_another_course_cannot_export_this_one(personas):
+    other_instructor = UserFactory(email="prof@example.test")
+    services_course = personas.course.__class__.objects.create(
+        title="Other", code="other-1", template=personas.course.template
+    )
+    enrol(services_course, other_instructor, Role.INSTRUCTOR)
+    client = Client()
+    client.force_login(other_instructor)
+    url = reverse("lifecycle:audit_export", args=[personas.course.pk]) + "?format=csv&download=1"
+    assert client.get(url).status_code == 404
+
+
+def test_the_course_page_links_staff_to_the_export(personas):
+    url = reverse("lifecycle:course_detail", args=[personas.course.pk])
+    export_url = reverse("lifecycle:audit_export", args=[personas.course.pk])
+    assert export_url in client_for(personas, "ian").get(url).content.decode()
+    assert export_url not in client_for(personas, "alice").get(url).content.decode()
+
+
+def test_a_downloaded_csv_and_its_head_verify_together(personas, tmp_path):
+    some_history(personas)
+    client = client_for(personas, "tina")
+    url = reverse("lifecycle:audit_export", args=[personas.course.pk])
+    page = client.get(url, {"format": "csv", "project": personas.project.pk})
+    assert page.status_code == 200
+    html = page.content.decode().replace("&amp;", "&")
+    download = html.split('href="?', 1)[1].split('"', 1)[0]
+    head = html.split('href="?', 2)[2].split('"', 1)[0]
+    assert "download=1" in download and "head=1" in head
+    # The course keeps working between the two requests: the pinned head keeps them paired.
+    services.stakeholder_add(
+        project=personas.project, actor=personas.alice, name="Later", kind="direct_user"
+    )
+    response = client.get(url + "?" + download)
+    assert response.streaming
+    assert response["Content-Disposition"].startswith("attachment;")
+    path = tmp_path / "download.csv"
+    path.write_bytes(b"".join(response.streaming_content))
+    head_response = client.get(url + "?" + head)
+    assert head_response["Content-Type"] == "application/json"
+    Path(str(path) + exports.HEAD_SUFFIX).write_bytes(head_response.content)
+    out = verify(path)
+    assert f"{AuditEvent.objects.filter(project=personas.project).count() - 1} events" in out
+    assert "filtered export" in out
+
+
+def test_an_invalid_export_request_shows_the_form_again(personas):
+    url = reverse("lifecycle:audit_export", args=[personas.course.pk])
+    response = client_for(personas, "ian").get(
+        url, {"format": "xml", "since": "2026-02-01", "until": "2026-01-01"}
+    )
+    assert response.status_code == 400
+    assert b"audit-export-form" in response.content

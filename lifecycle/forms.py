@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -146,7 +147,7 @@ class StageAnswersForm(forms.Form):
             value = data.get(q.key)
             if isinstance(value, Decimal):
                 value = str(value)
-            elif hasattr(value, "isoformat"):
+            elif isinstance(value, dt.date):
                 value = value.isoformat()
             answers[q.key] = value if value not in (None, "", []) else None
         return answers

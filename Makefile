@@ -1,8 +1,8 @@
 # Lifecycle Review Board — developer commands.
 #
 #   make run            .venv, migrate, demo data, then web + Celery worker + beat (Procfile.dev)
-#   make test           .venv, then the whole suite on SQLite (browser tests included)
-#   make test-postgres  the whole suite on PostgreSQL at 127.0.0.1:5432
+#   make test           .venv, then the whole suite on SQLite (browser tests included) but tests/services
+#   make test-postgres  the same on PostgreSQL at 127.0.0.1:5432
 #   make test-services  tests/services: a real Celery worker and beat on Redis, PostgreSQL
 #   make bench          benchmarks/: reminder sweep queries and outbox delivery rate
 #   make lint           ruff check, ruff format --check, mypy

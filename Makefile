@@ -19,6 +19,8 @@ POSTGRES_SERVICES_URL ?= postgres://postgres@127.0.0.1:5432/lrb_services
 POSTGRES_BENCH_URL ?= postgres://postgres@127.0.0.1:5432/lrb_bench
 # tests/services start Celery processes on Redis and PostgreSQL; they have their own target.
 SERVICES_IGNORE := --ignore=tests/services
+# Two workers on the two cores; each gets its own test database.
+PYTEST_WORKERS ?= -n 2
 
 # honcho's children (runserver, celery) find the venv's python and celery on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -50,10 +52,10 @@ run: migrate
 	$(BIN)/honcho -f Procfile.dev start
 
 test: $(STAMP)
-	$(BIN)/pytest $(SERVICES_IGNORE)
+	$(BIN)/pytest $(PYTEST_WORKERS) $(SERVICES_IGNORE)
 
 test-postgres: $(STAMP)
-	DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/pytest $(SERVICES_IGNORE)
+	DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/pytest $(PYTEST_WORKERS) $(SERVICES_IGNORE)
 
 test-services: $(STAMP)
 	DATABASE_URL=$(POSTGRES_SERVICES_URL) $(BIN)/pytest tests/services -p no:cacheprovider --create-db

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='email_frequency',
-            field=models.CharField(choices=[('immediate', 'An e-mail for each notification'), ('daily', 'One daily digest')], default='immediate', help_text='In-app notifications are always immediate.', max_length=10, verbose_name='notification e-mails'),
+            model_name="user",
+            name="email_frequency",
+            field=models.CharField(
+                choices=[
+                    ("immediate", "An e-mail for each notification"),
+                    ("daily", "One daily digest"),
+                ],
+                default="immediate",
+                help_text="In-app notifications are always immediate.",
+                max_length=10,
+                verbose_name="notification e-mails",
+            ),
         ),
     ]

@@ -30,7 +30,8 @@ def test_an_invited_expert_and_a_ta_pass_stage_one_after_one_round_of_changes(
 ):
     p = personas
     stage = ProjectStage.objects.select_related("definition").get(
-        project=p.project, cycle=1, definition__order=1)
+        project=p.project, cycle=1, definition__order=1
+    )
     fill_and_submit(stage, p.alice)
     reviewers_url = f"/reviews/projects/{p.project.pk}/reviewers/"
 
@@ -66,15 +67,17 @@ def test_an_invited_expert_and_a_ta_pass_stage_one_after_one_round_of_changes(
     page.get_by_role("button", name="Create my account and accept").click()
     page.wait_for_load_state()
     assert page.url.endswith(f"/reviews/stages/{stage.pk}/")
-    decide(page, "Request changes", "Which clinics does the data come from?",
-           about="problem-statement")
+    decide(
+        page, "Request changes", "Which clinics does the data come from?", about="problem-statement"
+    )
     page.screenshot(path=str(artifacts / "review-page.png"), full_page=True)
     stage.refresh_from_db()
     assert stage.status == StageStatus.CHANGES_REQUESTED
 
     page = alice.go(stage.get_absolute_url())
     page.locator("#id_problem-statement").fill(
-        "Referrals from three rural and two city clinics pile up for days.")
+        "Referrals from three rural and two city clinics pile up for days."
+    )
     page.get_by_role("button", name=re.compile("Save and submit")).click()
     page.wait_for_load_state()
     page.get_by_role("button", name="Submit for review").click()

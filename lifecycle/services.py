@@ -3,7 +3,9 @@
 Each service opens its transaction, re-reads the rows it changes with a lock, checks permission
 and state (raising a lifecycle.errors.DomainError), writes with update_fields and appends an
 audit event last. Lock order is always project, then stage, then the audit chain, so two
-services can never wait on each other in a cycle.
+services can never wait on each other in a cycle. Every row lock is FOR NO KEY UPDATE: no
+service changes a key, and PostgreSQL's foreign-key checks (KEY SHARE, at commit, after the
+audit chain's lock) must never wait on a row a service holds.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def _lock_project(project_id: int) -> Project:
 
 def _lock_stage(stage_id: int) -> ProjectStage:
     return (
-        ProjectStage.objects.select_for_update(of=("self",))
+        ProjectStage.objects.select_for_update(of=("self",), no_key=True)
         .select_related("definition", "current_revision")
         .get(pk=stage_id)
     )
@@ -589,7 +591,7 @@ def stage_mark_approved(
     )
 
     next_stage = (
-        ProjectStage.objects.select_for_update(of=("self",))
+        ProjectStage.objects.select_for_update(of=("self",), no_key=True)
         .select_related("definition")
         .filter(project=project, cycle=stage.cycle, definition__order__gt=stage.definition.order)
         .order_by("definition__order")
@@ -747,7 +749,7 @@ def stakeholder_update(*, stakeholder: Stakeholder, actor: Any, **fields: Any) -
     project = _lock_project(stakeholder.project_id)
     _require_member(actor, project)
     _require_active(project)
-    stakeholder = Stakeholder.objects.select_for_update().get(pk=stakeholder.pk)
+    stakeholder = Stakeholder.objects.select_for_update(no_key=True).get(pk=stakeholder.pk)
     cleaned = _clean_stakeholder(fields)
     old = stakeholder.snapshot()
     for key, value in cleaned.items():
@@ -774,7 +776,7 @@ def stakeholder_remove(*, stakeholder: Stakeholder, actor: Any) -> None:
     project = _lock_project(stakeholder.project_id)
     _require_member(actor, project)
     _require_active(project)
-    stakeholder = Stakeholder.objects.select_for_update().get(pk=stakeholder.pk)
+    stakeholder = Stakeholder.objects.select_for_update(no_key=True).get(pk=stakeholder.pk)
     old = stakeholder.snapshot()
     audit_record(actor=actor, verb="stakeholder.remove", obj=stakeholder, project=project, old=old)
     stakeholder.delete()

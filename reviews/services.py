@@ -133,7 +133,7 @@ def assignment_create(
 def assignment_withdraw(*, assignment: ReviewAssignment, actor: Any) -> ReviewAssignment:
     project = _lock_project(assignment.project_id)
     _require_staff(actor, project.course)
-    assignment = ReviewAssignment.objects.select_for_update().get(pk=assignment.pk)
+    assignment = ReviewAssignment.objects.select_for_update(no_key=True).get(pk=assignment.pk)
     if assignment.state != AssignmentState.ACTIVE:
         raise IllegalTransition("This assignment was already withdrawn.")
     assignment.state = AssignmentState.WITHDRAWN
@@ -274,7 +274,7 @@ def invitation_create(
 def invitation_confirm(*, invitation: Invitation, actor: Any) -> tuple[Invitation, str]:
     """Course staff confirm a team's invitation; a fresh token is e-mailed."""
     invitation = (
-        Invitation.objects.select_for_update(of=("self",))
+        Invitation.objects.select_for_update(of=("self",), no_key=True)
         .select_related("course")
         .get(pk=invitation.pk)
     )
@@ -305,7 +305,7 @@ def invitation_confirm(*, invitation: Invitation, actor: Any) -> tuple[Invitatio
 def _lock_invitation_for_sender(invitation: Invitation, actor: Any, action: str) -> Invitation:
     """Lock only the invitation row (its course is read, not locked: see _lock_project)."""
     invitation = (
-        Invitation.objects.select_for_update(of=("self",))
+        Invitation.objects.select_for_update(of=("self",), no_key=True)
         .select_related("course")
         .get(pk=invitation.pk)
     )
@@ -363,7 +363,7 @@ def _lock_usable_invitation(token: str) -> Invitation:
     if pk is None:
         raise InvitationUnusable("unknown")
     invitation = (
-        Invitation.objects.select_for_update(of=("self",))
+        Invitation.objects.select_for_update(of=("self",), no_key=True)
         .select_related("course", "project", "stage_definition")
         .get(pk=pk)
     )
@@ -502,7 +502,7 @@ def decision_record(
     outcome = DecisionOutcome(outcome)
     project = _lock_project(revision.stage.project_id)
     stage = (
-        ProjectStage.objects.select_for_update(of=("self",))
+        ProjectStage.objects.select_for_update(of=("self",), no_key=True)
         .select_related("definition", "current_revision")
         .get(pk=revision.stage_id)
     )
@@ -530,7 +530,7 @@ def decision_record(
         if stage.status == StageStatus.APPROVED:
             raise IllegalTransition("This stage is already approved; leave a comment instead.")
     previous = (
-        Decision.objects.select_for_update()
+        Decision.objects.select_for_update(no_key=True)
         .filter(revision=revision, reviewer=reviewer, replaced_at__isnull=True)
         .first()
     )
@@ -654,7 +654,7 @@ def comment_resolve(*, comment: Comment, actor: User) -> Comment:
     project = _lock_project(comment.revision.stage.project_id)
     if not lifecycle_permissions.is_project_member(actor, project):
         raise NotAllowed("Only the team resolves comments on its work.")
-    comment = Comment.objects.select_for_update().get(pk=comment.pk)
+    comment = Comment.objects.select_for_update(no_key=True).get(pk=comment.pk)
     if comment.parent_id is not None:
         raise IllegalTransition("Resolve the thread, not a reply.")
     if comment.resolved_at:

@@ -172,14 +172,50 @@ class ProfileForm(forms.Form):
         )
 
 
-class SignUpForm(forms.Form):
+class NewPasswordForm(forms.Form):
+    """A password chosen twice and checked by Django's validators against who the person says
+    they are: for sign-up and for accepting a review invitation."""
+
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label="Password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="The same password, to catch a typo.",
+    )
+
+    def check_new_password(self, *, email: str, display_name: str) -> None:
+        first = self.cleaned_data.get("password1")
+        second = self.cleaned_data.get("password2")
+        if first and second and first != second:
+            self.add_error(
+                "password2",
+                ValidationError(
+                    "The two passwords differ. Type the same password twice.", code="mismatch"
+                ),
+            )
+        elif second:
+            # The similarity validator compares with what the person told us about themselves.
+            try:
+                password_validation.validate_password(
+                    second, User(email=email, display_name=display_name)
+                )
+            except ValidationError as error:
+                self.add_error("password2", error)
+
+
+class SignUpForm(NewPasswordForm):
     """A new account: e-mail, name, the password twice, and optionally a course join code
     (carried from an invitation link, or typed)."""
 
     error_messages = {
         "email_taken": "An account with this e-mail address exists already. Sign in instead, "
         "or reset your password if you have forgotten it.",
-        "password_mismatch": "The two passwords differ. Type the same password twice.",
     }
 
     email = forms.EmailField(
@@ -192,18 +228,6 @@ class SignUpForm(forms.Form):
         max_length=User._meta.get_field("display_name").max_length,
         help_text="How teammates and reviewers see you, e.g. 'Ada Lovelace'.",
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
-    )
-    password1 = forms.CharField(
-        label="Password",
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=password_validation.password_validators_help_text_html(),
-    )
-    password2 = forms.CharField(
-        label="Password again",
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="The same password, to catch a typo.",
     )
     code = forms.CharField(
         label="Course join code (optional)",
@@ -239,24 +263,11 @@ class SignUpForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         super().clean()
-        cleaned = self.cleaned_data
-        password1 = cleaned.get("password1")
-        password2 = cleaned.get("password2")
-        if password1 and password2 and password1 != password2:
-            self.add_error(
-                "password2",
-                ValidationError(self.error_messages["password_mismatch"], code="mismatch"),
-            )
-        elif password2:
-            # The similarity validator compares with what the person told us about themselves.
-            candidate = User(
-                email=cleaned.get("email") or "", display_name=cleaned.get("display_name") or ""
-            )
-            try:
-                password_validation.validate_password(password2, candidate)
-            except ValidationError as error:
-                self.add_error("password2", error)
-        return cleaned
+        self.check_new_password(
+            email=self.cleaned_data.get("email") or "",
+            display_name=self.cleaned_data.get("display_name") or "",
+        )
+        return self.cleaned_data
 
     def add_email_taken_error(self) -> None:
         self.add_error(

@@ -16,7 +16,14 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from .answers import YES_NO_UNSURE
-from .models import Outcome, Question, QuestionKind, Stakeholder, StakeholderKind
+from .models import (
+    STAKEHOLDER_FIELDS,
+    Outcome,
+    Question,
+    QuestionKind,
+    Stakeholder,
+    StakeholderKind,
+)
 
 CHOICE_SUFFIX = "__choice"
 JUSTIFICATION_SUFFIX = "__justification"
@@ -172,15 +179,7 @@ class StageAnswersForm(forms.Form):
 class StakeholderForm(forms.ModelForm):
     class Meta:
         model = Stakeholder
-        fields = [
-            "name",
-            "kind",
-            "interests",
-            "possible_harms",
-            "possible_benefits",
-            "consulted",
-            "consultation",
-        ]
+        fields = list(STAKEHOLDER_FIELDS)
         widgets = {
             "interests": forms.Textarea(attrs={"rows": 2}),
             "possible_harms": forms.Textarea(attrs={"rows": 2}),

@@ -421,6 +421,18 @@ class StakeholderKind(models.TextChoices):
     OTHER = "other", "Other"
 
 
+# The register's fields a team edits (the services accept exactly these).
+STAKEHOLDER_FIELDS = (
+    "name",
+    "kind",
+    "interests",
+    "possible_harms",
+    "possible_benefits",
+    "consulted",
+    "consultation",
+)
+
+
 class Stakeholder(models.Model):
     """An entry of the project's stakeholder register (lecture: identify the problem and its
     stakeholders; who is the "we" that is comfortable with a machine deciding?)."""

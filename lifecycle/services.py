@@ -24,6 +24,7 @@ from .audit import audit_record, canonical_json, sha256_hex
 from .errors import DraftConflict, IllegalTransition, InvalidAnswers, NotAllowed
 from .models import (
     STAFF_ROLES,
+    STAKEHOLDER_FIELDS,
     Course,
     LifecycleTemplate,
     Membership,
@@ -689,16 +690,6 @@ def stage_set_due_date(
 
 
 # --- stakeholder register -----------------------------------------------------------------
-
-STAKEHOLDER_FIELDS = (
-    "name",
-    "kind",
-    "interests",
-    "possible_harms",
-    "possible_benefits",
-    "consulted",
-    "consultation",
-)
 
 
 def _clean_stakeholder(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from crispy_forms.bootstrap import StrictButton
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Field, Layout
 from django import forms
-from django.contrib.auth import password_validation
 from django.utils.text import Truncator
 
+from accounts.forms import NewPasswordForm
 from accounts.models import User
 from lifecycle.models import ExpertInvitationPolicy, Question, StageDefinition
 
@@ -182,7 +182,7 @@ class InvitationForm(forms.Form):
         )
 
 
-class AcceptInvitationForm(forms.Form):
+class AcceptInvitationForm(NewPasswordForm):
     """A new person: how others see them, and a password (twice, Django's validators)."""
 
     display_name = forms.CharField(
@@ -190,18 +190,6 @@ class AcceptInvitationForm(forms.Form):
         max_length=150,
         help_text="How the team and other reviewers see you, e.g. 'Dr Mei Chen'.",
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
-    )
-    password1 = forms.CharField(
-        label="Password",
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=password_validation.password_validators_help_text_html(),
-    )
-    password2 = forms.CharField(
-        label="Password again",
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="The same password, to catch a typo.",
     )
 
     def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
@@ -217,17 +205,11 @@ class AcceptInvitationForm(forms.Form):
         )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        first, second = cleaned.get("password1"), cleaned.get("password2")
-        if first and second and first != second:
-            self.add_error("password2", "The two passwords differ. Type the same password twice.")
-        elif first:
-            probe = User(email=self.email, display_name=cleaned.get("display_name", ""))
-            try:
-                password_validation.validate_password(first, probe)
-            except forms.ValidationError as error:
-                self.add_error("password1", error)
-        return cleaned
+        super().clean()
+        self.check_new_password(
+            email=self.email, display_name=self.cleaned_data.get("display_name", "")
+        )
+        return self.cleaned_data
 
 
 class DecisionForm(forms.Form):

@@ -260,43 +260,50 @@ def _invitation_back(invitation: Any, request: HttpRequest) -> str:
     return reverse("reviews:project_reviewers", args=[invitation.project_id])
 
 
-@login_required
-@require_POST
-def invitation_confirm(request: HttpRequest, invitation_pk: int) -> HttpResponse:
+def _invitation_action(
+    request: HttpRequest, invitation_pk: int, act: Any, done: str
+) -> HttpResponse:
+    """Confirm, revoke or resend: find the invitation the user may see, call the service, say
+    what happened (``done`` may name {email}) and go back where the user came from."""
     invitation = selectors.get_invitation_for_user(request.user, invitation_pk)
     back = _invitation_back(invitation, request)
     try:
-        services.invitation_confirm(invitation=invitation, actor=request.user)
+        act(invitation=invitation, actor=request.user)
     except DomainError as error:
         return domain_error_page(request, error, back_url=back)
-    messages.success(request, f"Confirmed: the invitation was sent to {invitation.email}.")
+    messages.success(request, done.format(email=invitation.email))
     return redirect(back)
+
+
+@login_required
+@require_POST
+def invitation_confirm(request: HttpRequest, invitation_pk: int) -> HttpResponse:
+    return _invitation_action(
+        request,
+        invitation_pk,
+        services.invitation_confirm,
+        "Confirmed: the invitation was sent to {email}.",
+    )
 
 
 @login_required
 @require_POST
 def invitation_revoke(request: HttpRequest, invitation_pk: int) -> HttpResponse:
-    invitation = selectors.get_invitation_for_user(request.user, invitation_pk)
-    back = _invitation_back(invitation, request)
-    try:
-        services.invitation_revoke(invitation=invitation, actor=request.user)
-    except DomainError as error:
-        return domain_error_page(request, error, back_url=back)
-    messages.success(request, f"The invitation for {invitation.email} was revoked.")
-    return redirect(back)
+    return _invitation_action(
+        request,
+        invitation_pk,
+        services.invitation_revoke,
+        "The invitation for {email} was revoked.",
+    )
 
 
 @login_required
 @require_POST
 def invitation_resend(request: HttpRequest, invitation_pk: int) -> HttpResponse:
     """A fresh link for an invitation whose e-mail was lost, failed or expired."""
-    invitation = selectors.get_invitation_for_user(request.user, invitation_pk)
-    back = _invitation_back(invitation, request)
-    try:
-        services.invitation_resend(invitation=invitation, actor=request.user)
-    except DomainError as error:
-        return domain_error_page(request, error, back_url=back)
-    messages.success(
-        request, f"A new link was sent to {invitation.email}; the old one no longer works."
+    return _invitation_action(
+        request,
+        invitation_pk,
+        services.invitation_resend,
+        "A new link was sent to {email}; the old one no longer works.",
     )
-    return redirect(back)

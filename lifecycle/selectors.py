@@ -39,11 +39,12 @@ def get_project_for_user(user: Any, pk: int) -> Project:
     return project
 
 
-def current_cycle_timeline(project: Project) -> list[ProjectStage]:
-    """One row per stage definition: its row in the project's current cycle, or, for stages
-    before a loop-back point, the latest row of an earlier cycle."""
+def cycle_timeline(project: Project, cycle: int | None = None) -> list[ProjectStage]:
+    """One row per stage definition for ``cycle`` (the current one by default): the stage's row
+    in that cycle, or, for stages before its loop-back point, the latest row of an earlier
+    cycle."""
     rows = (
-        ProjectStage.objects.filter(project=project, cycle__lte=project.cycle)
+        ProjectStage.objects.filter(project=project, cycle__lte=cycle or project.cycle)
         .select_related("definition", "current_revision")
         .order_by("definition__order", "-cycle")
     )
@@ -51,3 +52,7 @@ def current_cycle_timeline(project: Project) -> list[ProjectStage]:
     for row in rows:
         latest.setdefault(row.definition_id, row)
     return sorted(latest.values(), key=lambda s: s.definition.order)
+
+
+def current_cycle_timeline(project: Project) -> list[ProjectStage]:
+    return cycle_timeline(project)

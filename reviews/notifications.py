@@ -43,6 +43,56 @@ def stage_link(stage: ProjectStage) -> str:
     return absolute(stage.get_absolute_url())
 
 
+def build_notification(
+    user: User,
+    *,
+    kind: str,
+    key: str,
+    subject: str,
+    body: str,
+    link: str,
+    project: Project | None = None,
+    stage: ProjectStage | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Notification:
+    """One person's row for the event ``key``; people on the daily digest wait for it."""
+    return Notification(
+        recipient=user,
+        email=user.email,
+        kind=kind,
+        project=project if project is not None else (stage.project if stage else None),
+        stage=stage,
+        subject=subject[:250],
+        body=body,
+        link=link,
+        payload=payload or {},
+        dedupe_key=f"{key}:u{user.pk}"[:200],
+        email_status=(
+            EmailStatus.DIGEST
+            if user.email_frequency == EmailFrequency.DAILY_DIGEST
+            else EmailStatus.PENDING
+        ),
+    )
+
+
+def store(rows: list[Notification]) -> list[int]:
+    """Insert the rows (those whose dedupe key exists already are left alone) and queue the
+    e-mails due now for after the commit. Returns their ids."""
+    if not rows:
+        return []
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    ids = list(
+        Notification.objects.filter(
+            dedupe_key__in=[r.dedupe_key for r in rows], email_status=EmailStatus.PENDING
+        ).values_list("pk", flat=True)
+    )
+    if ids:
+        from .tasks import enqueue_delivery
+
+        transaction.on_commit(lambda: enqueue_delivery(ids))
+    return ids
+
+
 def notify(
     *,
     recipients: Iterable[User],
@@ -55,42 +105,25 @@ def notify(
     stage: ProjectStage | None = None,
     payload: dict[str, Any] | None = None,
 ) -> list[int]:
-    """Write one notification per distinct recipient for the event ``key``; rows that exist
-    already (the same event replayed) are left alone. Returns the ids of rows to e-mail now."""
+    """Write one notification per distinct active recipient for the event ``key``; replaying
+    the event writes nothing new. Returns the ids of rows to e-mail now."""
     people = {u.pk: u for u in recipients if u is not None and u.is_active}
-    if not people:
-        return []
-    rows = [
-        Notification(
-            recipient=user,
-            email=user.email,
-            kind=kind,
-            project=project,
-            stage=stage,
-            subject=subject[:250],
-            body=body,
-            link=link,
-            payload=payload or {},
-            dedupe_key=f"{key}:u{user.pk}"[:200],
-            email_status=(
-                EmailStatus.DIGEST
-                if user.email_frequency == EmailFrequency.DAILY_DIGEST
-                else EmailStatus.PENDING
-            ),
-        )
-        for user in people.values()
-    ]
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    ids = list(
-        Notification.objects.filter(
-            dedupe_key__in=[r.dedupe_key for r in rows], email_status=EmailStatus.PENDING
-        ).values_list("pk", flat=True)
+    return store(
+        [
+            build_notification(
+                user,
+                kind=kind,
+                key=key,
+                subject=subject,
+                body=body,
+                link=link,
+                project=project,
+                stage=stage,
+                payload=payload,
+            )
+            for user in people.values()
+        ]
     )
-    if ids:
-        from .tasks import enqueue_delivery
-
-        transaction.on_commit(lambda: enqueue_delivery(ids))
-    return ids
 
 
 # --- recipients -----------------------------------------------------------------------------

@@ -24,13 +24,12 @@ from .models import (
     AssignmentState,
     Decision,
     DecisionOutcome,
-    EmailStatus,
     Notification,
     NotificationKind,
     Reminder,
     ReviewAssignment,
 )
-from .notifications import review_link, stage_link
+from .notifications import build_notification, review_link, stage_link, store
 
 BATCH = 500
 
@@ -39,29 +38,6 @@ BATCH = 500
 class Planned:
     reminder: Reminder
     notifications: list[Notification] = field(default_factory=list)
-
-
-def _notification(
-    user: Any, *, kind: str, key: str, subject: str, body: str, link: str, stage: ProjectStage
-) -> Notification:
-    from accounts.models import EmailFrequency
-
-    return Notification(
-        recipient=user,
-        email=user.email,
-        kind=kind,
-        project=stage.project,
-        stage=stage,
-        subject=subject[:250],
-        body=body,
-        link=link,
-        dedupe_key=f"{key}:u{user.pk}"[:200],
-        email_status=(
-            EmailStatus.DIGEST
-            if user.email_frequency == EmailFrequency.DAILY_DIGEST
-            else EmailStatus.PENDING
-        ),
-    )
 
 
 def _commit(planned: list[Planned]) -> int:
@@ -78,17 +54,7 @@ def _commit(planned: list[Planned]) -> int:
         Reminder.objects.bulk_create([p.reminder for p in fresh], ignore_conflicts=True)
         # Notifications carry the reminder's identity in their dedupe key, so a sweep racing
         # this one inserts nothing twice even if both thought a reminder was theirs.
-        rows = [n for p in fresh for n in p.notifications]
-        Notification.objects.bulk_create(rows, ignore_conflicts=True)
-        ids = list(
-            Notification.objects.filter(
-                dedupe_key__in=[n.dedupe_key for n in rows], email_status=EmailStatus.PENDING
-            ).values_list("pk", flat=True)
-        )
-        if ids:
-            from .tasks import enqueue_delivery
-
-            transaction.on_commit(lambda: enqueue_delivery(ids))
+        store([n for p in fresh for n in p.notifications])
     return len(fresh)
 
 
@@ -161,7 +127,7 @@ def review_reminders(now: dt.datetime) -> int:
                                 identity=identity,
                             ),
                             [
-                                _notification(
+                                build_notification(
                                     assignment.reviewer,
                                     kind=NotificationKind.REVIEW_REMINDER,
                                     key=identity,
@@ -188,7 +154,7 @@ def review_reminders(now: dt.datetime) -> int:
                                 identity=identity,
                             ),
                             [
-                                _notification(
+                                build_notification(
                                     person,
                                     kind=NotificationKind.REVIEW_ESCALATION,
                                     key=identity,
@@ -243,7 +209,7 @@ def due_soon_nudges(now: dt.datetime) -> int:
                 Planned(
                     Reminder(kind=NotificationKind.DUE_SOON, stage=stage, identity=identity),
                     [
-                        _notification(
+                        build_notification(
                             member,
                             kind=NotificationKind.DUE_SOON,
                             key=identity,
@@ -313,7 +279,7 @@ def changes_unanswered_nudges(now: dt.datetime) -> int:
                         identity=identity,
                     ),
                     [
-                        _notification(
+                        build_notification(
                             member,
                             kind=NotificationKind.CHANGES_UNANSWERED,
                             key=identity,

@@ -300,22 +300,6 @@ def project_create(request: HttpRequest, course_pk: int) -> HttpResponse:
     )
 
 
-def _stage_rows(project: Project, cycle: int) -> list[ProjectStage]:
-    """The timeline of one cycle: its own rows, and for the stages before its loop-back point
-    the latest row of an earlier cycle (shown as carried over)."""
-    if cycle == project.cycle:
-        return selectors.current_cycle_timeline(project)
-    rows = (
-        ProjectStage.objects.filter(project=project, cycle__lte=cycle)
-        .select_related("definition", "current_revision")
-        .order_by("definition__order", "-cycle")
-    )
-    latest: dict[int, ProjectStage] = {}
-    for row in rows:
-        latest.setdefault(row.definition_id, row)
-    return sorted(latest.values(), key=lambda s: s.definition.order)
-
-
 def _cycle_origin(project: Project, cycle: int, rows: list[ProjectStage]) -> dict[str, Any]:
     """Why a later cycle began: the team's reason, as the loop-back's audit event holds it."""
     if cycle == 1:
@@ -408,7 +392,7 @@ def _project_page(
     is_member = permissions.is_project_member(request.user, project)
     viewing_current = cycle == project.cycle
     panel = _outcome_panel(project, is_member) if viewing_current else ""
-    rows = _stage_rows(project, cycle)
+    rows = selectors.cycle_timeline(project, cycle)
     context: dict[str, Any] = {
         "project": project,
         "course": project.course,

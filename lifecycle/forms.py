@@ -33,6 +33,14 @@ def _label(question: Question) -> str:
     return question.prompt
 
 
+def add_service_errors(form: forms.BaseForm, errors: Mapping[str, Iterable[str]]) -> None:
+    """Show a service's InvalidAnswers next to the fields they name; the rest at the top."""
+    for key, messages in errors.items():
+        field = key if key in form.fields else None
+        for message in messages:
+            form.add_error(field, message)
+
+
 class StageAnswersForm(forms.Form):
     """One field per question (two for yes/no/unsure). Nothing is required here: drafts may be
     half-written, and the submit service names what is missing."""

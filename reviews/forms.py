@@ -3,7 +3,7 @@ the services' business (their errors come back onto these forms)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, cast
 
 from crispy_forms.bootstrap import StrictButton
@@ -19,14 +19,6 @@ from lifecycle.models import ExpertInvitationPolicy, Question, StageDefinition
 from .models import DecisionOutcome, ReviewerRole
 
 WHOLE_REVISION = ""
-
-
-def add_service_errors(form: forms.Form, errors: Mapping[str, Iterable[str]]) -> None:
-    """A service's InvalidAnswers next to the fields they name; the rest at the top."""
-    for key, messages in errors.items():
-        field = key if key in form.fields else None
-        for message in messages:
-            form.add_error(field, message)
 
 
 def _date_input() -> forms.DateInput:

@@ -30,6 +30,7 @@ from lifecycle.forms import (
     LoopBackForm,
     ProjectCreateForm,
     StakeholderForm,
+    add_service_errors,
 )
 from lifecycle.models import (
     STAFF_ROLES,
@@ -53,14 +54,6 @@ ITERATE_PROMPTS = [
     "Any algorithm may not be the right approach.",
     "The problem might need a social solution, not a technical one.",
 ]
-
-
-def _add_service_errors(form: Any, errors: dict[str, list[str]]) -> None:
-    """Show a service's InvalidAnswers next to the fields they name (others at the top)."""
-    for key, field_messages in errors.items():
-        field = key if key in form.fields else None
-        for message in field_messages:
-            form.add_error(field, message)
 
 
 def _members_prefetch() -> Prefetch:
@@ -232,7 +225,7 @@ def course_invite(request: HttpRequest, course_pk: int) -> HttpResponse:
                 course=course, actor=request.user, emails=form.cleaned_data["emails"]
             )
         except InvalidAnswers as invalid:
-            _add_service_errors(form, invalid.errors)
+            add_service_errors(form, invalid.errors)
         except DomainError as error:
             messages.error(request, error.message)
             return redirect("lifecycle:course_detail", course_pk=course.pk)
@@ -278,7 +271,7 @@ def project_create(request: HttpRequest, course_pk: int) -> HttpResponse:
                     members=list(data["members"]),
                 )
             except InvalidAnswers as invalid:
-                _add_service_errors(form, invalid.errors)
+                add_service_errors(form, invalid.errors)
             except NotAllowed as error:
                 raise Http404(error.message) from error
             except DomainError as error:
@@ -437,7 +430,7 @@ def project_loop_back(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
             )
         except InvalidAnswers as invalid:
-            _add_service_errors(form, invalid.errors)
+            add_service_errors(form, invalid.errors)
         except DomainError as error:
             messages.error(request, error.message)
             return redirect(project)
@@ -483,7 +476,7 @@ def project_conclude(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
             )
         except InvalidAnswers as invalid:
-            _add_service_errors(form, invalid.errors)
+            add_service_errors(form, invalid.errors)
         except DomainError as error:
             messages.error(request, error.message)
             return redirect(project)
@@ -530,7 +523,7 @@ def stakeholders(request: HttpRequest, pk: int) -> HttpResponse:
                     project=project, actor=request.user, **form.service_fields()
                 )
             except InvalidAnswers as invalid:
-                _add_service_errors(form, invalid.errors)
+                add_service_errors(form, invalid.errors)
             except DomainError as error:
                 messages.error(request, error.message)
                 return redirect(_register_url(project))
@@ -574,7 +567,7 @@ def stakeholder_edit(request: HttpRequest, pk: int, sid: int) -> HttpResponse:
                     stakeholder=stakeholder, actor=request.user, **form.service_fields()
                 )
             except InvalidAnswers as invalid:
-                _add_service_errors(form, invalid.errors)
+                add_service_errors(form, invalid.errors)
             except DomainError as error:
                 messages.error(request, error.message)
                 return redirect(_register_url(project))

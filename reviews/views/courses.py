@@ -10,9 +10,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from lifecycle.errors import DomainError, InvalidAnswers
+from lifecycle.forms import add_service_errors
 from lifecycle.services import course_update_settings
 
-from ..forms import CourseSettingsForm, add_service_errors
+from ..forms import CourseSettingsForm
 from .common import domain_error_page, get_course_for_instructor
 
 

@@ -18,9 +18,10 @@ from django.views.decorators.http import require_http_methods
 from accounts.models import User
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
+from lifecycle.forms import add_service_errors
 
 from .. import services
-from ..forms import AcceptInvitationForm, add_service_errors
+from ..forms import AcceptInvitationForm
 from ..models import Invitation
 from .common import domain_error_page, signed_in, stage_landing_url
 

@@ -17,11 +17,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
+from lifecycle.forms import add_service_errors
 from lifecycle.models import ExpertInvitationPolicy, Project
 from lifecycle.selectors import get_project_for_user
 
 from .. import selectors, services
-from ..forms import AssignmentForm, InvitationForm, ReassignForm, add_service_errors
+from ..forms import AssignmentForm, InvitationForm, ReassignForm
 from ..models import AssignmentState, Invitation
 from .common import domain_error_page
 

@@ -18,10 +18,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.diffs import answer_text, diff_answers, stakeholders_text, word_diff
 from lifecycle.errors import DomainError, InvalidAnswers
+from lifecycle.forms import add_service_errors
 from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageStatus, StakeholderKind
 
 from .. import permissions, selectors, services
-from ..forms import CommentForm, DecisionForm, OverrideForm, add_service_errors
+from ..forms import CommentForm, DecisionForm, OverrideForm
 from ..models import Comment, Decision
 from ..selectors import Thread
 from .common import domain_error_page, signed_in

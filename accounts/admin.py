@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from .forms import AdminSignInForm, AdminUserAddForm, AdminUserChangeForm
+from .forms import AdminUserAddForm, AdminUserChangeForm
 from .models import User
 
-# The admin's own sign-in page gets the same throttle as the site's.
-admin.site.login_form = AdminSignInForm
+# The admin's own sign-in page authenticates with the request, so the sign-in throttle
+# (django-axes, accounts/throttle.py) guards it as it guards the site's.
 admin.site.site_header = "Lifecycle Review Board administration"
 admin.site.site_title = "Lifecycle Review Board admin"
 

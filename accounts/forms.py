@@ -12,8 +12,7 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Div, Field, Fieldset, Layout, Submit
 from django import forms
 from django.conf import settings
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth import password_validation
+from django.contrib.auth import authenticate, password_validation
 from django.contrib.auth.forms import (
     AdminUserCreationForm,
     AuthenticationForm,
@@ -25,26 +24,7 @@ from django.contrib.auth.forms import (
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-from . import services
 from .models import EmailFrequency, User
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    """The address the throttle counts by. Behind a reverse proxy REMOTE_ADDR is the proxy, so
-    LOGIN_THROTTLE_TRUSTED_PROXIES (how many proxies append to X-Forwarded-For) says which
-    entry to believe; the entries left of that are whatever the client chose to send."""
-    if request is None:
-        return None
-    proxies = getattr(settings, "LOGIN_THROTTLE_TRUSTED_PROXIES", 0)
-    if proxies:
-        forwarded = [
-            part.strip()
-            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-            if part.strip()
-        ]
-        if len(forwarded) >= proxies:
-            return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _helper(*fields: Any, submit: str) -> FormHelper:
@@ -57,10 +37,9 @@ def _helper(*fields: Any, submit: str) -> FormHelper:
     return helper
 
 
-class ThrottledSignInMixin:
-    """Refuse a sign-in while the address or the client is locked; count only failures, and
-    let a success clear them. Mixed into the site's and the admin's sign-in forms, so the admin
-    is no side door for guessing passwords."""
+class SignInForm(AuthenticationForm):
+    """E-mail and password. Django's ``authenticate`` gets the request, so the sign-in throttle
+    (django-axes, accounts/throttle.py) counts every failure and refuses a locked sign-in."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
@@ -68,47 +47,8 @@ class ThrottledSignInMixin:
             "That e-mail address and password do not match an account. Check both and try "
             "again, or reset your password."
         ),
-        "locked": (
-            "Too many failed sign-in attempts. For your security, signing in with this "
-            "e-mail address or from this network is paused for %(minutes)s minutes. "
-            "Try again later, or reset your password."
-        ),
     }
 
-    request: HttpRequest | None
-    cleaned_data: dict[str, Any]
-    user_cache: Any
-
-    def _locked_error(self) -> ValidationError:
-        minutes = services.login_throttle_policy().lockout_minutes
-        return ValidationError(
-            self.error_messages["locked"], code="locked", params={"minutes": minutes}
-        )
-
-    def clean(self) -> dict[str, Any]:
-        email = self.cleaned_data.get("username") or ""
-        ip = client_ip(self.request)
-        if services.login_is_locked(email=email, ip=ip):
-            raise self._locked_error()
-        try:
-            cleaned = super().clean()  # type: ignore[misc]
-        except ValidationError as error:
-            # A wrong password (or unknown address) leaves user_cache empty. A right password
-            # refused for another reason (the admin's "staff only") is no guess, so no count.
-            guessed = bool(email and self.cleaned_data.get("password"))
-            if (
-                guessed
-                and self.user_cache is None
-                and services.login_failure_record(email=email, ip=ip)
-            ):
-                raise self._locked_error() from error
-            raise
-        if email:
-            services.login_failures_clear(email=email, ip=ip)
-        return cleaned
-
-
-class SignInForm(ThrottledSignInMixin, AuthenticationForm):
     username = forms.CharField(
         label="E-mail",
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
@@ -119,11 +59,33 @@ class SignInForm(ThrottledSignInMixin, AuthenticationForm):
         self.helper = _helper(Field("username"), Field("password"), submit="Sign in")
 
 
-class AdminSignInForm(ThrottledSignInMixin, AdminAuthenticationForm):
+class ConfirmPasswordForm(forms.Form):
+    """The signed-in person's password again, before a sensitive action (accounts/reauth.py).
+    Checked through ``authenticate`` with the request, so the sign-in throttle counts a wrong
+    one like a wrong sign-in."""
+
     error_messages = {
-        **AdminAuthenticationForm.error_messages,
-        "locked": ThrottledSignInMixin.error_messages["locked"],
+        "wrong_password": "That is not your password. Type it again, or sign out and reset it.",
     }
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autofocus": True, "autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+        self.user = user
+        self.helper = _helper(Field("password"), submit="Confirm")
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        confirmed = authenticate(self.request, username=self.user.email, password=password)
+        if confirmed is None or confirmed.pk != self.user.pk:
+            raise ValidationError(self.error_messages["wrong_password"], code="wrong_password")
+        return password
 
 
 class ProfileForm(forms.Form):

@@ -8,6 +8,7 @@ urlpatterns = [
     path("logout/", views.SignOutView.as_view(), name="logout"),
     path("signup/", views.sign_up, name="signup"),
     path("profile/", views.profile, name="profile"),
+    path("confirm-password/", views.reauth, name="reauth"),
     path("password/change/", views.PasswordChangeView.as_view(), name="password_change"),
     path(
         "password/change/done/",

@@ -1,7 +1,7 @@
 """Signing up, signing in and out, passwords, and a person's own profile.
 
-The password views are Django's, pointed at crispy templates; the sign-in form adds the
-throttle (accounts.forms.ThrottledSignInMixin).
+The password views are Django's, pointed at crispy templates; the sign-in throttle is
+django-axes (accounts/throttle.py), which every ``authenticate`` call with a request passes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -28,6 +28,7 @@ from lifecycle.services import course_join
 
 from . import services
 from .forms import (
+    ConfirmPasswordForm,
     PasswordChangeLayoutForm,
     PasswordResetLayoutForm,
     ProfileForm,
@@ -36,6 +37,8 @@ from .forms import (
     SignUpForm,
 )
 from .models import User
+from .reauth import password_confirmed_now, password_confirmed_recently
+from .throttle import forget_failures_of
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -63,6 +66,11 @@ class SignInView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = SignInForm
     redirect_authenticated_user = True
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        response = super().form_valid(form)
+        password_confirmed_now(self.request)
+        return response
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -165,7 +173,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         response = super().form_valid(form)
         # Following the e-mailed link proves the mailbox, so a lock from someone guessing at
         # this address must not keep its owner out for another quarter of an hour.
-        services.login_failures_clear(email=form.user.email)
+        forget_failures_of(form.user.email)
         return response
 
 
@@ -193,3 +201,22 @@ def profile(request: HttpRequest) -> HttpResponse:
             }
         )
     return render(request, "accounts/profile.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reauth(request: HttpRequest) -> HttpResponse:
+    """Type the password again before a sensitive action (accounts/reauth.py), then go on to
+    ``next``."""
+    user = cast(User, request.user)  # login_required
+    next_url = _safe_next(request) or reverse("home")
+    form = ConfirmPasswordForm(request.POST or None, request=request, user=user)
+    if request.method == "POST" and form.is_valid():
+        password_confirmed_now(request)
+        return redirect(next_url)
+    return render(
+        request,
+        "accounts/reauth.html",
+        {"form": form, "next": next_url, "recently": password_confirmed_recently(request)},
+        status=400 if form.is_bound else 200,
+    )

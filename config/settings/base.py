@@ -3,11 +3,15 @@ the environment; the defaults are the embedded ones (SQLite, filesystem broker, 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -46,6 +50,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "django_htmx",
     "django_celery_beat",
+    "axes",
     "accounts",
     "lifecycle",
     "reviews",
@@ -61,6 +66,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.middleware.PermissionsPolicyMiddleware",
+    # Last: turns a sign-in that axes refused into the "too many attempts" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -118,6 +127,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's ModelBackend behind axes' check: a locked (account, address) is refused before any
+# password is compared. One backend, so login() after sign-up needs no backend argument.
+AUTHENTICATION_BACKENDS = ["accounts.throttle.ThrottledModelBackend"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -178,7 +190,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes logs every failed sign-in at WARNING ("AXES: New login failure by …"); its INFO
+    # lines (start-up, each success) are noise.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # Publishing must not hang a request when the broker is down: the outbox row is already
@@ -210,3 +224,93 @@ NOTIFICATION_MAX_ATTEMPTS = int(env("NOTIFICATION_MAX_ATTEMPTS", "5"))
 # longer than any task's time limit. Failed sends retry after base, 2 x base, 4 x base… seconds.
 NOTIFICATION_LEASE_SECONDS = int(env("NOTIFICATION_LEASE_SECONDS", "300"))
 NOTIFICATION_BACKOFF_SECONDS = int(env("NOTIFICATION_BACKOFF_SECONDS", "60"))
+
+# --- Cache ----------------------------------------------------------------------------------
+# Shared by every web and worker process (sign-up rate limits count in it). Redis when the app
+# has one: CACHE_URL, else REDIS_URL, else the Celery broker if that is Redis. The embedded
+# default keeps a file-based cache under var/cache/, which runserver and the worker on one
+# machine share without a server.
+CACHE_URL = env("CACHE_URL", "") or env("REDIS_URL", "")
+if not CACHE_URL and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHE_URL = CELERY_BROKER_URL
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", "lrb"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 3},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+# --- Sign-in throttle (django-axes; accounts/throttle.py) -----------------------------------
+# Counts live in the database (axes.AccessAttempt), shared by every process on both databases.
+# An (account, address) pair locks after 5 failures; an address locks after 20 failures over
+# any accounts; both lift after 15 minutes. The owner is never locked out from another address.
+AXES_HANDLER = "accounts.throttle.AccountAddressHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = int(env("LOGIN_FAILURE_LIMIT_PER_ADDRESS", "20"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(env("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_USERNAME_CALLABLE = "accounts.throttle.sign_in_name"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_ip"
+# How many reverse proxies append to X-Forwarded-For (0: the header is not believed, the
+# throttle counts REMOTE_ADDR). Set it to 1 behind one proxy that overwrites the header.
+LOGIN_THROTTLE_TRUSTED_PROXIES = int(env("LOGIN_THROTTLE_TRUSTED_PROXIES", "0"))
+AXES_LOCKOUT_TEMPLATE = "accounts/locked.html"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+
+# --- Security headers -----------------------------------------------------------------------
+# A Content-Security-Policy without 'unsafe-inline': every script and style is a static file
+# (templates carry no <script> bodies, <style> blocks or style="" attributes; htmx's own
+# indicator styles are off, see base.html). The one exception is templates/500.html, which is
+# self-contained on purpose and allowed by the hash of its <style> block.
+
+
+def inline_style_hash(template: Path) -> str:
+    css = template.read_text(encoding="utf-8").split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
+    return f"'sha256-{digest}'"
+
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, inline_style_hash(BASE_DIR / "templates" / "500.html")],
+        # Bootstrap draws its form and navbar icons as data: SVGs from its stylesheet.
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    },
+}
+# Powerful browser features the board never uses are off for every page (and any frame).
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"

@@ -44,3 +44,14 @@ AUDIT_ALLOW_TEST_FLUSH = True
 # WhiteNoise warns at every request when STATIC_ROOT does not exist; tests never collect.
 STATIC_ROOT = Path(tempfile.gettempdir()) / "lrb-test-static"
 STATIC_ROOT.mkdir(exist_ok=True)
+
+# Each test process keeps its own cache (pytest-django clears nothing in it: tests that count in
+# it clear it themselves); tests/services point the processes they start at Redis.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if os.environ.get("LRB_TEST_CACHE_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["LRB_TEST_CACHE_URL"],
+        }
+    }

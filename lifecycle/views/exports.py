@@ -21,6 +21,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from accounts.reauth import password_confirmed_recently, reauth_redirect
 from lifecycle import permissions, selectors
 from lifecycle.exports import (
     FORMATS,
@@ -119,6 +120,9 @@ def audit_export(request: HttpRequest, course_pk: int) -> HttpResponseBase:
     if "format" not in request.GET:
         form = AuditExportForm(initial={"upto": chain_head_at().last_seq}, course=course)
         return render(request, "lifecycle/exports.html", {"course": course, "form": form})
+    if not request.GET.get("project") and not password_confirmed_recently(request):
+        # The whole course's trail (every team's events) needs the password again.
+        return reauth_redirect(request)
     form = AuditExportForm(request.GET, course=course)
     if not form.is_valid():
         return render(

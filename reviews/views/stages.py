@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.reauth import password_confirmed_recently, reauth_redirect
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.diffs import answer_text, diff_answers, stakeholders_text, word_diff
 from lifecycle.errors import DomainError, InvalidAnswers
@@ -311,6 +312,9 @@ def stage_override(request: HttpRequest, stage_pk: int) -> HttpResponse:
     stage = selectors.get_reviewable_stage(request.user, stage_pk)
     if not lifecycle_permissions.is_instructor(request.user, stage.project.course):
         raise Http404("Only an instructor of this course overrides a gate.")
+    if not password_confirmed_recently(request):
+        # After the 404s: only an instructor learns that the page exists.
+        return reauth_redirect(request)
     form = OverrideForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

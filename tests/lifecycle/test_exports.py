@@ -23,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from factories import UserFactory, enrol, fill_and_submit
+from reauth import confirm_password
 
 from lifecycle import exports, services
 from lifecycle.audit import GENESIS_HASH, hash_payload, payload_of
@@ -333,6 +334,7 @@ def client_for(personas: Any, who: str) -> Client:
     client = Client()
     if who != "anonymous":
         client.force_login(getattr(personas, who))
+        confirm_password(client)  # as after signing in: the whole course's trail asks for it
     return client
 
 
@@ -369,6 +371,7 @@ def test_staff_of_another_course_cannot_export_this_one(personas):
     enrol(services_course, other_instructor, Role.INSTRUCTOR)
     client = Client()
     client.force_login(other_instructor)
+    confirm_password(client)
     url = reverse("lifecycle:audit_export", args=[personas.course.pk]) + "?format=csv&download=1"
     assert client.get(url).status_code == 404
 

@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from factories import UserFactory, current_stage, enrol, fill_and_submit
+from reauth import confirm_password
 
 from accounts.models import User
 from lifecycle import services as lifecycle_services
@@ -54,6 +55,7 @@ def client_for(user: Any = None, *, csrf: bool = False) -> Client:
     client = Client(enforce_csrf_checks=csrf)
     if user is not None:
         client.force_login(user)
+        confirm_password(client)  # as after signing in: the override asks for it
     return client
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 from django.core.management.base import CommandError
 
 from lifecycle.audit import verify_chain
@@ -38,7 +39,7 @@ def test_seed_demo_creates_three_teams_spread_over_the_stages(capsys):
 
     for email, *_ in PEOPLE:
         assert email in out
-        assert authenticate(username=email, password=DEMO_PASSWORD) is not None
+        assert authenticate(RequestFactory().post("/"), username=email, password=DEMO_PASSWORD)
     assert DEMO_PASSWORD in out
     assert verify_chain().intact
     assert (

@@ -31,6 +31,13 @@
     );
   });
 
+  // A read-only field to copy from (a course's join link) selects itself when focused.
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches && event.target.matches("[data-select-on-focus]")) {
+      event.target.select();
+    }
+  });
+
   document.addEventListener("htmx:sendError", function (event) {
     if (event.target.closest("[data-handles-errors]")) return;
     showError("The server could not be reached. Check your connection; your last change was not saved.");

@@ -259,6 +259,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "5"))
 LOGIN_FAILURE_LIMIT_PER_ADDRESS = int(env("LOGIN_FAILURE_LIMIT_PER_ADDRESS", "20"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(env("LOGIN_COOLOFF_MINUTES", "15")))
+# The sign-in forms' field, and the key under which axes passes the address to the callable
+# (its default is the user model's USERNAME_FIELD, "email").
+AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "accounts.throttle.sign_in_name"
 AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_ip"
 # How many reverse proxies append to X-Forwarded-For (0: the header is not believed, the

@@ -53,5 +53,6 @@ if os.environ.get("LRB_TEST_CACHE_URL"):
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": os.environ["LRB_TEST_CACHE_URL"],
+            "KEY_PREFIX": os.environ.get("LRB_TEST_CACHE_PREFIX", "lrb-test"),
         }
     }

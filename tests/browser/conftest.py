@@ -47,14 +47,45 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+# Registered in every page before its own scripts: each Content-Security-Policy violation the
+# browser reports (a refused inline script or style, a script from elsewhere) goes to Python.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__reportCspViolation(
+    `${event.violatedDirective} refused ${event.blockedURI || "inline"} on ${event.documentURI}` +
+    (event.sourceFile ? ` (${event.sourceFile}:${event.lineNumber})` : "") +
+    (event.sample ? `: ${event.sample}` : "")
+  );
+});
+"""
+
+
 class Session:
-    """One person in their own browser context."""
+    """One person in their own browser context. Every page it opens reports Content-Security-
+    Policy violations (the securitypolicyviolation event, and Chromium's console message about
+    them); the open_session fixture fails the test if there were any."""
 
     def __init__(self, browser, base_url: str):
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
         self.context.set_default_timeout(15_000)
+        self.csp_violations: list[str] = []
+        self.console: list[str] = []
+        self.context.expose_binding(
+            "__reportCspViolation", lambda source, text: self.csp_violations.append(text)
+        )
+        self.context.add_init_script(REPORT_VIOLATIONS)
+        self.context.on("page", self._watch)
         self.page = self.context.new_page()
         self.base_url = base_url
+
+    def _watch(self, page) -> None:
+        page.on("console", self._console)
+
+    def _console(self, message) -> None:
+        text = message.text
+        self.console.append(f"{message.type}: {text}")
+        if "Content Security Policy" in text:
+            self.csp_violations.append(f"console: {text}")
 
     def go(self, path: str):
         self.page.goto(self.base_url + path)
@@ -82,5 +113,7 @@ def open_session(browser, live_server):
         return session
 
     yield open_
+    violations = [text for session in sessions for text in session.csp_violations]
     for session in sessions:
         session.close()
+    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)

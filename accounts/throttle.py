@@ -95,7 +95,8 @@ class AccountAddressHandler(AxesDatabaseHandler):
         # who signs in to an account of their own would wipe the counts of the accounts they
         # guess at from that address.
         AccessAttempt.objects.filter(
-            username=user.get_username().lower(), ip_address=request.axes_ip_address
+            username=user.get_username().lower(),
+            ip_address=request.axes_ip_address,  # type: ignore[attr-defined]  # set by axes
         ).delete()
 
 

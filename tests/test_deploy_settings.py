@@ -44,6 +44,9 @@ NOT_INHERITED = {
     "SECURE_SSL_REDIRECT",
     "SECURE_HSTS_SECONDS",
     "DATABASE_URL",
+    "CACHE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
 }
 
 
@@ -73,6 +76,39 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path: Path
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "SECRET_KEY" in result.stderr
+
+
+PRINT_CACHE = (
+    "from django.conf import settings; "
+    "c = settings.CACHES['default']; print(c['BACKEND'], c['LOCATION'])"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"CELERY_BROKER_URL": "redis://redis:6379/0"}, "RedisCache redis://redis:6379/0"),
+        (
+            {"CELERY_BROKER_URL": "redis://redis:6379/0", "CACHE_URL": "redis://cache:6379/1"},
+            "RedisCache redis://cache:6379/1",
+        ),
+        ({"REDIS_URL": "redis://redis:6379/2"}, "RedisCache redis://redis:6379/2"),
+        ({}, "FileBasedCache"),
+    ],
+)
+def test_production_shares_its_cache_between_processes_in_redis(
+    tmp_path: Path, extra: dict[str, str], expected: str
+) -> None:
+    # Sign-up limits count in the cache: a per-process cache would count per process.
+    env = production_env(SECRET_KEY=secrets.token_urlsafe(64), ALLOWED_HOSTS="example.org", **extra)
+
+    result = run_manage("shell", "--no-imports", "-c", PRINT_CACHE, env=env, tmp_path=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    backend, location = result.stdout.split()
+    assert f"{backend.rsplit('.', 1)[-1]} {location}".startswith(expected)
+    if not extra:  # the embedded default: files under var/, which every local process shares
+        assert location == str(tmp_path / "var" / "cache")
 
 
 def test_every_model_change_has_a_migration(tmp_path: Path) -> None:

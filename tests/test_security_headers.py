@@ -34,8 +34,8 @@ def directives(response: Any) -> dict[str, list[str]]:
     return parsed
 
 
-def _staff_page(name: str, kwargs: Any) -> Any:
-    return lambda p: reverse(name, kwargs=kwargs(p))
+def review_url(p: Any) -> str:
+    return reverse("reviews:review_stage", args=[current_stage(p.project).pk])
 
 
 # (page kind, who looks, URL)
@@ -43,7 +43,10 @@ PAGES = {
     "home": ("ian", lambda p: reverse("home")),
     "project": ("alice", lambda p: p.project.get_absolute_url()),
     "stage": ("alice", lambda p: current_stage(p.project).get_absolute_url()),
-    "review": ("ian", lambda p: reverse("reviews:review_stage", args=[current_stage(p.project).pk])),
+    "review": (
+        "ian",
+        lambda p: reverse("reviews:review_stage", args=[current_stage(p.project).pk]),
+    ),
     "board": ("ian", lambda p: reverse("reviews:board", args=[p.course.pk])),
     "notifications": ("alice", lambda p: reverse("reviews:notifications")),
     "login": (None, lambda p: reverse("accounts:login")),

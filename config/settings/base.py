@@ -299,7 +299,7 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 # Powerful browser features the board never uses are off for every page (and any frame).
-PERMISSIONS_POLICY = {
+PERMISSIONS_POLICY: dict[str, list[str]] = {
     feature: []
     for feature in (
         "accelerometer",

@@ -1,7 +1,8 @@
 """Signing in and out, the sign-in throttle, passwords, the profile, error pages and the admin.
 
 Alice is a student with an account; Sam is a site admin. The throttle is django-axes, counting
-in the database (accounts/throttle.py); its two-process test is tests/services/test_sign_in_throttle.py.
+in the database (accounts/throttle.py); tests/services/test_sign_in_throttle.py runs it across
+two server processes.
 """
 
 from __future__ import annotations

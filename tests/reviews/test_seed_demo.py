@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
-from django.test import RequestFactory
 from django.core.management.base import CommandError
+from django.test import RequestFactory
 
 from lifecycle.audit import verify_chain
 from lifecycle.models import AuditEvent, Course, Outcome, Project, ProjectStatus, StageStatus

@@ -154,9 +154,7 @@ def servers(transactional_db, redis_url: str, tmp_path: Path) -> Iterator[list[S
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("LOGIN_THROTTLE_TRUSTED_PROXIES", None)
-    started = [
-        Server(port, tmp_path / f"gunicorn-{port}.log").start(env) for port in http_ports()
-    ]
+    started = [Server(port, tmp_path / f"gunicorn-{port}.log").start(env) for port in http_ports()]
     try:
         for server in started:
             wait_until(server.answers, timeout=60, what=f"gunicorn on {server.port}")
@@ -173,15 +171,12 @@ def alice(transactional_db) -> User:
     )
 
 
-def test_wrong_passwords_alternating_between_two_processes_are_counted_together(
-    servers, alice
-):
+def test_wrong_passwords_alternating_between_two_processes_are_counted_together(servers, alice):
     limit = settings.AXES_FAILURE_LIMIT
     guesser = Visitor("127.0.0.3")
 
     statuses = [
-        guesser.sign_in(servers[n % 2].port, alice.email, f"guess-{n}")[0]
-        for n in range(3 * limit)
+        guesser.sign_in(servers[n % 2].port, alice.email, f"guess-{n}")[0] for n in range(3 * limit)
     ]
 
     # Every failure before the limit is checked and refused as wrong; the limit-th locks, and

@@ -1,7 +1,7 @@
 """The embedded default: SQLite, the filesystem broker, console e-mail, DEBUG on."""
 
 from .base import *  # noqa: F403
-from .base import CELERY_BROKER_FOLDER, VAR_DIR, env_bool
+from .base import CELERY_BROKER_FOLDER, CONTENT_SECURITY_POLICY, VAR_DIR, env_bool
 
 DEBUG = env_bool("DEBUG", True)
 LRB_DEMO_ALLOWED = True
@@ -20,3 +20,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Django's debug pages (DEBUG on) style themselves inline: the policy only reports here, in the
+# browser console, instead of leaving them unreadable. Tests and production enforce it.
+if DEBUG:
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = CONTENT_SECURITY_POLICY
+    CONTENT_SECURITY_POLICY = None  # type: ignore[assignment]

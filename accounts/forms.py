@@ -237,7 +237,11 @@ class SignUpForm(NewPasswordForm):
 
 
 class PasswordChangeLayoutForm(PasswordChangeForm):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    """The old password is checked through ``authenticate`` with the request, so the sign-in
+    throttle counts a wrong one: an open session is no unthrottled password oracle."""
+
+    def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
+        self.request = request
         super().__init__(*args, **kwargs)
         self.helper = _helper(
             Field("old_password"),
@@ -245,6 +249,15 @@ class PasswordChangeLayoutForm(PasswordChangeForm):
             Field("new_password2"),
             submit="Change password",
         )
+
+    def clean_old_password(self) -> str:
+        old_password = self.cleaned_data["old_password"]
+        confirmed = authenticate(self.request, username=self.user.email, password=old_password)
+        if confirmed is None or confirmed.pk != self.user.pk:
+            raise ValidationError(
+                self.error_messages["password_incorrect"], code="password_incorrect"
+            )
+        return old_password
 
 
 class PasswordResetLayoutForm(PasswordResetForm):

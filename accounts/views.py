@@ -147,6 +147,14 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     form_class = PasswordChangeLayoutForm
     success_url = reverse_lazy("accounts:password_change_done")
 
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "request": self.request}
+
+    def form_valid(self, form: PasswordChangeLayoutForm) -> HttpResponse:  # type: ignore[override]
+        response = super().form_valid(form)
+        password_confirmed_now(self.request)  # the session survives the change; it typed both
+        return response
+
 
 class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
     template_name = "accounts/password_change_done.html"

@@ -299,6 +299,25 @@ def test_a_right_password_refused_by_the_admin_is_not_counted_as_a_guess(client,
     assert sign_in(client, alice.email, PASSWORD).status_code == 302
 
 
+def test_wrong_old_passwords_on_the_change_form_count_towards_the_lock(client, alice):
+    client.force_login(alice)
+    change_url = reverse("accounts:password_change")
+    for _ in range(5):
+        client.post(
+            change_url,
+            {"old_password": "guess", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+        )
+
+    response = client.post(
+        change_url,
+        {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+
+    assert response.status_code == 429
+    alice.refresh_from_db()
+    assert alice.check_password(PASSWORD)
+
+
 def test_failed_sign_ins_are_logged_without_the_password(client, alice):
     sign_in(client, alice.email, "guess-that-must-not-be-kept", REMOTE_ADDR="192.0.2.7")
 

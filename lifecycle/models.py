@@ -367,6 +367,11 @@ class ProjectStage(models.Model):
                 fields=["project", "definition", "cycle"], name="project_stage_unique"
             ),
         ]
+        indexes = [
+            # The inbox and the board ask for a few projects' stages in one status; without
+            # it the planner walks every stage in review of every course.
+            models.Index(fields=["project", "status"], name="stage_project_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.project} — {self.definition.title} (cycle {self.cycle})"

@@ -4,34 +4,70 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
-from .models import STAFF_ROLES, Course, Project, ProjectStage
+from .models import STAFF_ROLES, Course, Membership, Project, ProjectStage
+
+# Every scope below is a membership subquery driven by the user's own rows (indexed by user),
+# never an OR of two many-row joins with DISTINCT: that plan reads every course's rows to
+# return one person's, and grows with everything the board has ever stored.
+
+
+def taught_course_ids(user: Any) -> QuerySet[Membership]:
+    """The ids of the courses the user teaches (instructor or TA), as a subquery."""
+    return (
+        Membership.objects.filter(user_id=user.pk, role__in=STAFF_ROLES)
+        .order_by()
+        .values("course_id")
+    )
+
+
+def member_project_ids(user: Any) -> QuerySet[Any]:
+    """The ids of the projects the user is on, as a subquery."""
+    return Project.members.through.objects.filter(user_id=user.pk).order_by().values("project_id")
 
 
 def courses_for_user(user: Any) -> QuerySet[Course]:
     if not getattr(user, "is_authenticated", False):
         return Course.objects.none()
-    return Course.objects.filter(memberships__user=user).distinct()
+    return Course.objects.filter(
+        pk__in=Membership.objects.filter(user_id=user.pk).order_by().values("course_id")
+    )
 
 
 def projects_for_user(user: Any) -> QuerySet[Project]:
-    """Projects the user is on, and every project of the courses they teach."""
+    """Projects the user is on, and every project of the courses they teach.
+
+    One id list, the UNION of two index-driven subqueries: an OR of the two (even of two
+    EXISTS) cannot use either index on PostgreSQL and scans every project."""
     if not getattr(user, "is_authenticated", False):
         return Project.objects.none()
-    return Project.objects.filter(
-        Q(members=user)
-        | Q(course__memberships__user=user, course__memberships__role__in=STAFF_ROLES)
-    ).distinct()
+    taught = (
+        Project.objects.filter(course_id__in=taught_course_ids(user)).order_by().values("pk")
+    )
+    return Project.objects.filter(pk__in=member_project_ids(user).union(taught, all=True))
+
+
+def visible_to(user: Any) -> Q:
+    """A filter for rows already narrowed to a few projects (by pk): the user is on the project
+    or teaches its course. Checked per row, so only where the outer query is small."""
+    on_team = Project.members.through.objects.filter(
+        project_id=OuterRef("pk"), user_id=user.pk
+    )
+    teaches = Membership.objects.filter(
+        course_id=OuterRef("course_id"), user_id=user.pk, role__in=STAFF_ROLES
+    )
+    return Q(Exists(on_team)) | Q(Exists(teaches))
 
 
 def get_project_for_user(user: Any, pk: int) -> Project:
     """The project, or 404 for anyone who may not see it (never 403: its existence is private)."""
+    if not getattr(user, "is_authenticated", False):
+        raise Http404("No such project.")
     project = (
-        projects_for_user(user)
+        Project.objects.filter(visible_to(user), pk=pk)
         .select_related("course", "template", "current_stage__definition")
-        .filter(pk=pk)
         .first()
     )
     if project is None:

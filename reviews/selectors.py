@@ -11,6 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from lifecycle import permissions as lifecycle_permissions
+from lifecycle.selectors import taught_course_ids
 from lifecycle.models import (
     STAFF_ROLES,
     Membership,
@@ -95,6 +96,21 @@ def _active_assignments_of(user: Any) -> QuerySet[ReviewAssignment]:
     )
 
 
+def _reviewable_project_ids(user: Any) -> Any:
+    """Ids of the projects the user has an active assignment on or whose course they teach."""
+    assigned = (
+        ReviewAssignment.objects.filter(reviewer=user, state=AssignmentState.ACTIVE)
+        .order_by()
+        .values_list("project_id", flat=True)
+    )
+    taught = (
+        Project.objects.filter(course_id__in=taught_course_ids(user))
+        .order_by()
+        .values_list("pk", flat=True)
+    )
+    return assigned.union(taught)
+
+
 @dataclass(frozen=True)
 class PendingReview:
     stage: ProjectStage
@@ -120,6 +136,9 @@ def pending_reviews_for_user(user: Any) -> list[PendingReview]:
     oldest submission first. One query, however many stages."""
     if not getattr(user, "is_authenticated", False):
         return []
+    project_ids = list(_reviewable_project_ids(user))
+    if not project_ids:
+        return []
     assignments = _active_assignments_of(user)
     staff_courses = Membership.objects.filter(user=user, role__in=STAFF_ROLES).values("course_id")
     on_team = Project.members.through.objects.filter(
@@ -134,6 +153,10 @@ def pending_reviews_for_user(user: Any) -> list[PendingReview]:
             project__status=ProjectStatus.ACTIVE,
             current_revision__isnull=False,
         )
+        # Narrowed first to the user's own projects, then checked exactly per stage: the OR
+        # alone scans every project. The ids go in as a list, so the planner sees how few they
+        # are and probes the (project, status) index instead of every stage in review.
+        .filter(project_id__in=project_ids)
         .filter(Q(Exists(assignments)) | Q(project__course_id__in=staff_courses))
         .exclude(Exists(on_team))
         .exclude(Exists(decided))

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,6 +26,7 @@ from .common import domain_error_page, signed_in
 
 ACTIONS = {"assign": "Assign a reviewer", "due": "Move due dates", "nudge": "Nudge"}
 WHOLE_PROJECT = ""
+BOARD_PAGE_SIZE = 50
 
 
 def _date_input() -> forms.DateInput:
@@ -92,9 +94,15 @@ def _people(course: Course) -> list[User]:
 def board(request: HttpRequest, course_pk: int) -> HttpResponse:
     course = dashboard.get_course_for_staff(request.user, course_pk)
     filters = dashboard.BoardFilters.from_query(request.GET)
+    board = dashboard.course_board(course=course, filters=filters)
+    # The counts and bottlenecks cover the whole course; only one page of rows is rendered.
+    # get_page: a page past the end shows the last one, a malformed one the first.
+    page = Paginator(board.rows, BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "course": course,
-        "board": dashboard.course_board(course=course, filters=filters),
+        "board": board,
+        "page": page,
+        "page_rows": dashboard.row_views(page.object_list),
         "filters": filters,
         "sorts": dashboard.SORTS,
         "statuses": StageStatus.choices,

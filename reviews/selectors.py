@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -131,14 +133,15 @@ class Thread:
     replies: list[Comment] = field(default_factory=list)
 
 
-def pending_reviews_for_user(user: Any) -> list[PendingReview]:
+def pending_review_stages(user: Any) -> QuerySet[ProjectStage]:
     """Stages in review that ``user`` may decide and has not decided on their current revision,
-    oldest submission first. One query, however many stages."""
+    oldest submission first, annotated with the user's assignment (due date, role). Page it:
+    a TA of a large course has hundreds."""
     if not getattr(user, "is_authenticated", False):
-        return []
+        return ProjectStage.objects.none()
     project_ids = list(_reviewable_project_ids(user))
     if not project_ids:
-        return []
+        return ProjectStage.objects.none()
     assignments = _active_assignments_of(user)
     staff_courses = Membership.objects.filter(user=user, role__in=STAFF_ROLES).values("course_id")
     on_team = Project.members.through.objects.filter(
@@ -147,7 +150,7 @@ def pending_reviews_for_user(user: Any) -> list[PendingReview]:
     decided = Decision.objects.filter(
         revision_id=OuterRef("current_revision_id"), reviewer=user, replaced_at__isnull=True
     )
-    stages = (
+    return (
         ProjectStage.objects.filter(
             status=StageStatus.IN_REVIEW,
             project__status=ProjectStatus.ACTIVE,
@@ -164,22 +167,41 @@ def pending_reviews_for_user(user: Any) -> list[PendingReview]:
             assignment_due=Subquery(assignments.values("due_date")[:1]),
             assignment_role=Subquery(assignments.values("role")[:1]),
         )
+        .defer("draft_answers", "draft_changed_at", "draft_changed_by", "override_justification")
         .select_related("project__course", "definition", "current_revision")
         .order_by(F("submitted_at").asc(nulls_last=True), "pk")
     )
+
+
+def overdue_count(stages: QuerySet[ProjectStage]) -> int:
+    """How many of pending_review_stages() are past their due date (the assignment's, else the
+    stage's). One aggregate query."""
+    return (
+        stages.annotate(effective_due=Coalesce("assignment_due", "due_date"))
+        .filter(effective_due__lt=timezone.localdate())
+        .count()
+    )
+
+
+def as_pending_reviews(stages: Iterable[ProjectStage]) -> list[PendingReview]:
     today = timezone.localdate()
     pending = []
     for stage in stages:
-        due = stage.assignment_due or stage.due_date
+        due = stage.assignment_due or stage.due_date  # type: ignore[attr-defined]
         pending.append(
             PendingReview(
                 stage=stage,
                 due=due,
                 overdue=due is not None and due < today,
-                role=stage.assignment_role or ReviewerRole.STAFF,
+                role=stage.assignment_role or ReviewerRole.STAFF,  # type: ignore[attr-defined]
             )
         )
     return pending
+
+
+def pending_reviews_for_user(user: Any) -> list[PendingReview]:
+    """Every pending review of the user (unpaged: for mails and small callers)."""
+    return as_pending_reviews(pending_review_stages(user))
 
 
 def done_reviews_for_user(user: Any, *, limit: int = 50) -> list[DoneReview]:

@@ -14,7 +14,9 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.core.paginator import Paginator
+from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Window
+from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -69,6 +71,12 @@ def _projects_with_stage(projects: QuerySet[Project]) -> QuerySet[Project]:
 # --- Home and courses ---------------------------------------------------------------------
 
 
+# Course staff see this many projects per course on their home page; the course page and
+# the board page through the rest.
+HOME_PROJECTS_PER_COURSE = 12
+COURSE_PAGE_SIZE = 50
+
+
 @dataclass
 class CourseCard:
     """A course on the home page: the person's role in it and the projects they may see."""
@@ -76,6 +84,7 @@ class CourseCard:
     course: Course
     role: str
     projects: list[Project] = field(default_factory=list)
+    project_total: int = 0  # staff: every project of the course, shown or not
 
     @property
     def role_label(self) -> str:
@@ -84,6 +93,10 @@ class CourseCard:
     @property
     def is_staff_role(self) -> bool:
         return self.role in STAFF_ROLES
+
+    @property
+    def more(self) -> int:
+        return max(self.project_total - len(self.projects), 0)
 
 
 def _course_cards(user: Any) -> list[CourseCard]:
@@ -97,21 +110,50 @@ def _course_cards(user: Any) -> list[CourseCard]:
     return [CourseCard(course=course, role=course.my_role) for course in courses]
 
 
+def _first_projects_of(course_ids: list[int]) -> QuerySet[Project]:
+    """The first HOME_PROJECTS_PER_COURSE projects (by title) of each course, in one query."""
+    rank = Window(RowNumber(), partition_by=F("course_id"), order_by=[F("title"), F("pk")])
+    return Project.objects.filter(course_id__in=course_ids).annotate(rank=rank).filter(
+        rank__lte=HOME_PROJECTS_PER_COURSE
+    )
+
+
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """The person's courses (with their role) and the projects they work on or teach."""
+    """The person's courses (with their role) and the projects they work on or teach: every
+    project of their own, and for course staff the first few of each course they teach (the
+    board has them all), so the page stays one page however large the courses."""
     cards = _course_cards(request.user)
+    taught = [card.course.pk for card in cards if card.is_staff_role]
     projects = list(
-        _projects_with_stage(selectors.projects_for_user(request.user)).order_by(
-            "course_id", "title", "pk"
-        )
+        _projects_with_stage(
+            Project.objects.filter(pk__in=selectors.member_project_ids(request.user))
+        ).order_by("course_id", "title", "pk")
     )
+    totals: dict[int, int] = {}
+    if taught:
+        own = {p.pk for p in projects}
+        projects += [
+            p
+            for p in _projects_with_stage(_first_projects_of(taught)).order_by(
+                "course_id", "title", "pk"
+            )
+            if p.pk not in own
+        ]
+        totals = dict(
+            Project.objects.filter(course_id__in=taught)
+            .order_by()
+            .values("course_id")
+            .annotate(n=Count("pk"))
+            .values_list("course_id", "n")
+        )
     by_course: dict[int, list[Project]] = defaultdict(list)
-    for project in projects:
+    for project in sorted(projects, key=lambda p: (p.course_id, p.title, p.pk)):
         by_course[project.course_id].append(project)
     for card in cards:
         card.projects = by_course.pop(card.course.pk, [])
+        card.project_total = totals.get(card.course.pk, len(card.projects))
     # A project whose course the person has left: still theirs, so still listed.
     orphans = [p for group in by_course.values() for p in group]
     join_form = JoinCourseForm(action=reverse("lifecycle:course_join"), inline=True)
@@ -121,7 +163,7 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "cards": cards,
             "orphan_projects": orphans,
-            "project_count": len(projects),
+            "project_count": sum(card.project_total for card in cards) + len(orphans),
             "join_form": join_form,
         },
     )
@@ -182,13 +224,18 @@ def _course_page(
     memberships = list(
         course.memberships.select_related("user").order_by("user__display_name", "user__email")
     )
+    # Staff page through the course's projects; a page past the end shows the last one.
+    page = Paginator(
+        _projects_with_stage(projects).order_by("title", "pk"), COURSE_PAGE_SIZE
+    ).get_page(request.GET.get("page"))
     context: dict[str, Any] = {
         "course": course,
         "role": role,
         "role_label": Role(role).label,
         "is_staff": is_staff,
         "is_student": role == Role.STUDENT,
-        "projects": list(_projects_with_stage(projects).order_by("title", "pk")),
+        "page": page,
+        "projects": list(page.object_list),
         "staff_members": [m for m in memberships if m.is_staff_role],
         "student_members": [m for m in memberships if not m.is_staff_role],
     }

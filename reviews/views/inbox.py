@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -13,20 +14,24 @@ from .. import selectors
 from .common import signed_in
 
 DONE_LIMIT = 30
+PENDING_PAGE_SIZE = 30
 
 
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
-    pending = selectors.pending_reviews_for_user(user)
+    stages = selectors.pending_review_stages(user)
+    # A page past the end shows the last page, a malformed one the first: never a 500.
+    page = Paginator(stages, PENDING_PAGE_SIZE).get_page(request.GET.get("page"))
     taught = Membership.objects.filter(user=user, role=Role.INSTRUCTOR).values("course_id")
     return render(
         request,
         "reviews/inbox.html",
         {
-            "pending": pending,
-            "overdue_count": sum(1 for r in pending if r.overdue),
+            "pending": selectors.as_pending_reviews(page.object_list),
+            "page": page,
+            "overdue_count": selectors.overdue_count(stages) if page.paginator.count else 0,
             "done": selectors.done_reviews_for_user(user, limit=DONE_LIMIT),
             "done_limit": DONE_LIMIT,
             "to_confirm": selectors.invitations_awaiting_confirmation(user),

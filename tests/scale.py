@@ -48,11 +48,7 @@ def seed_unrelated_courses(
     from factories import default_template
 
     template = template or default_template()
-    definitions = list(template.stages.order_by("order"))
-    batch = next(_batch)
-    tag = f"s{batch}-{timezone.now().timestamp():.0f}"
-    now = timezone.now()
-
+    tag = f"s{next(_batch)}-{timezone.now().timestamp():.0f}"
     new_courses = Course.objects.bulk_create(
         Course(title=f"Other course {tag}-{i}", code=f"other-{tag}-{i}", template=template)
         for i in range(courses)
@@ -62,6 +58,26 @@ def seed_unrelated_courses(
         for i in range(courses)
         for r in ("i", "t")
     )
+    Membership.objects.bulk_create(
+        Membership(course=course, user=staff[2 * i + k], role=role)
+        for i, course in enumerate(new_courses)
+        for k, role in ((0, Role.INSTRUCTOR), (1, Role.TA))
+    )
+    _fill(new_courses, staff, projects_per_course, tag)
+    return new_courses
+
+
+def seed_projects(*, course: Course, instructor: User, ta: User, projects: int) -> None:
+    """``projects`` more projects in ``course``, each with its first stage in review, assigned
+    to ``ta``, a request for changes from ``instructor`` on it, and notifications for both."""
+    _fill([course], [instructor, ta], projects, f"s{next(_batch)}-{timezone.now().timestamp():.0f}")
+
+
+def _fill(new_courses: list[Course], staff: list[User], projects_per_course: int, tag: str):
+    template = new_courses[0].template
+    definitions = list(template.stages.order_by("order"))
+    now = timezone.now()
+    courses = len(new_courses)
     students = User.objects.bulk_create(
         User(email=f"student-{tag}-{i}-{k}@example.test", display_name=f"Student {i} {k}")
         for i in range(courses)
@@ -69,8 +85,6 @@ def seed_unrelated_courses(
     )
     memberships = []
     for i, course in enumerate(new_courses):
-        memberships.append(Membership(course=course, user=staff[2 * i], role=Role.INSTRUCTOR))
-        memberships.append(Membership(course=course, user=staff[2 * i + 1], role=Role.TA))
         for k in range(projects_per_course * 2):
             memberships.append(
                 Membership(
@@ -131,6 +145,7 @@ def seed_unrelated_courses(
             project=stage.project,
             stage_definition=stage.definition,
             reviewer=staff[2 * course_index[stage.project.course_id] + 1],
+            due_date=now.date(),
             role=ReviewerRole.STAFF,
             state=AssignmentState.ACTIVE,
             assigned_by=staff[2 * course_index[stage.project.course_id]],
@@ -186,7 +201,6 @@ def seed_unrelated_courses(
                 )
             )
     AuditEvent.objects.bulk_create(events)
-    return new_courses
 
 
 def analyze() -> None:

@@ -1,0 +1,240 @@
+"""What each page costs does not grow with the database: the same number of queries with 1 and
+with 8 more projects, decisions, notifications and audit events (of the person's own course
+and of other courses), and every list is paged, with the filters kept in the page links."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from factories import current_stage, fill_and_submit
+from scale import seed_projects, seed_unrelated_courses
+
+from lifecycle.models import AuditEvent, ProjectStage, StageRevision, StageStatus
+from reviews.models import Notification, NotificationKind
+from reviews.views.dashboard import BOARD_PAGE_SIZE
+from reviews.views.inbox import PENDING_PAGE_SIZE
+
+_unique = itertools.count()
+
+
+def _client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _queries(client: Client, url: str) -> int:
+    client.get(url)  # warm: sessions, content types, the template cache
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+def _more_notifications(user: Any, n: int) -> None:
+    Notification.objects.bulk_create(
+        Notification(
+            recipient=user,
+            email=user.email,
+            kind=NotificationKind.REVIEW_REQUESTED,
+            subject=f"Notification {i}",
+            dedupe_key=f"page-costs-{next(_unique)}",
+        )
+        for i in range(n)
+    )
+
+
+def _more_revisions(stage: ProjectStage, n: int) -> None:
+    last = stage.revisions.order_by("-number").first()
+    assert last is not None
+    StageRevision.objects.bulk_create(
+        StageRevision(
+            stage=stage,
+            number=last.number + 1 + i,
+            answers=last.answers,
+            stakeholders=last.stakeholders,
+            content_sha256=f"{next(_unique):064d}",
+            created_by=last.created_by,
+        )
+        for i in range(n)
+    )
+
+
+def _grow(p: Any, stage: ProjectStage, n: int) -> None:
+    """n more of everything: projects in review of the course (assigned to Tina, decided by
+    Ian), other courses with theirs, notifications of Alice, revisions of her stage."""
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=n)
+    seed_unrelated_courses(courses=n, projects_per_course=2)
+    _more_notifications(p.alice, n)
+    _more_revisions(stage, n)
+
+
+@pytest.fixture
+def scene(personas):
+    stage = current_stage(personas.project)
+    fill_and_submit(stage, personas.alice)
+    stage.refresh_from_db()
+    return personas, stage
+
+
+def _pages(p: Any, stage: ProjectStage) -> dict[str, tuple[Any, str]]:
+    return {
+        "home (student)": (p.alice, reverse("home")),
+        "home (instructor)": (p.ian, reverse("home")),
+        "project overview": (p.alice, p.project.get_absolute_url()),
+        "stage page": (p.alice, stage.get_absolute_url()),
+        "stage revisions": (
+            p.alice,
+            reverse(
+                "lifecycle:stage_revisions", args=[p.project.pk, stage.cycle, stage.definition.key]
+            ),
+        ),
+        "review page": (p.tina, reverse("reviews:review_stage", args=[stage.pk])),
+        "inbox": (p.tina, reverse("reviews:inbox")),
+        "board": (p.ian, reverse("reviews:board", args=[p.course.pk])),
+        "course page": (p.ian, reverse("lifecycle:course_detail", args=[p.course.pk])),
+        "notification centre": (p.alice, reverse("reviews:notifications")),
+        "audit page": (p.ian, reverse("lifecycle:audit_export", args=[p.course.pk])),
+    }
+
+
+def test_every_page_makes_as_many_queries_with_1_as_with_8_more_of_everything(scene):
+    p, stage = scene
+    _grow(p, stage, 1)
+    small = {name: _queries(_client(user), url) for name, (user, url) in _pages(p, stage).items()}
+    _grow(p, stage, 7)
+    large = {name: _queries(_client(user), url) for name, (user, url) in _pages(p, stage).items()}
+    assert large == small
+
+
+# --- paged lists ------------------------------------------------------------------------------
+
+
+def _rows(html: str, marker: str) -> int:
+    return len(re.findall(marker, html))
+
+
+def test_the_board_shows_one_page_and_keeps_filters_and_sort_in_the_page_links(personas):
+    p = personas
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=BOARD_PAGE_SIZE + 5)
+    client = _client(p.ian)
+    url = reverse("reviews:board", args=[p.course.pk])
+    query = "?status=in_review&sort=activity"
+    first = client.get(url + query)
+    html = first.content.decode()
+    assert _rows(html, 'class="board-row"') == BOARD_PAGE_SIZE
+    assert "page=2" in html and "status=in_review" in html
+    link = re.search(r'href="(\?[^"]*page=2[^"]*)"', html)
+    assert link is not None
+    target = link.group(1).replace("&amp;", "&")
+    assert "status=in_review" in target and "sort=activity" in target
+    second = client.get(url + target)
+    assert second.status_code == 200
+    # The 55 seeded projects are in review, the personas' two are drafting.
+    assert _rows(second.content.decode(), 'class="board-row"') == 5
+    # The counts still cover the whole course, whatever the page.
+    assert second.context["board"].counts.in_review == BOARD_PAGE_SIZE + 5
+    assert second.context["board"].total == BOARD_PAGE_SIZE + 7
+
+
+@pytest.mark.parametrize("page", ["99", "0", "-1", "abc", ""])
+def test_a_board_page_out_of_range_or_malformed_shows_a_page_never_a_500(personas, page):
+    p = personas
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=BOARD_PAGE_SIZE + 1)
+    response = _client(p.ian).get(
+        reverse("reviews:board", args=[p.course.pk]), {"page": page, "sort": "title"}
+    )
+    assert response.status_code == 200
+    # Past either end: the last page; not a number: the first.
+    expected = {"99": 2, "0": 2, "-1": 2, "abc": 1, "": 1}[page]
+    assert response.context["page"].number == expected
+
+
+def test_the_inbox_pages_what_waits_and_counts_it_all(personas):
+    p = personas
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=PENDING_PAGE_SIZE + 3)
+    client = _client(p.tina)
+    first = client.get(reverse("reviews:inbox"))
+    assert len(first.context["pending"]) == PENDING_PAGE_SIZE
+    assert first.context["page"].paginator.count == PENDING_PAGE_SIZE + 3
+    second = client.get(reverse("reviews:inbox"), {"page": "2"})
+    assert len(second.context["pending"]) == 3
+    assert {r.stage.pk for r in first.context["pending"]}.isdisjoint(
+        r.stage.pk for r in second.context["pending"]
+    )
+    assert client.get(reverse("reviews:inbox"), {"page": "x"}).status_code == 200
+    last = client.get(reverse("reviews:inbox"), {"page": "500"})
+    assert last.status_code == 200 and last.context["page"].number == 2
+
+
+def test_the_inbox_counts_overdue_reviews_over_every_page(personas):
+    p = personas
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=PENDING_PAGE_SIZE + 3)
+    yesterday = timezone.localdate() - timezone.timedelta(days=1)
+    from reviews.models import ReviewAssignment
+
+    ReviewAssignment.objects.filter(reviewer=p.tina).update(due_date=yesterday)
+    response = _client(p.tina).get(reverse("reviews:inbox"))
+    assert response.context["overdue_count"] == PENDING_PAGE_SIZE + 3
+
+
+def test_the_instructors_home_shows_a_few_projects_per_course_and_how_many_there_are(personas):
+    from lifecycle.views.projects import HOME_PROJECTS_PER_COURSE
+
+    p = personas
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=HOME_PROJECTS_PER_COURSE)
+    html = _client(p.ian).get(reverse("home")).content.decode()
+    assert _rows(html, "data-project=") == HOME_PROJECTS_PER_COURSE
+    total = HOME_PROJECTS_PER_COURSE + 2
+    assert f"2 more projects</a>" in html and f"has all {total}" in html
+    # A student still sees every project of theirs.
+    student_html = _client(p.alice).get(reverse("home")).content.decode()
+    assert _rows(student_html, "data-project=") == 1
+
+
+def test_the_course_page_pages_its_projects_for_staff(personas):
+    from lifecycle.views.projects import COURSE_PAGE_SIZE
+
+    p = personas
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=COURSE_PAGE_SIZE)
+    url = reverse("lifecycle:course_detail", args=[p.course.pk])
+    client = _client(p.ian)
+    assert _rows(client.get(url).content.decode(), "data-project=") == COURSE_PAGE_SIZE
+    assert _rows(client.get(url, {"page": "2"}).content.decode(), "data-project=") == 2
+    assert client.get(url, {"page": "9"}).status_code == 200
+
+
+def test_the_notification_centre_shows_one_page(personas):
+    from reviews.views.notifications import PAGE_SIZE
+
+    p = personas
+    _more_notifications(p.alice, PAGE_SIZE + 4)
+    client = _client(p.alice)
+    response = client.get(reverse("reviews:notifications"))
+    assert len(response.context["page"].object_list) == PAGE_SIZE
+    last = client.get(reverse("reviews:notifications"), {"page": "77"})
+    assert last.status_code == 200
+    assert len(last.context["page"].object_list) == Notification.objects.filter(
+        recipient=p.alice
+    ).count() - PAGE_SIZE
+
+
+def test_the_seeded_stages_are_in_review_and_audited(personas):
+    """The scale helper builds what the cost tests rely on."""
+    p = personas
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=3)
+    assert (
+        ProjectStage.objects.filter(
+            project__course=p.course, status=StageStatus.IN_REVIEW
+        ).count()
+        == 3
+    )
+    assert AuditEvent.objects.filter(course=p.course).count() >= 12

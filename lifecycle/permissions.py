@@ -34,6 +34,10 @@ def is_instructor(user: Any, course: Course) -> bool:
 def is_project_member(user: Any, project: Project) -> bool:
     if not _authenticated(user):
         return False
+    # A page that has fetched the team already answers from it, without another query.
+    cached = getattr(project, "_prefetched_objects_cache", {}).get("members")
+    if cached is not None:
+        return any(member.pk == user.pk for member in cached)
     return project.members.filter(pk=user.pk).exists()
 
 

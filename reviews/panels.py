@@ -18,5 +18,7 @@ def gate_panel(request: HttpRequest, stage: Any) -> str:
     context = gate_panel_context(stage)
     # Independent review: course staff read the stage page too, and the panel names who
     # decided what, so it keeps quiet until they have decided themselves.
-    context["hide_votes"] = hides_other_reviews(request.user, stage)
+    context["hide_votes"] = hides_other_reviews(
+        request.user, stage, decided_by=context["current_decided_by"]
+    )
     return render_to_string("reviews/partials/gate_panel.html", context, request=request)

@@ -44,29 +44,33 @@ def assignments_for_stage(stage: ProjectStage) -> QuerySet[ReviewAssignment]:
     ).select_related("reviewer")
 
 
+STALE_SHOWN = 20
+
+
 def gate_panel_context(stage: ProjectStage) -> dict[str, Any]:
-    gate = gate_for_stage(stage)
-    decisions = []
-    if stage.current_revision_id:
-        decisions = list(
-            Decision.objects.filter(
-                revision_id=stage.current_revision_id, replaced_at__isnull=True
-            ).select_related("reviewer")
-        )
+    """Everything the gate panel shows, from one read of the stage's standing decisions: the
+    current revision's count toward the gate, the others are shown as stale."""
+    standing = list(
+        Decision.objects.filter(revision__stage=stage, replaced_at__isnull=True)
+        .select_related("reviewer", "revision")
+        .order_by("-created_at", "-pk")
+    )
+    current = stage.current_revision_id
+    decisions = sorted(
+        (d for d in standing if current is not None and d.revision_id == current),
+        key=lambda d: (d.revision_id, d.created_at),  # the model's ordering, as before
+    )
+    stale = [d for d in standing if d.revision_id != current][:STALE_SHOWN]
+    gate = gate_for_stage(stage, current_decisions=decisions)
     decided = {d.reviewer_id for d in decisions}
     waiting = [a for a in assignments_for_stage(stage) if a.reviewer_id not in decided]
-    stale = list(
-        Decision.objects.filter(revision__stage=stage, replaced_at__isnull=True)
-        .exclude(revision_id=stage.current_revision_id)
-        .select_related("reviewer", "revision")
-        .order_by("-created_at")[:20]
-    )
     return {
         "stage": stage,
         "gate": gate,
         "decisions": decisions,
         "waiting": waiting,
         "stale": stale,
+        "current_decided_by": decided,
     }
 
 
@@ -242,13 +246,20 @@ def invitations_awaiting_confirmation(user: Any) -> list[Invitation]:
     )
 
 
-def hides_other_reviews(user: Any, stage: ProjectStage) -> bool:
+def hides_other_reviews(
+    user: Any, stage: ProjectStage, *, decided_by: set[int] | None = None
+) -> bool:
     """Independent review: a reviewer who has not decided on the current revision sees neither
-    the other reviewers' decisions nor their comments (the team sees everything)."""
+    the other reviewers' decisions nor their comments (the team sees everything).
+    ``decided_by``: who has a standing decision on the current revision, if already read."""
     if not stage.definition.independent_review or not stage.current_revision_id:
+        return False
+    if decided_by is not None and user.pk in decided_by:
         return False
     if not permissions.can_review(user, stage.project, stage.definition_id):
         return False
+    if decided_by is not None:
+        return True
     return not Decision.objects.filter(
         revision_id=stage.current_revision_id, reviewer=user, replaced_at__isnull=True
     ).exists()

@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -449,10 +450,8 @@ def invitation_accept_new_user(
 # --- decisions --------------------------------------------------------------------------------
 
 
-def current_votes(revision: StageRevision) -> list[Vote]:
-    """The decisions that count now: the latest of each reviewer on this revision. Course
-    staff review by their role, so every reviewer's request for changes blocks the gate."""
-    decisions = Decision.objects.filter(revision=revision, replaced_at__isnull=True)
+def votes_of(decisions: Iterable[Decision]) -> list[Vote]:
+    """Standing decisions (reviewer selected) as the gate's votes."""
     return [
         Vote(
             reviewer_id=d.reviewer_id,
@@ -462,26 +461,46 @@ def current_votes(revision: StageRevision) -> list[Vote]:
             revision_id=d.revision_id,
             question_key=d.question_key,
         )
-        for d in decisions.select_related("reviewer")
+        for d in decisions
     ]
 
 
-def gate_for_stage(stage: ProjectStage) -> GateResult:
-    """The gate of a stage as it stands, for panels and for the decision service."""
+def current_votes(revision: StageRevision) -> list[Vote]:
+    """The decisions that count now: the latest of each reviewer on this revision. Course
+    staff review by their role, so every reviewer's request for changes blocks the gate."""
+    decisions = Decision.objects.filter(revision=revision, replaced_at__isnull=True)
+    return votes_of(decisions.select_related("reviewer"))
+
+
+def _member_ids(project: Project) -> list[int]:
+    """The team's ids, from the members a page has already fetched when it has."""
+    cached = getattr(project, "_prefetched_objects_cache", {}).get("members")
+    if cached is not None:
+        return [m.pk for m in cached]
+    return list(project.members.values_list("pk", flat=True))
+
+
+def gate_for_stage(
+    stage: ProjectStage, *, current_decisions: Iterable[Decision] | None = None
+) -> GateResult:
+    """The gate of a stage as it stands, for panels and for the decision service.
+    ``current_decisions``: the standing decisions on the current revision, when the caller has
+    them already (reviewer selected), so a page reads them once."""
     definition = stage.definition
     policy = GatePolicy(
         definition.min_approvals, definition.min_staff_approvals, definition.min_expert_approvals
     )
     votes: list[Vote] = []
-    if stage.current_revision is not None:
-        votes = current_votes(stage.current_revision)
+    if current_decisions is not None:
+        votes = votes_of(current_decisions)
+    elif stage.current_revision_id is not None:
+        votes = current_votes(stage.current_revision)  # type: ignore[arg-type]
     labels = {q.key: f"question {i}" for i, q in enumerate(definition.questions.all(), start=1)}
-    member_ids = list(stage.project.members.values_list("pk", flat=True))
     return evaluate_gate(
         policy,
         votes,
         current_revision_id=stage.current_revision_id,
-        member_ids=member_ids,
+        member_ids=_member_ids(stage.project),
         question_labels=labels,
     )
 

@@ -15,7 +15,16 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Window
+from django.db.models import (
+    Count,
+    F,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Window,
+    prefetch_related_objects,
+)
 from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -429,6 +438,10 @@ def _project_page(
         cycle = project.cycle
     if not 1 <= cycle <= project.cycle:
         raise Http404("This project has no such cycle.")
+    # The team, read once: the member check, the list and the gate panel all use it.
+    prefetch_related_objects([project], _members_prefetch())
+    if project.current_stage is not None:
+        project.current_stage.project = project
     is_member = permissions.is_project_member(request.user, project)
     viewing_current = cycle == project.cycle
     panel = _outcome_panel(project, is_member) if viewing_current else ""
@@ -442,7 +455,7 @@ def _project_page(
         "rows": rows,
         "origin": _cycle_origin(project, cycle, rows),
         "is_member": is_member,
-        "members": list(project.members.order_by("display_name", "email")),
+        "members": list(project.members.all()),
         "stakeholder_count": project.stakeholders.count(),
         "panel": panel,
         "iterate_prompts": ITERATE_PROMPTS,

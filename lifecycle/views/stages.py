@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,6 +27,8 @@ RESOLVE_PREFIX = "resolve__"
 
 
 def _questions(stage: ProjectStage) -> list[Question]:
+    # Prefetched onto the definition, so the gate panel's labels reuse them.
+    prefetch_related_objects([stage.definition], "questions")
     return list(stage.definition.questions.all())
 
 
@@ -49,6 +52,8 @@ def _page(
     **extra: Any,
 ) -> HttpResponse:
     project = stage.project
+    # The team, read once for the member check and the gate panel.
+    prefetch_related_objects([project], "members")
     is_member = permissions.is_project_member(request.user, project)
     editable = is_member and project.is_active and stage.is_editable
     if form is None:

@@ -563,14 +563,24 @@ def stage_mark_approved(
     actor: Any,
     override_justification: str = "",
     gate_summary: Mapping[str, Any] | None = None,
+    already_locked: bool = False,
 ) -> ProjectStage:
     """Approve the stage on ``revision`` and open the next one.
 
     The review layer calls this in the same transaction as the decision that satisfied the
     gate. With ``override_justification`` an instructor approves without the quorum; that is
     flagged in the audit trail forever.
+
+    ``already_locked``: the caller holds the row locks of ``stage`` and ``stage.project`` in
+    this transaction (taken in this module's order, project first) and read both, the team
+    included, under them; reading them again would only cost queries.
     """
-    project, stage = _lock_project_and_stage(stage)
+    if already_locked:
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError("already_locked needs the caller's transaction.")
+        project = stage.project
+    else:
+        project, stage = _lock_project_and_stage(stage)
     _require_active(project)
     _require_not_member(actor, project)
     justification = override_justification.strip()

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
+from django.db.models import prefetch_related_objects
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -495,7 +496,12 @@ def gate_for_stage(
         votes = votes_of(current_decisions)
     elif stage.current_revision_id is not None:
         votes = current_votes(stage.current_revision)  # type: ignore[arg-type]
-    labels = {q.key: f"question {i}" for i, q in enumerate(definition.questions.all(), start=1)}
+    # The labels only name the question of a request for changes: read them when one names one.
+    labels = (
+        {q.key: f"question {i}" for i, q in enumerate(definition.questions.all(), start=1)}
+        if any(v.question_key for v in votes)
+        else {}
+    )
     return evaluate_gate(
         policy,
         votes,
@@ -520,6 +526,9 @@ def decision_record(
     approves the stage and opens the next one, in this same transaction."""
     outcome = DecisionOutcome(outcome)
     project = _lock_project(revision.stage.project_id)
+    # The team, read once under the project's lock: the reviewer check, the gate, the
+    # approval and its notifications all use it.
+    prefetch_related_objects([project], "members")
     stage = (
         ProjectStage.objects.select_for_update(of=("self",), no_key=True)
         .select_related("definition", "current_revision")
@@ -597,8 +606,13 @@ def decision_record(
         return decision
     gate = gate_for_stage(stage)
     if gate.satisfied:
+        # Both rows are locked above, in the lifecycle's order (project, then stage).
         lifecycle_services.stage_mark_approved(
-            stage=stage, revision=revision, actor=reviewer, gate_summary=gate.as_dict()
+            stage=stage,
+            revision=revision,
+            actor=reviewer,
+            gate_summary=gate.as_dict(),
+            already_locked=True,
         )
     return decision
 

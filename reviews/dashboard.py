@@ -183,13 +183,32 @@ def _timeline(stages: Iterable[ProjectStage], cycles: Mapping[int, int]) -> dict
     return latest
 
 
+_BOARD_STAGE_FIELDS = (
+    "id",
+    "project_id",
+    "definition_id",
+    "cycle",
+    "status",
+    "current_revision_id",
+    "due_date",
+    "opened_at",
+    "approved_at",
+)
+
+
 def _course_stages(course: Course) -> list[ProjectStage]:
-    return list(
+    """Every stage of the course with the few columns the board reads. The definitions (a few
+    dozen at most, over the template versions the projects pinned) are read once and shared,
+    not joined and built again for each of thousands of stages."""
+    stages = list(
         ProjectStage.objects.filter(project__course=course)
-        .defer(*_DRAFT_FIELDS)
-        .select_related("definition")
+        .only(*_BOARD_STAGE_FIELDS)
         .order_by("project_id", "definition__order", "-cycle")
     )
+    definitions = StageDefinition.objects.in_bulk({s.definition_id for s in stages})
+    for stage in stages:
+        stage.definition = definitions[stage.definition_id]
+    return stages
 
 
 def timeline_stages_of_order(projects: Iterable[Project], order: int) -> dict[int, ProjectStage]:
@@ -211,7 +230,6 @@ def course_board(*, course: Course, filters: BoardFilters | None = None) -> Boar
     last_event = AuditEvent.objects.filter(project=OuterRef("pk")).order_by("-seq")
     projects = list(
         Project.objects.filter(course=course)
-        .select_related("current_stage")
         .prefetch_related(
             Prefetch("members", queryset=User.objects.order_by("display_name", "email"))
         )

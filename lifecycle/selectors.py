@@ -14,7 +14,7 @@ from .models import STAFF_ROLES, Course, Membership, Project, ProjectStage
 # return one person's, and grows with everything the board has ever stored.
 
 
-def taught_course_ids(user: Any) -> QuerySet[Membership]:
+def taught_course_ids(user: Any) -> QuerySet[Membership, Any]:
     """The ids of the courses the user teaches (instructor or TA), as a subquery."""
     return (
         Membership.objects.filter(user_id=user.pk, role__in=STAFF_ROLES)
@@ -43,18 +43,14 @@ def projects_for_user(user: Any) -> QuerySet[Project]:
     EXISTS) cannot use either index on PostgreSQL and scans every project."""
     if not getattr(user, "is_authenticated", False):
         return Project.objects.none()
-    taught = (
-        Project.objects.filter(course_id__in=taught_course_ids(user)).order_by().values("pk")
-    )
+    taught = Project.objects.filter(course_id__in=taught_course_ids(user)).order_by().values("pk")
     return Project.objects.filter(pk__in=member_project_ids(user).union(taught, all=True))
 
 
 def visible_to(user: Any) -> Q:
     """A filter for rows already narrowed to a few projects (by pk): the user is on the project
     or teaches its course. Checked per row, so only where the outer query is small."""
-    on_team = Project.members.through.objects.filter(
-        project_id=OuterRef("pk"), user_id=user.pk
-    )
+    on_team = Project.members.through.objects.filter(project_id=OuterRef("pk"), user_id=user.pk)
     teaches = Membership.objects.filter(
         course_id=OuterRef("course_id"), user_id=user.pk, role__in=STAFF_ROLES
     )

@@ -13,7 +13,6 @@ from django.http import Http404
 from django.utils import timezone
 
 from lifecycle import permissions as lifecycle_permissions
-from lifecycle.selectors import taught_course_ids
 from lifecycle.models import (
     STAFF_ROLES,
     Membership,
@@ -23,6 +22,7 @@ from lifecycle.models import (
     StageRevision,
     StageStatus,
 )
+from lifecycle.selectors import taught_course_ids
 
 from . import permissions
 from .models import (

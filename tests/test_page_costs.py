@@ -194,7 +194,7 @@ def test_the_instructors_home_shows_a_few_projects_per_course_and_how_many_there
     html = _client(p.ian).get(reverse("home")).content.decode()
     assert _rows(html, "data-project=") == HOME_PROJECTS_PER_COURSE
     total = HOME_PROJECTS_PER_COURSE + 2
-    assert f"2 more projects</a>" in html and f"has all {total}" in html
+    assert "2 more projects</a>" in html and f"has all {total}" in html
     # A student still sees every project of theirs.
     student_html = _client(p.alice).get(reverse("home")).content.decode()
     assert _rows(student_html, "data-project=") == 1
@@ -222,9 +222,10 @@ def test_the_notification_centre_shows_one_page(personas):
     assert len(response.context["page"].object_list) == PAGE_SIZE
     last = client.get(reverse("reviews:notifications"), {"page": "77"})
     assert last.status_code == 200
-    assert len(last.context["page"].object_list) == Notification.objects.filter(
-        recipient=p.alice
-    ).count() - PAGE_SIZE
+    assert (
+        len(last.context["page"].object_list)
+        == Notification.objects.filter(recipient=p.alice).count() - PAGE_SIZE
+    )
 
 
 def test_the_seeded_stages_are_in_review_and_audited(personas):
@@ -232,9 +233,7 @@ def test_the_seeded_stages_are_in_review_and_audited(personas):
     p = personas
     seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=3)
     assert (
-        ProjectStage.objects.filter(
-            project__course=p.course, status=StageStatus.IN_REVIEW
-        ).count()
+        ProjectStage.objects.filter(project__course=p.course, status=StageStatus.IN_REVIEW).count()
         == 3
     )
     assert AuditEvent.objects.filter(course=p.course).count() >= 12

@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('lifecycle', '0005_draft_changed_by'),
+        ("lifecycle", "0005_draft_changed_by"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='projectstage',
-            index=models.Index(fields=['project', 'status'], name='stage_project_status'),
+            model_name="projectstage",
+            index=models.Index(fields=["project", "status"], name="stage_project_status"),
         ),
     ]

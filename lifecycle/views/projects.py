@@ -122,8 +122,10 @@ def _course_cards(user: Any) -> list[CourseCard]:
 def _first_projects_of(course_ids: list[int]) -> QuerySet[Project]:
     """The first HOME_PROJECTS_PER_COURSE projects (by title) of each course, in one query."""
     rank = Window(RowNumber(), partition_by=F("course_id"), order_by=[F("title"), F("pk")])
-    return Project.objects.filter(course_id__in=course_ids).annotate(rank=rank).filter(
-        rank__lte=HOME_PROJECTS_PER_COURSE
+    return (
+        Project.objects.filter(course_id__in=course_ids)
+        .annotate(rank=rank)
+        .filter(rank__lte=HOME_PROJECTS_PER_COURSE)
     )
 
 

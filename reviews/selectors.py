@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
@@ -177,14 +177,20 @@ def pending_review_stages(user: Any) -> QuerySet[ProjectStage]:
     )
 
 
-def overdue_count(stages: QuerySet[ProjectStage]) -> int:
-    """How many of pending_review_stages() are past their due date (the assignment's, else the
-    stage's). One aggregate query."""
-    return (
+def pending_counts(stages: QuerySet[ProjectStage]) -> tuple[int, int]:
+    """(how many, how many past their due date: the assignment's, else the stage's) of
+    pending_review_stages(), in one aggregate query (the page itself is a second)."""
+    if stages.query.is_empty():  # nobody to review for: no query at all
+        return 0, 0
+    totals = (
         stages.annotate(effective_due=Coalesce("assignment_due", "due_date"))
-        .filter(effective_due__lt=timezone.localdate())
-        .count()
+        .order_by()
+        .aggregate(
+            total=Count("pk"),
+            overdue=Count("pk", filter=Q(effective_due__lt=timezone.localdate())),
+        )
     )
+    return totals["total"], totals["overdue"]
 
 
 def as_pending_reviews(stages: Iterable[ProjectStage]) -> list[PendingReview]:

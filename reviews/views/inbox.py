@@ -22,8 +22,11 @@ PENDING_PAGE_SIZE = 30
 def inbox(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     stages = selectors.pending_review_stages(user)
+    total, overdue = selectors.pending_counts(stages)
+    paginator = Paginator(stages, PENDING_PAGE_SIZE)
+    paginator.count = total  # type: ignore[misc]  # a cached_property: counted just above
     # A page past the end shows the last page, a malformed one the first: never a 500.
-    page = Paginator(stages, PENDING_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = paginator.get_page(request.GET.get("page"))
     taught = Membership.objects.filter(user=user, role=Role.INSTRUCTOR).values("course_id")
     return render(
         request,
@@ -31,7 +34,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         {
             "pending": selectors.as_pending_reviews(page.object_list),
             "page": page,
-            "overdue_count": selectors.overdue_count(stages) if page.paginator.count else 0,
+            "overdue_count": overdue,
             "done": selectors.done_reviews_for_user(user, limit=DONE_LIMIT),
             "done_limit": DONE_LIMIT,
             "to_confirm": selectors.invitations_awaiting_confirmation(user),

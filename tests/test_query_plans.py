@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import uses_postgres
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -20,7 +20,8 @@ from factories import current_stage, fill_and_submit
 from scale import analyze, seed_unrelated_courses
 
 pytestmark = pytest.mark.skipif(
-    not uses_postgres(), reason="EXPLAIN plans are PostgreSQL's; CI runs this on PostgreSQL"
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="EXPLAIN plans are PostgreSQL's; CI runs this on PostgreSQL",
 )
 
 BIG_TABLES = {

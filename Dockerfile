@@ -19,7 +19,9 @@ COPY pyproject.toml README.md ./
 RUN pip install . && rm -rf build ./*.egg-info
 
 COPY --chown=app:app . .
-RUN mkdir -p /app/var /app/staticfiles && chown app:app /app/var /app/staticfiles
+# audit-checkpoints: docker-compose mounts a volume there, which takes this owner.
+RUN mkdir -p /app/var/audit-checkpoints /app/staticfiles \
+    && chown -R app:app /app/var /app/staticfiles
 USER app
 
 # Production settings refuse to load without SECRET_KEY; this placeholder exists only for this

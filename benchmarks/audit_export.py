@@ -1,14 +1,17 @@
-r"""Benchmark: exporting the whole audit trail as CSV (lifecycle.exports), against PostgreSQL's
-own ``COPY (SELECT ...) TO STDOUT WITH CSV`` of the same rows as the ceiling. Not a test.
+r"""Benchmark: exporting the whole audit trail as CSV and as JSON Lines (lifecycle.exports, the
+COPY fast path on PostgreSQL), and one course's trail, against PostgreSQL's own
+``COPY (SELECT ...) TO STDOUT WITH CSV`` of the same columns as the ceiling. Not a test.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/lrb_bench \
-        .venv/bin/python benchmarks/audit_export.py [--events 1000000] [--keep]
+        .venv/bin/python benchmarks/audit_export.py [--events 1000000] [--keep] [--reuse]
+        [--rounds 3]
 
 PostgreSQL only. The database ``<name>_audit`` (the DATABASE_URL's name must contain "bench")
 is dropped, created and migrated; one course with 300 projects is made through the services,
 then ``--events`` audit events with a correct hash chain computed here are loaded with COPY
-FROM (an INSERT: the append-only triggers allow it). The database is dropped at the end unless
-``--keep``.
+FROM (an INSERT: the append-only triggers allow it), hashed with ``lifecycle.audit.event_hash``
+(version 2), spread over two courses (the second one holds one event in ten). The database is
+dropped at the end unless ``--keep``; ``--reuse`` takes a kept one as it is.
 
 The export runs in a child process so that its peak RSS (resource.getrusage) is the export's
 own, printed beside the same process's RSS just before it started. The file it writes is then
@@ -24,6 +27,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,12 +51,13 @@ def build(events: int) -> None:
 
     from accounts.models import User
     from lifecycle import services
-    from lifecycle.audit import GENESIS_HASH, canonical_json, event_payload, hash_payload
+    from lifecycle.audit import GENESIS_HASH, canonical_json, event_hash
     from lifecycle.default_template import install_default_template
     from lifecycle.models import AuditEvent, Course, Membership, Role
 
     template = install_default_template()
     course = Course.objects.create(title="Deep Learning", code="dl-bench", template=template)
+    other = Course.objects.create(title="Other course", code="other-bench", template=template)
     instructor = User.objects.create_user("prof@example.test", display_name="Prof")
     Membership.objects.create(course=course, user=instructor, role=Role.INSTRUCTOR)
     students = []
@@ -66,8 +71,8 @@ def build(events: int) -> None:
     seq, prev = last if last else (0, GENESIS_HASH)
     start = timezone.now() - dt.timedelta(days=120)
     columns = (
-        "seq, created_at, actor_id, actor_label, verb, object_type, object_id, course_id, "
-        "project_id, old, new, flagged, prev_hash, hash"
+        "seq, created_at, actor_id, actor_label, actor_name, verb, object_type, object_id, "
+        "course_id, project_id, old, new, flagged, hash_version, prev_hash, hash"
     )
     remaining = events - seq
     with connection.cursor() as cursor:
@@ -82,36 +87,40 @@ def build(events: int) -> None:
                 verb = VERBS[seq % len(VERBS)]
                 new = {"answer": f"Revision {seq} of the data card", "question": "data_sources"}
                 old = {"answer": f"Revision {seq - 1} of the data card"} if seq % 3 else None
-                payload = event_payload(
+                course_id = other.pk if seq % 10 == 0 else course.pk
+                digest = event_hash(
+                    hash_version=2,
                     seq=seq,
                     created_at=at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                     actor_id=student.pk,
                     actor_label=student.email,
+                    actor_name=student.name,
                     verb=verb,
                     object_type="lifecycle.project",
                     object_id=str(project.pk),
-                    course_id=course.pk,
+                    course_id=course_id,
                     project_id=project.pk,
                     old=old,
                     new=new,
                     flagged=False,
                     prev_hash=prev,
                 )
-                digest = hash_payload(payload)
                 writer.writerow(
                     [
                         seq,
                         at.isoformat(),
                         student.pk,
                         student.email,
+                        student.name,
                         verb,
                         "lifecycle.project",
                         project.pk,
-                        course.pk,
+                        course_id,
                         project.pk,
                         canonical_json(old) if old is not None else None,
                         canonical_json(new),
                         "f",
+                        2,
                         prev,
                         digest,
                     ]
@@ -140,8 +149,8 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def export_child(path: str) -> None:
-    """Runs in its own process: export every event as CSV to ``path``; print JSON numbers."""
+def export_child(path: str, fmt: str, course: int | None) -> None:
+    """Runs in its own process: export every event (or one course's) to ``path``; print JSON."""
     benchdb.setup_django()
     from django.db import connection
 
@@ -150,7 +159,7 @@ def export_child(path: str) -> None:
     connection.ensure_connection()
     before = rss_mb()
     started = time.perf_counter()
-    head = write_export(path, "csv", ExportFilters())["chain_head"]
+    head = write_export(path, fmt, ExportFilters(course_id=course))["chain_head"]
     seconds = time.perf_counter() - started
     print(
         json.dumps(
@@ -177,18 +186,19 @@ class _Sink(io.RawIOBase):
         return len(data)
 
 
-def copy_ceiling() -> tuple[int, float, int]:
-    """The same columns (actor name joined, UTC ISO times, JSON text) through COPY TO STDOUT."""
+def copy_ceiling(course: int | None = None) -> tuple[int, float, int]:
+    """The same columns (UTC ISO times, JSON text) through a plain COPY TO STDOUT."""
     from django.db import connection
 
-    sql = """
+    where = f"WHERE e.course_id = {int(course)}" if course else ""
+    sql = f"""
         COPY (
             SELECT e.seq,
                    to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                   e.actor_id, coalesce(nullif(u.display_name, ''), split_part(u.email, '@', 1)),
-                   e.actor_label, e.verb, e.object_type, e.object_id, e.course_id, e.project_id,
-                   e.old::text, e.new::text, e.flagged, e.prev_hash, e.hash
-            FROM lifecycle_auditevent e LEFT JOIN accounts_user u ON u.id = e.actor_id
+                   e.actor_id, e.actor_name, e.actor_label, e.verb, e.object_type, e.object_id,
+                   e.course_id, e.project_id, e.old::text, e.new::text, e.flagged,
+                   e.hash_version, e.prev_hash, e.hash
+            FROM lifecycle_auditevent e {where}
             ORDER BY e.seq
         ) TO STDOUT WITH (FORMAT csv, HEADER)
     """
@@ -197,25 +207,46 @@ def copy_ceiling() -> tuple[int, float, int]:
         started = time.perf_counter()
         cursor.cursor.copy_expert(sql, sink)
         seconds = time.perf_counter() - started
-        cursor.execute("SELECT count(*) FROM lifecycle_auditevent")
+        cursor.execute(f"SELECT count(*) FROM lifecycle_auditevent e {where}")
         rows = cursor.fetchone()[0]
     return rows, seconds, sink.size
+
+
+def run_export(folder: str, fmt: str, course: int | None) -> dict[str, float]:
+    path = os.path.join(folder, f"trail-{course or 'all'}.{fmt}")
+    child = subprocess.run(
+        [sys.executable, __file__, "--export-child", path, "--format", fmt]
+        + (["--course", str(course)] if course else []),
+        check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    result["size"] = os.path.getsize(path)
+    result["path"] = path  # type: ignore[assignment]
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--reuse", action="store_true", help="use a kept database as it is")
+    parser.add_argument("--rounds", type=int, default=3, help="export/COPY rounds per figure")
     parser.add_argument("--export-child", help=argparse.SUPPRESS)
+    parser.add_argument("--format", default="csv", help=argparse.SUPPRESS)
+    parser.add_argument("--course", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.export_child:
-        export_child(args.export_child)
+        export_child(args.export_child, args.format, args.course)
         return
 
     print("$ " + " ".join(["DATABASE_URL=" + os.environ.get("DATABASE_URL", ""), *sys.argv]))
     parsed = benchdb.bench_database_url()
     name = parsed["NAME"] + "_audit"
-    benchdb.create_database(parsed, name)
+    if not args.reuse:
+        benchdb.create_database(parsed, name)
     os.environ["DATABASE_URL"] = benchdb.database_url(parsed, name)
     benchdb.setup_django()
 
@@ -223,60 +254,63 @@ def main() -> None:
     from django.db import connection
 
     from lifecycle.exports import verify_export_file
+    from lifecycle.models import Course
 
     try:
-        call_command("migrate", verbosity=0)
+        if not args.reuse:
+            call_command("migrate", verbosity=0)
         with connection.cursor() as cur:
             cur.execute("SHOW server_version")
             version = cur.fetchone()[0]
         print(f"PostgreSQL {version}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
-        started = time.perf_counter()
-        build(args.events)
-        print(
-            f"setup: {args.events:,} audit events over {PROJECTS} projects "
-            f"in {time.perf_counter() - started:.1f} s"
-        )
-
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "trail.csv")
-            child = subprocess.run(
-                [sys.executable, __file__, "--export-child", path],
-                check=True,
-                capture_output=True,
-                text=True,
-                env=os.environ,
-            )
-            export = json.loads(child.stdout.strip().splitlines()[-1])
-            size = os.path.getsize(path)
-            rows, copy_seconds, copy_bytes = copy_ceiling()
-            assert rows == export["rows"], (rows, export["rows"])
-            export_rate = export["rows"] / export["seconds"]
-            copy_rate = rows / copy_seconds
-            print(
-                f"export_audit CSV : {export['rows']:,} rows in {export['seconds']:.1f} s = "
-                f"{export_rate:,.0f} rows/s, {size / 1e6:.0f} MB"
-            )
-            print(
-                f"COPY TO STDOUT   : {rows:,} rows in {copy_seconds:.1f} s = "
-                f"{copy_rate:,.0f} rows/s, {copy_bytes / 1e6:.0f} MB"
-            )
-            print(
-                f"ratio export/COPY: {export_rate / copy_rate:.2f} "
-                f"(COPY is {copy_rate / export_rate:.1f}x faster)"
-            )
-            print(
-                f"peak RSS of the export process: {export['rss_peak']:.0f} MB "
-                f"(before the export {export['rss_before']:.0f} MB, "
-                f"growth {export['rss_peak'] - export['rss_before']:.0f} MB; getrusage "
-                f"ru_maxrss {export['getrusage_maxrss']:.0f} MB, inherited from this parent)"
-            )
+        if not args.reuse:
             started = time.perf_counter()
-            report = verify_export_file(path)
-            seconds = time.perf_counter() - started
+            build(args.events)
             print(
-                f"verify --file    : {'intact' if report.intact else report.describe_break()}, "
-                f"{report.rows:,} rows in {seconds:.1f} s = {report.rows / seconds:,.0f} rows/s"
+                f"setup: {args.events:,} audit events over {PROJECTS} projects "
+                f"in {time.perf_counter() - started:.1f} s"
             )
+        course = Course.objects.get(code="dl-bench").pk
+        print(f"load average before the exports: {os.getloadavg()}")
+        with tempfile.TemporaryDirectory() as folder:
+            for fmt, scope in (("csv", None), ("jsonl", None), ("csv", course), ("jsonl", course)):
+                label = f"{fmt}_{'course' if scope else 'all'}"
+                ratios, peaks = [], []
+                # Rounds alternate the export and the COPY ceiling, so that a change in the
+                # machine's load falls on both; the median ratio is the figure.
+                for round_number in range(args.rounds):
+                    export = run_export(folder, fmt, scope)
+                    rows, copy_seconds, copy_bytes = copy_ceiling(scope)
+                    assert rows == export["rows"], (rows, export["rows"])
+                    export_rate = export["rows"] / export["seconds"]
+                    copy_rate = rows / copy_seconds
+                    ratios.append(export_rate / copy_rate)
+                    peaks.append(export["rss_peak"])
+                    print(
+                        f"{label:12} round {round_number + 1}: {export['rows']:,} rows in "
+                        f"{export['seconds']:.1f} s = {export_rate:,.0f} rows/s, "
+                        f"{export['size'] / 1e6:.0f} MB; COPY {copy_seconds:.1f} s = "
+                        f"{copy_rate:,.0f} rows/s, {copy_bytes / 1e6:.0f} MB; ratio "
+                        f"{ratios[-1]:.2f}; peak RSS {export['rss_peak']:.0f} MB "
+                        f"(growth {export['rss_peak'] - export['rss_before']:.0f} MB); "
+                        f"load {os.getloadavg()[0]:.1f}"
+                    )
+                print(
+                    f"RATIO export_{label}_vs_copy {statistics.median(ratios):.2f} "
+                    f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}; "
+                    f"peak RSS {max(peaks):.0f} MB)"
+                )
+                if scope is None:
+                    started = time.perf_counter()
+                    report = verify_export_file(str(export["path"]))
+                    seconds = time.perf_counter() - started
+                    print(
+                        f"verify --file {fmt:5}: "
+                        f"{'intact' if report.intact else report.describe_break()}, "
+                        f"{report.rows:,} rows in {seconds:.1f} s = "
+                        f"{report.rows / seconds:,.0f} rows/s"
+                    )
+                print(f"load average: {os.getloadavg()}")
     finally:
         connection.close()
         if not args.keep:

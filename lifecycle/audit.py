@@ -5,13 +5,35 @@ event's hash, so changing, removing or reordering any event breaks every hash af
 are serialised (an advisory lock on PostgreSQL, the IMMEDIATE write lock on SQLite) so that
 concurrent transactions extend one linear chain; the unique prev_hash makes a fork impossible
 even if that serialisation were bypassed.
+
+Hash versions
+-------------
+An event's ``hash_version`` says which fields its hash covers; an event is always verified with
+the version it was written with, so no stored event is ever re-hashed.
+
+* Version 1 (events written before version 2 existed): ``seq``, ``at`` (the UTC timestamp,
+  ``format_timestamp``), ``actor_id``, ``actor`` (the actor's e-mail at the time), ``verb``,
+  ``object_type``, ``object_id``, ``course_id``, ``project_id``, ``old``, ``new``, ``flagged``
+  and ``prev`` (the previous event's hash).
+* Version 2 (every new event): all of version 1, plus ``actor_name`` (the actor's display name
+  at the time) and ``v`` (the version itself, so an event cannot be passed off as another
+  version's). Every field an export shows is now hashed.
+
+The public function to compute a hash from an event's fields (used by the benchmark seeder) is::
+
+    event_hash(*, hash_version, seq, created_at, actor_id, actor_label, actor_name, verb,
+               object_type, object_id, course_id, project_id, old, new, flagged,
+               prev_hash) -> str   # 64 lowercase hex digits
+
+``created_at`` is the text ``format_timestamp`` makes of the stored time; ``old``/``new`` are
+JSON-able values as stored (``jsonable``); ``actor_name`` is ignored for version 1.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +46,8 @@ from django.utils import timezone
 from .models import AuditEvent, Course, Project
 
 GENESIS_HASH = "0" * 64
+HASH_VERSION = 2  # what new events are written with
+HASH_VERSIONS = (1, 2)
 # Any constant distinct from other advisory locks in the database.
 _PG_CHAIN_LOCK_KEY = 0x4C52_4241_5544  # "LRBAUD"
 
@@ -66,8 +90,13 @@ def event_payload(
     new: Any,
     flagged: bool,
     prev_hash: str,
+    actor_name: str = "",
+    hash_version: int = 1,
 ) -> dict[str, Any]:
-    return {
+    """The hashed payload of an event, by the rule of its ``hash_version``."""
+    if hash_version not in HASH_VERSIONS:
+        raise ValueError(f"unknown audit hash version {hash_version!r}")
+    payload = {
         "seq": seq,
         "at": created_at,
         "actor_id": actor_id,
@@ -82,6 +111,10 @@ def event_payload(
         "flagged": flagged,
         "prev": prev_hash,
     }
+    if hash_version >= 2:
+        payload["actor_name"] = actor_name
+        payload["v"] = hash_version
+    return payload
 
 
 def payload_of(event: AuditEvent) -> dict[str, Any]:
@@ -99,6 +132,48 @@ def payload_of(event: AuditEvent) -> dict[str, Any]:
         new=event.new,
         flagged=event.flagged,
         prev_hash=event.prev_hash,
+        actor_name=event.actor_name,
+        hash_version=event.hash_version,
+    )
+
+
+def event_hash(
+    *,
+    hash_version: int,
+    seq: int,
+    created_at: str,
+    actor_id: int | None,
+    actor_label: str,
+    actor_name: str,
+    verb: str,
+    object_type: str,
+    object_id: str,
+    course_id: int | None,
+    project_id: int | None,
+    old: Any,
+    new: Any,
+    flagged: bool,
+    prev_hash: str,
+) -> str:
+    """An event's hash from its fields (see the module's docstring for their forms)."""
+    return hash_payload(
+        event_payload(
+            seq=seq,
+            created_at=created_at,
+            actor_id=actor_id,
+            actor_label=actor_label,
+            verb=verb,
+            object_type=object_type,
+            object_id=object_id,
+            course_id=course_id,
+            project_id=project_id,
+            old=old,
+            new=new,
+            flagged=flagged,
+            prev_hash=prev_hash,
+            actor_name=actor_name,
+            hash_version=hash_version,
+        )
     )
 
 
@@ -139,11 +214,13 @@ def audit_record(
         course = project.course
     actor_id = getattr(actor, "pk", None)
     actor_label = getattr(actor, "email", "") if actor is not None else "system"
+    actor_name = str(getattr(actor, "name", "") or "") if actor is not None else ""
     event = AuditEvent(
         seq=seq,
         created_at=created_at,
         actor_id=actor_id,
         actor_label=actor_label,
+        actor_name=actor_name[:150],
         verb=verb,
         object_type=obj._meta.label_lower,
         object_id=str(obj.pk),
@@ -153,6 +230,7 @@ def audit_record(
         new=jsonable(new),
         flagged=flagged,
         prev_hash=prev_hash,
+        hash_version=HASH_VERSION,
     )
     event.hash = hash_payload(payload_of(event))
     event.save(force_insert=True)
@@ -174,12 +252,14 @@ class ChainReport:
 def verify_payloads(
     rows: Iterable[tuple[Mapping[str, Any], str]], *, start_prev: str | None = GENESIS_HASH
 ) -> ChainReport:
-    """Check (payload, stored hash) pairs in order. ``start_prev=None`` accepts whatever the
-    first event links to (a filtered or partial export starts mid-chain)."""
+    """Check (payload, stored hash) pairs in order: each links to the one before, carries the
+    next sequence number (a chain from genesis starts at #1), and matches its hash.
+    ``start_prev=None`` accepts whatever the first event links to (a chain checked from the
+    middle)."""
     count = 0
     expected_prev = start_prev
     head = start_prev or ""
-    expected_seq: int | None = None
+    expected_seq: int | None = 1 if start_prev == GENESIS_HASH else None
     for payload, stored_hash in rows:
         count += 1
         seq = payload.get("seq")
@@ -195,11 +275,22 @@ def verify_payloads(
     return ChainReport(count, head)
 
 
+def _stored_payloads(
+    events: models.QuerySet[AuditEvent],
+) -> Iterator[tuple[Mapping[str, Any], str]]:
+    for event in events.order_by("seq").iterator(chunk_size=2000):
+        try:
+            payload = payload_of(event)
+        except ValueError:
+            # An unknown hash version can only come from an edit: make it fail its hash.
+            payload = {"seq": event.seq, "prev": event.prev_hash, "v": event.hash_version}
+        yield payload, event.hash
+
+
 def verify_chain(queryset: models.QuerySet[AuditEvent] | None = None) -> ChainReport:
     """Verify the whole chain in the database, streaming in seq order."""
     events = queryset if queryset is not None else AuditEvent.objects.all()
-    rows = ((payload_of(e), e.hash) for e in events.order_by("seq").iterator(chunk_size=2000))
-    return verify_payloads(rows)
+    return verify_payloads(_stored_payloads(events))
 
 
 def chain_head() -> tuple[int, str]:

@@ -489,6 +489,9 @@ class AuditEvent(models.Model):
         related_name="+",
     )
     actor_label = models.CharField(max_length=254, blank=True)
+    # The actor's display name when the event was written (hashed from hash_version 2 on;
+    # events written before that have it empty).
+    actor_name = models.CharField(max_length=150, blank=True, default="")
     verb = models.CharField(max_length=60, db_index=True)
     object_type = models.CharField(max_length=60)
     object_id = models.CharField(max_length=40)
@@ -505,6 +508,9 @@ class AuditEvent(models.Model):
     )
     prev_hash = models.CharField(max_length=64, unique=True)
     hash = models.CharField(max_length=64, unique=True)
+    # Which fields the hash covers (lifecycle.audit.HASH_VERSIONS); 1 for events written before
+    # version 2 existed, which keep verifying with the rule they were written with.
+    hash_version = models.PositiveSmallIntegerField(default=1)
 
     class Meta:
         ordering = ["seq"]

@@ -32,8 +32,9 @@ urlpatterns = [
     path("markdown/preview/", stages.markdown_preview, name="markdown_preview"),
 ]
 
-from .views import exports  # noqa: E402
+from .views import audit_key, exports  # noqa: E402
 
 urlpatterns += [
+    path("audit/public-key/", audit_key.audit_public_key, name="audit_public_key"),
     path("courses/<int:course_pk>/audit/", exports.audit_export, name="audit_export"),
 ]

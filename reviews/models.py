@@ -248,6 +248,7 @@ class NotificationKind(models.TextChoices):
     REVIEW_REMINDER = "review_reminder", "Review reminder"
     REVIEW_ESCALATION = "review_escalation", "Overdue review escalated"
     NUDGE = "nudge", "Nudge from course staff"
+    AUDIT_CHECKPOINT = "audit_checkpoint", "Audit checkpoint"
 
 
 class EmailStatus(models.TextChoices):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from celery import shared_task
 
-from . import outbox, reminders
+from . import audit_checkpoints, outbox, reminders
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,13 @@ def send_daily_digests() -> int:
 @shared_task(name="reviews.sweep_reminders", acks_late=True, soft_time_limit=600, time_limit=900)
 def sweep_reminders() -> dict[str, int]:
     return reminders.sweep_reminders()
+
+
+@shared_task(
+    name="reviews.send_audit_checkpoint", acks_late=True, soft_time_limit=300, time_limit=360
+)
+def send_audit_checkpoint() -> dict[str, object]:
+    return audit_checkpoints.send_audit_checkpoint()
 
 
 def enqueue_delivery(ids: Iterable[int]) -> None:

@@ -146,6 +146,8 @@ def test_docker_compose_file_parses() -> None:
         **os.environ,
         "SECRET_KEY": "compose-config-check-only-not-a-real-secret",
         "POSTGRES_PASSWORD": "compose-config-check-only",
+        "APP_DB_PASSWORD": "compose-config-check-only",
+        "AUDIT_SIGNING_KEY": "compose-config-check-only",
     }
     result = subprocess.run(
         [docker_compose, "-f", str(COMPOSE_FILE), "config", "-q"],

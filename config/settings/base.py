@@ -163,6 +163,17 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Lifecycle Review Board <board@lo
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000")
 
+# --- Audit trail ----------------------------------------------------------------------------
+# The Ed25519 key that signs export heads and checkpoints (lifecycle/signing.py): a PEM or a
+# 64-hex seed from the environment; without one, a key file generated under var/ on first use.
+AUDIT_SIGNING_KEY = env("AUDIT_SIGNING_KEY", "")
+AUDIT_SIGNING_KEY_FILE = Path(env("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-signing-key.pem")))
+# Where the daily signed checkpoints of the chain head go (any Django storage backend).
+AUDIT_CHECKPOINT_STORAGE = {
+    "BACKEND": env("AUDIT_CHECKPOINT_BACKEND", "django.core.files.storage.FileSystemStorage"),
+    "OPTIONS": {"location": env("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))},
+}
+
 # --- Celery ---------------------------------------------------------------------------------
 # The embedded default needs no broker server: kombu's filesystem transport keeps its queue in
 # folders under var/. Production sets CELERY_BROKER_URL=redis://...

@@ -56,3 +56,12 @@ if os.environ.get("LRB_TEST_CACHE_URL"):
             "KEY_PREFIX": os.environ.get("LRB_TEST_CACHE_PREFIX", "lrb-test"),
         }
     }
+
+# A fixed audit signing key, so that every test process signs and verifies with the same one.
+AUDIT_SIGNING_KEY = "7e" * 32
+AUDIT_CHECKPOINT_STORAGE = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {
+        "location": str(Path(tempfile.gettempdir()) / f"lrb-test-checkpoints-{os.getpid()}")
+    },
+}

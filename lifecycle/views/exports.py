@@ -7,7 +7,6 @@ by two requests, describe the same events even while the course keeps working.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,7 +29,8 @@ from lifecycle.exports import (
     ExportFilters,
     chain_head_at,
     count_rows,
-    head_record,
+    csv_head_record,
+    head_json,
     stream_export,
 )
 from lifecycle.models import AuditEvent, Course, Project
@@ -160,8 +160,8 @@ def audit_export(request: HttpRequest, course_pk: int) -> HttpResponseBase:
 
 
 def _head_response(course: Course, filters: ExportFilters, head: ChainHead) -> HttpResponse:
-    record = head_record(head, rows=count_rows(filters, head), filters=filters)
-    response = HttpResponse(json.dumps(record, indent=2) + "\n", content_type="application/json")
+    record = csv_head_record(filters, head)
+    response = HttpResponse(head_json(record), content_type="application/json")
     name = _export_name(course, "csv", head) + HEAD_SUFFIX
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -8,6 +8,7 @@ download a course's trail; everyone else gets a 404.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import tracemalloc
 from collections.abc import Iterable, Mapping
@@ -22,7 +23,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from factories import UserFactory, enrol, fill_and_submit
+from factories import CourseFactory, UserFactory, enrol, fill_and_submit
 from reauth import confirm_password
 
 from lifecycle import exports, services
@@ -284,8 +285,8 @@ def export_queries(personas: Any) -> int:
     filters = exports.ExportFilters(course_id=personas.course.pk)
     with CaptureQueriesContext(connection) as captured:
         head = exports.chain_head_at()
-        lines = sum(1 for _ in exports.stream_export("jsonl", filters, head))
-        lines += sum(1 for _ in exports.stream_export("csv", filters, head))
+        lines = sum(c.count(b"\n") for c in exports.stream_export("jsonl", filters, head))
+        lines += sum(c.count(b"\n") for c in exports.stream_export("csv", filters, head))
     assert lines > 20
     return len(captured.captured_queries)
 
@@ -314,8 +315,8 @@ def test_a_100000_event_export_streams_in_bounded_memory(personas):
     try:
         tracemalloc.reset_peak()
         rows = 0
-        for _ in exports.stream_export("csv", filters, head):
-            rows += 1
+        for chunk in exports.stream_export("csv", filters, head):
+            rows += chunk.count(b"\n")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -417,3 +418,338 @@ def test_an_invalid_export_request_shows_the_form_again(personas):
     )
     assert response.status_code == 400
     assert b"audit-export-form" in response.content
+
+
+# --- Every exported field bound: edits, removals, reorderings, forged heads -----------------
+
+
+def read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
+    if fmt == "csv":
+        with path.open(encoding="utf-8", newline="") as f:
+            return [exports.record_from_csv(cells) for cells in list(csv.reader(f))[1:]]
+    return [json.loads(line) for line in data_lines(path)[:-1]]
+
+
+def head_of(path: Path, fmt: str) -> dict[str, Any]:
+    if fmt == "csv":
+        return json.loads(Path(str(path) + exports.HEAD_SUFFIX).read_text())["chain_head"]
+    return json.loads(data_lines(path)[-1])["chain_head"]
+
+
+def rewrite(path: Path, fmt: str, records: list[dict[str, Any]], head: dict[str, Any]) -> None:
+    """Write records and head back as the exporter would (no trace of hand editing)."""
+    if fmt == "csv":
+        path.write_text("".join(exports.csv_lines(records)), encoding="utf-8", newline="")
+        Path(str(path) + exports.HEAD_SUFFIX).write_text(
+            exports.head_json({"chain_head": head}), encoding="utf-8"
+        )
+    else:
+        body = "".join(exports.jsonl_line(r) for r in records)
+        path.write_text(body + json.dumps({"chain_head": head}) + "\n", encoding="utf-8")
+
+
+def body_digest(path: Path, fmt: str) -> str:
+    data = path.read_bytes()
+    if fmt == "jsonl":
+        data = data[: data.rstrip(b"\n").rfind(b"\n") + 1]
+    return hashlib.sha256(data).hexdigest()
+
+
+def more_history(personas: Any) -> None:
+    for name in ("Clinicians", "Patients"):
+        services.stakeholder_add(
+            project=personas.project, actor=personas.bob, name=name, kind="direct_user"
+        )
+
+
+def with_flagged_override(personas: Any) -> None:
+    from django.db import transaction
+
+    from lifecycle.audit import audit_record
+
+    with transaction.atomic():
+        audit_record(
+            actor=personas.ian,
+            verb="stage.override",
+            obj=personas.project,
+            project=personas.project,
+            new={"status": "approved", "justification": "Quorum unreachable"},
+            flagged=True,
+        )
+
+
+TAMPERED = {
+    "seq": lambda r: r["seq"] + 1000,
+    "at": lambda r: r["at"].replace(r["at"][:4], str(int(r["at"][:4]) - 1), 1),
+    "actor_id": lambda r: (r["actor_id"] or 0) + 1,
+    "actor_name": lambda r: "Mallory",
+    "actor_label": lambda r: "mallory@example.test",
+    "verb": lambda r: "stage.forged",
+    "object_type": lambda r: "lifecycle.course",
+    "object_id": lambda r: "999",
+    "course_id": lambda r: None,
+    "project_id": lambda r: 999,
+    "old": lambda r: {"status": "drafting"},
+    "new": lambda r: {"status": "rejected"},
+    "flagged": lambda r: not r["flagged"],
+    "hash_version": lambda r: 1 if r["hash_version"] == 2 else 2,
+    "prev_hash": lambda r: "f" * 64,
+    "hash": lambda r: "e" * 64,
+}
+assert set(TAMPERED) == set(exports.COLUMNS)
+
+
+@pytest.mark.parametrize("column", exports.COLUMNS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_edit_of_any_exported_field_is_named_by_line_and_event(personas, tmp_path, fmt, column):
+    some_history(personas)
+    with_flagged_override(personas)
+    more_history(personas)
+    path, _ = export(tmp_path, fmt)
+    records = read_records(path, fmt)
+    index = next(i for i, r in enumerate(records) if r["flagged"])
+    assert records[index]["hash_version"] == 2 and 0 < index < len(records) - 1
+    records[index][column] = TAMPERED[column](records[index])
+    rewrite(path, fmt, records, head_of(path, fmt))
+    line = index + 2 if fmt == "csv" else index + 1
+    with pytest.raises(CommandError, match=rf"line {line} \(event #{records[index]['seq']}\)"):
+        verify(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_edit_rehashed_and_relinked_to_the_end_still_fails_on_the_signed_head(
+    personas, tmp_path, fmt
+):
+    some_history(personas)
+    path, _ = export(tmp_path, fmt)
+    records = read_records(path, fmt)
+    head = head_of(path, fmt)
+    # Rewrite the history from event 3 on, re-hashing every event and the head's digest.
+    prev = records[1]["hash"]
+    for record in records[2:]:
+        record["actor_label"] = "mallory@example.test"
+        record["prev_hash"] = prev
+        record["hash"] = prev = hash_payload(exports.payload_from_record(record))
+    head["last_hash"] = prev
+    rewrite(path, fmt, records, head)
+    head["body_sha256"] = body_digest(path, fmt)
+    rewrite(path, fmt, records, head)
+    with pytest.raises(CommandError, match="its signature does not match its content"):
+        verify(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_removed_line_and_a_head_claiming_a_filter_are_refused(personas, tmp_path, fmt):
+    some_history(personas)
+    path, _ = export(tmp_path, fmt)
+    records = read_records(path, fmt)
+    head = head_of(path, fmt)
+    victim = next(r for r in records if r["project_id"] == personas.project.pk and r["seq"] > 3)
+    kept = [r for r in records if r is not victim]
+    head.update(rows=len(kept), filters={"course": personas.course.pk})
+    rewrite(path, fmt, kept, head)
+    head["body_sha256"] = body_digest(path, fmt)
+    rewrite(path, fmt, kept, head)
+    with pytest.raises(CommandError, match="cannot be trusted: its signature does not match"):
+        verify(path)
+
+
+def resign(head: dict[str, Any]) -> dict[str, Any]:
+    """What only the server could do: sign a head (here, to reach the checks behind it)."""
+    from lifecycle import signing
+
+    return signing.signed({k: v for k, v in head.items() if k not in ("key_id", "signature")})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_rows_that_do_not_match_the_claimed_filter_are_refused_even_under_a_valid_signature(
+    personas, tmp_path, fmt
+):
+    some_history(personas)
+    path, _ = export(tmp_path, fmt, "--project", str(personas.project.pk))
+    records = read_records(path, fmt)
+    head = head_of(path, fmt)
+    head["filters"] = {"project": personas.other_project.pk}
+    rewrite(path, fmt, records, resign(head))
+    with pytest.raises(CommandError, match=r"line \d+ \(event #\d+\): does not match the export"):
+        verify(path)
+
+
+@pytest.mark.parametrize(
+    "claimed",
+    [
+        lambda p: {"course": p.course.pk + 1000},
+        lambda p: {"verbs": ["nothing.like.it"]},
+        lambda p: {"since": "2999-01-01"},
+        lambda p: {"until": "2000-01-01"},
+    ],
+)
+def test_every_filter_kind_is_checked_row_by_row(personas, tmp_path, claimed):
+    some_history(personas)
+    path, _ = export(tmp_path, "jsonl")
+    records = read_records(path, "jsonl")
+    head = head_of(path, "jsonl")
+    head["filters"] = claimed(personas)
+    rewrite(path, "jsonl", records, resign(head))
+    with pytest.raises(CommandError, match=r"line 1 \(event #1\): does not match the export"):
+        verify(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reordered_lines_are_refused(personas, tmp_path, fmt):
+    some_history(personas)
+    path, _ = export(tmp_path, fmt)
+    records = read_records(path, fmt)
+    records[3], records[4] = records[4], records[3]
+    rewrite(path, fmt, records, head_of(path, fmt))
+    with pytest.raises(CommandError, match=r"out of order|does not link"):
+        verify(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reordering_or_dropping_lines_of_a_filtered_export_is_refused(personas, tmp_path, fmt):
+    some_history(personas)
+    path, _ = export(tmp_path, fmt, "--project", str(personas.project.pk))
+    records = read_records(path, fmt)
+    head = head_of(path, fmt)
+    rewrite(path, fmt, records[:-1], {**head, "rows": head["rows"] - 1})
+    with pytest.raises(CommandError, match="body_sha256"):
+        verify(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_file_verifies_only_with_the_servers_key(personas, tmp_path, fmt):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from lifecycle import signing
+
+    some_history(personas)
+    path, _ = export(tmp_path, fmt)
+    published = tmp_path / "server.pub"
+    published.write_text(signing.public_key_text())
+    call_command("verify_audit", "--file", str(path), "--public-key", str(published))
+    stranger = tmp_path / "stranger.pub"
+    stranger.write_text(signing.public_key_text(Ed25519PrivateKey.generate().public_key()))
+    with pytest.raises(CommandError, match="names signing key"):
+        call_command("verify_audit", "--file", str(path), "--public-key", str(stranger))
+    head = head_of(path, fmt)
+    del head["signature"]
+    rewrite(path, fmt, read_records(path, fmt), head)
+    with pytest.raises(CommandError, match="it is not signed"):
+        verify(path)
+
+
+def test_a_version_1_row_with_an_actor_name_is_refused(personas, tmp_path):
+    append_events(draft_saves(personas, 3))
+    path, out = export(tmp_path, "jsonl")
+    assert "0 gaps" in out
+    records = read_records(path, "jsonl")
+    index = next(i for i, r in enumerate(records) if r["hash_version"] == 1)
+    assert records[index]["actor_name"] == ""
+    records[index]["actor_name"] = "Alice"
+    rewrite(path, "jsonl", records, head_of(path, "jsonl"))
+    with pytest.raises(CommandError, match="version 1 event has no recorded actor_name"):
+        verify(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_version_1_and_version_2_events_export_and_verify_together(personas, tmp_path, fmt):
+    append_events(draft_saves(personas, 5))
+    some_history(personas)
+    path, out = export(tmp_path, fmt)
+    versions = {r["hash_version"] for r in read_records(path, fmt)}
+    assert versions == {1, 2}
+    assert "0 gaps" in out
+
+
+# --- The two paths: COPY on PostgreSQL and Python, byte for byte -------------------------
+
+AWKWARD = [
+    *INJECTION_CORPUS,
+    "'quoted",
+    'a "quote", and a comma',
+    "two\nlines",
+    "carriage\rreturn",
+    "tab\tinside",
+    "ünïcödé ☃ 𝄞",
+    "control \x01\x1f chars",
+    "back\\slash",
+    "",
+]
+
+
+def awkward_history(personas: Any) -> None:
+    some_history(personas)
+    with_flagged_override(personas)
+    other_course = CourseFactory()
+    enrol(other_course, personas.oscar, Role.STUDENT)
+    services.project_create(course=other_course, actor=personas.oscar, title="=Elsewhere")
+    append_events(
+        {
+            "actor_id": personas.alice.pk,
+            "actor_label": text,
+            "verb": text or "x",
+            "object_type": "lifecycle.project",
+            "object_id": text,
+            "course_id": personas.course.pk,
+            "project_id": personas.project.pk,
+            "old": -1 if i % 2 else None,
+            "new": {
+                "answer": text,
+                "a": [1, 2.5, True, None, {"zz": text, "b": -3}],
+                "longer key": {"": 0},
+            },
+        }
+        for i, text in enumerate(AWKWARD)
+    )
+    more_history(personas)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("scope", ["all", "course", "project-and-verbs"])
+def test_the_copy_path_writes_the_same_bytes_as_the_python_path(personas, fmt, scope):
+    import time_machine
+
+    awkward_history(personas)
+    filters = {
+        "all": exports.ExportFilters(),
+        "course": exports.ExportFilters(course_id=personas.course.pk),
+        "project-and-verbs": exports.ExportFilters(
+            project_id=personas.project.pk, verbs=("stage.submit", "stakeholder.add")
+        ),
+    }[scope]
+    head = exports.chain_head_at()
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        fast = b"".join(exports.stream_export(fmt, filters, head, fast=True))
+        slow = b"".join(exports.stream_export(fmt, filters, head, fast=False))
+    assert fast.count(b"\n") > 3
+    assert fast == slow
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_awkward_content_round_trips_and_verifies(personas, tmp_path, fmt):
+    awkward_history(personas)
+    _, out = export(tmp_path, fmt)
+    assert f"{AuditEvent.objects.count()} events, 0 gaps" in out
+    _, out = export(tmp_path, fmt, "--course", str(personas.course.pk))
+    assert "filtered export" in out
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+@pytest.mark.parametrize(
+    "in_transaction",
+    [
+        pytest.param(True, marks=pytest.mark.django_db),
+        pytest.param(False, marks=pytest.mark.django_db(transaction=True)),
+    ],
+)
+def test_an_abandoned_copy_download_leaves_the_connection_usable(personas, in_transaction):
+    assert connection.in_atomic_block == in_transaction
+    append_events(draft_saves(personas, 20_000), batch_size=10_000)
+    head = exports.chain_head_at()
+    stream = exports.stream_export("csv", exports.ExportFilters(), head, fast=True)
+    first = next(iter(stream))
+    assert first.startswith(b"seq,at,")
+    stream.close()
+    assert AuditEvent.objects.filter(seq=1).exists()

@@ -27,6 +27,7 @@ TASKS = {
     "reviews.sweep_outbox",
     "reviews.sweep_reminders",
     "reviews.send_daily_digests",
+    "reviews.send_audit_checkpoint",
 }
 
 
@@ -42,6 +43,7 @@ def test_beat_runs_the_migrated_outbox_sweep_on_the_worker(celery_services):
         "reviews.sweep_outbox": ("*", "*", True),  # every minute
         "reviews.sweep_reminders": ("0", "7", True),  # daily
         "reviews.send_daily_digests": ("0", "18", True),  # daily
+        "reviews.send_audit_checkpoint": ("0", "2", True),  # daily
     }
     for task in PeriodicTask.objects.filter(task__startswith="reviews."):
         assert task.crontab.day_of_week == task.crontab.day_of_month == "*"

@@ -22,7 +22,7 @@ def recreate_sqlite_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("lifecycle", "0005_draft_changed_by")]
+    dependencies = [("lifecycle", "0006_perf_indexes")]
 
     operations = [
         migrations.AddField(

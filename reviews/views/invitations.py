@@ -53,6 +53,19 @@ def _unusable(request: HttpRequest, state: str) -> HttpResponse:
     )
 
 
+def _wrong_account(request: HttpRequest, invitation: Invitation, token: str) -> HttpResponse:
+    """Signed in as someone else: say so, and offer to sign out and come back to the link."""
+    return render(
+        request,
+        "reviews/invitation_wrong_account.html",
+        {
+            "invitation": invitation,
+            "here": reverse("reviews:invitation_accept", args=[token]),
+        },
+        status=403,
+    )
+
+
 def _page(
     request: HttpRequest,
     invitation: Invitation,
@@ -69,6 +82,7 @@ def _page(
         "error": error,
         "on_team": invitation.project is not None
         and lifecycle_permissions.is_project_member(user, invitation.project),
+        "in_course": lifecycle_permissions.is_course_member(user, invitation.course),
     }
     if not user.is_authenticated:
         context["account_exists"] = User.objects.filter(email__iexact=invitation.email).exists()
@@ -86,6 +100,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     state = invitation.state() if invitation is not None else "unknown"
     if invitation is None or state != "pending":
         return _unusable(request, state)
+    if request.user.is_authenticated and not services.invitation_addressed_to(
+        invitation, request.user
+    ):
+        return _wrong_account(request, invitation, token)
     if request.method == "GET":
         return _page(request, invitation, token)
 
@@ -94,6 +112,8 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             invitation, _ = services.invitation_accept(token=token, user=signed_in(request))
         except services.InvitationUnusable as unusable:
             return _unusable(request, unusable.state)
+        except services.WrongInvitee:
+            return _wrong_account(request, invitation, token)
         except NotAllowed as refused:
             return _page(request, invitation, token, error=refused.message, status=403)
         except DomainError as error:

@@ -114,3 +114,14 @@ def advance_to(project: Project, order: int, *, team_member: User, reviewer: Use
         services.stage_mark_approved(stage=stage, revision=revision, actor=reviewer)
         stage = current_stage(project)
     return stage
+
+
+def declare_no_conflict(project: Project, expert: User) -> Any:
+    """An expert's conflict-of-interest declaration, due before their first decision."""
+    from reviews.models import ConflictDeclaration
+    from reviews.services import conflict_declare
+
+    found = ConflictDeclaration.objects.filter(project=project, reviewer=expert).first()
+    return found or conflict_declare(
+        project=project, reviewer=expert, has_conflict=False, details="No ties to the team."
+    )

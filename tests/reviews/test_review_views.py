@@ -19,7 +19,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from factories import UserFactory, current_stage, enrol, fill_and_submit
+from factories import UserFactory, current_stage, declare_no_conflict, enrol, fill_and_submit
 from reauth import confirm_password
 
 from accounts.models import User
@@ -90,7 +90,9 @@ def invite_and_accept(p: Any, expert: Any, stage: ProjectStage, *, project: Any 
         stage_definition=stage.definition,
         email=expert.email,
     )
-    return services.invitation_accept(token=token, user=expert)[1]
+    assignment = services.invitation_accept(token=token, user=expert)[1]
+    declare_no_conflict(project or p.project, expert)
+    return assignment
 
 
 @pytest.fixture

@@ -108,7 +108,9 @@ def sign_up(request: HttpRequest) -> HttpResponse:
             except services.EmailTaken:
                 form.add_email_taken_error()
             except services.SignUpLimited as limited:
-                form.add_error(None if limited.field == "__all__" else limited.field, limited.message)
+                form.add_error(
+                    None if limited.field == "__all__" else limited.field, limited.message
+                )
             except DomainError as error:
                 form.add_error("code", error.message)
             else:
@@ -116,8 +118,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
                 messages.success(
                     request,
                     f"Welcome, {user.name}. We sent a link to {user.email}: follow it to verify "
-                    "your address"
-                    + (" and join the course." if data["code"] else "."),
+                    "your address" + (" and join the course." if data["code"] else "."),
                 )
                 return redirect(next_url or "accounts:verify_email_pending")
     else:

@@ -194,7 +194,7 @@ class AcceptInvitationForm(NewPasswordForm):
 
     def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.email = email
+        self.invited_email = email
         self.fields["email"].initial = email
         self.helper = FormHelper()
         self.helper.form_id = "accept-form"
@@ -209,7 +209,7 @@ class AcceptInvitationForm(NewPasswordForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         self.check_new_password(
-            email=self.email, display_name=self.cleaned_data.get("display_name", "")
+            email=self.invited_email, display_name=self.cleaned_data.get("display_name", "")
         )
         return self.cleaned_data
 
@@ -343,8 +343,7 @@ class CourseSettingsForm(forms.Form):
         widget=forms.RadioSelect,
     )
     team_experts_need_confirmation = forms.BooleanField(
-        label="Course staff confirm an expert a team invited before the expert's decisions "
-        "count",
+        label="Course staff confirm an expert a team invited before the expert's decisions count",
         required=False,
         help_text="Recommended: otherwise a team can invite an address it controls and approve "
         "its own stages as their 'expert'.",

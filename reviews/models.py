@@ -103,7 +103,7 @@ class ReviewAssignment(models.Model):
     @property
     def proposed_by(self) -> Any:
         """Who put this reviewer forward: the invitation's sender, else whoever assigned."""
-        return self.invitation.invited_by if self.invitation_id else self.assigned_by
+        return self.invitation.invited_by if self.invitation is not None else self.assigned_by
 
 
 class ConflictDeclaration(models.Model):

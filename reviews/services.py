@@ -95,9 +95,15 @@ def assignment_create(
         raise InvalidAnswers({"reviewer": [f"{reviewer.email} is not on this course's staff."]})
     if role == ReviewerRole.EXPERT and not project.course.allows_experts:
         raise InvalidAnswers({"role": [f"{project.course.title} uses no outside domain experts."]})
-    if role == ReviewerRole.EXPERT and lifecycle_permissions.is_course_member(reviewer, project.course):
+    if role == ReviewerRole.EXPERT and lifecycle_permissions.is_course_member(
+        reviewer, project.course
+    ):
         raise InvalidAnswers(
-            {"reviewer": [f"{reviewer.email} is in this course: a domain expert comes from outside."]}
+            {
+                "reviewer": [
+                    f"{reviewer.email} is in this course: a domain expert comes from outside."
+                ]
+            }
         )
     if stage_definition is not None and stage_definition.template_id != project.template_id:
         raise InvalidAnswers({"stage_definition": ["That stage is not in this project."]})
@@ -434,8 +440,8 @@ def _accept(invitation: Invitation, user: User) -> ReviewAssignment | None:
         user.email_verified_at = now
         user.save(update_fields=["email_verified_at"])
     assignment = None
-    needs_confirmation = (
-        invitation.course.team_experts_need_confirmation and _proposed_by_team(invitation)
+    needs_confirmation = invitation.course.team_experts_need_confirmation and _proposed_by_team(
+        invitation
     )
     if invitation.project is not None:
         assignment = ReviewAssignment.objects.filter(
@@ -784,7 +790,9 @@ def invitation_resend(*, invitation: Invitation, actor: Any) -> tuple[Invitation
 
 
 @transaction.atomic
-def invitation_readdress(*, invitation: Invitation, actor: Any, email: str) -> tuple[Invitation, str]:
+def invitation_readdress(
+    *, invitation: Invitation, actor: Any, email: str
+) -> tuple[Invitation, str]:
     """Course staff correct where an invitation goes: the new address gets a new token, and the
     link sent to the old one stops working."""
     invitation = (

@@ -37,9 +37,7 @@ urlpatterns = [
     path("invitations/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
     path("stages/<int:stage_pk>/", stages.review_stage, name="review_stage"),
     path("stages/<int:stage_pk>/decide/", stages.stage_decide, name="stage_decide"),
-    path(
-        "stages/<int:stage_pk>/conflicts/", stages.conflict_declare, name="conflict_declare"
-    ),
+    path("stages/<int:stage_pk>/conflicts/", stages.conflict_declare, name="conflict_declare"),
     path(
         "assignments/<int:assignment_pk>/confirm/",
         reviewers.expert_confirm,
@@ -55,7 +53,6 @@ urlpatterns = [
         reviewers.invitation_readdress,
         name="invitation_readdress",
     ),
-
     path("stages/<int:stage_pk>/comments/", stages.comment_add, name="comment_add"),
     path("stages/<int:stage_pk>/override/", stages.stage_override, name="stage_override"),
     path("comments/<int:comment_pk>/resolve/", stages.comment_resolve, name="comment_resolve"),

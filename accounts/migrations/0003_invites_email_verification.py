@@ -12,16 +12,20 @@ def verify_existing_accounts(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_user_email_frequency'),
+        ("accounts", "0002_user_email_frequency"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='email_verified_at',
-            field=models.DateTimeField(blank=True, help_text='When the person followed a link sent to this address (a verification or invitation e-mail). Until then the account cannot join a course or review.', null=True, verbose_name='e-mail verified'),
+            model_name="user",
+            name="email_verified_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the person followed a link sent to this address (a verification or invitation e-mail). Until then the account cannot join a course or review.",
+                null=True,
+                verbose_name="e-mail verified",
+            ),
         ),
         migrations.RunPython(verify_existing_accounts, migrations.RunPython.noop),
     ]

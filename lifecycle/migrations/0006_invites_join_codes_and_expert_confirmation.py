@@ -4,20 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('lifecycle', '0005_draft_changed_by'),
+        ("lifecycle", "0005_draft_changed_by"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='course',
-            name='join_code_expires_on',
-            field=models.DateField(blank=True, help_text='The last day the join code works. Empty: it works until rotated.', null=True),
+            model_name="course",
+            name="join_code_expires_on",
+            field=models.DateField(
+                blank=True,
+                help_text="The last day the join code works. Empty: it works until rotated.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='course',
-            name='team_experts_need_confirmation',
-            field=models.BooleanField(default=True, help_text='A domain expert a team invited decides only once course staff confirm them as independent.'),
+            model_name="course",
+            name="team_experts_need_confirmation",
+            field=models.BooleanField(
+                default=True,
+                help_text="A domain expert a team invited decides only once course staff confirm them as independent.",
+            ),
         ),
     ]

@@ -7,57 +7,104 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('lifecycle', '0006_invites_join_codes_and_expert_confirmation'),
-        ('reviews', '0003_beat_schedules'),
+        ("lifecycle", "0006_invites_join_codes_and_expert_confirmation"),
+        ("reviews", "0003_beat_schedules"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='reviewassignment',
-            name='confirmed_at',
+            model_name="reviewassignment",
+            name="confirmed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='reviewassignment',
-            name='confirmed_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="reviewassignment",
+            name="confirmed_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='reviewassignment',
-            name='invitation',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='reviews.invitation'),
+            model_name="reviewassignment",
+            name="invitation",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="reviews.invitation",
+            ),
         ),
         migrations.AddField(
-            model_name='reviewassignment',
-            name='needs_confirmation',
-            field=models.BooleanField(default=False, help_text='An expert a team proposed: their decisions are refused until staff confirm.'),
+            model_name="reviewassignment",
+            name="needs_confirmation",
+            field=models.BooleanField(
+                default=False,
+                help_text="An expert a team proposed: their decisions are refused until staff confirm.",
+            ),
         ),
         migrations.AddField(
-            model_name='reviewassignment',
-            name='revoked_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="reviewassignment",
+            name="revoked_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='reviewassignment',
-            name='state',
-            field=models.CharField(choices=[('active', 'Active'), ('withdrawn', 'Withdrawn'), ('revoked', 'Revoked')], default='active', max_length=10),
+            model_name="reviewassignment",
+            name="state",
+            field=models.CharField(
+                choices=[("active", "Active"), ("withdrawn", "Withdrawn"), ("revoked", "Revoked")],
+                default="active",
+                max_length=10,
+            ),
         ),
         migrations.CreateModel(
-            name='ConflictDeclaration',
+            name="ConflictDeclaration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('has_conflict', models.BooleanField()),
-                ('details', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='lifecycle.project')),
-                ('reviewer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='conflict_declarations', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("has_conflict", models.BooleanField()),
+                ("details", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="lifecycle.project",
+                    ),
+                ),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="conflict_declarations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['project', 'created_at'],
-                'constraints': [models.UniqueConstraint(fields=('project', 'reviewer'), name='conflict_declaration_once_per_project')],
+                "ordering": ["project", "created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "reviewer"), name="conflict_declaration_once_per_project"
+                    )
+                ],
             },
         ),
     ]

@@ -57,4 +57,3 @@ def course_settings(request: HttpRequest, course_pk: int) -> HttpResponse:
         },
         status=400 if request.method == "POST" else 200,
     )
-

@@ -101,11 +101,9 @@ def _page(
         .order_by("withdrawn", "stage_definition__order", "created_at")
     )
     # Who invited whom and what each expert declared: staff judge independence from this.
-    declarations = {
-        d.reviewer_id: d for d in ConflictDeclaration.objects.filter(project=project)
-    }
+    declarations = {d.reviewer_id: d for d in ConflictDeclaration.objects.filter(project=project)}
     for a in assignments:
-        a.declaration = declarations.get(a.reviewer_id)
+        a.declaration = declarations.get(a.reviewer_id)  # type: ignore[attr-defined]
     now = timezone.now()
     invitations = []
     for invitation in project.invitations.select_related(
@@ -351,9 +349,7 @@ def invitation_readdress(request: HttpRequest, invitation_pk: int) -> HttpRespon
     return redirect(back)
 
 
-def _expert_action(
-    request: HttpRequest, assignment_pk: int, act: Any, done: str
-) -> HttpResponse:
+def _expert_action(request: HttpRequest, assignment_pk: int, act: Any, done: str) -> HttpResponse:
     assignment = selectors.get_assignment_for_user(request.user, assignment_pk)
     back = _reviewers_url(assignment.project)
     if not lifecycle_permissions.is_course_staff(request.user, assignment.project.course):

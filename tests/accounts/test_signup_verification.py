@@ -218,7 +218,9 @@ def test_an_expired_join_code_is_a_clear_form_error(client, django_capture_on_co
     response = client.post(JOIN_URL, {"code": course.join_code})
     assert response.status_code == 400
     assert "This join code expired on" in response.content.decode()
-    signup = sign_up(Client(), django_capture_on_commit_callbacks, **form_data(code=course.join_code))
+    signup = sign_up(
+        Client(), django_capture_on_commit_callbacks, **form_data(code=course.join_code)
+    )
     assert signup.status_code == 400
     assert "This join code expired on" in signup.content.decode()
     assert not User.objects.filter(email="student0@example.test").exists()

@@ -97,10 +97,13 @@ def test_carol_opening_alices_expert_link_while_signed_in_is_refused_and_the_pag
     assert not ReviewAssignment.objects.filter(reviewer=p.carol).exists()
     assert Invitation.objects.get().state() == "pending"
     assert carol.get(review_url(stage)).status_code == 404
-    assert carol.post(
-        reverse("reviews:stage_decide", args=[stage.pk]),
-        {"revision": stage.revisions.get().pk, "outcome": "approve"},
-    ).status_code == 404
+    assert (
+        carol.post(
+            reverse("reviews:stage_decide", args=[stage.pk]),
+            {"revision": stage.revisions.get().pk, "outcome": "approve"},
+        ).status_code
+        == 404
+    )
 
 
 def test_an_outsider_holding_a_forwarded_link_is_refused_by_the_service_too(personas):
@@ -195,9 +198,7 @@ def test_someone_who_joined_the_course_after_being_invited_cannot_accept(persona
 def test_staff_cannot_assign_a_student_of_the_course_as_the_expert(personas):
     p = personas
     with pytest.raises(InvalidAnswers):
-        services.assignment_create(
-            project=p.project, actor=p.tina, reviewer=p.carol, role="expert"
-        )
+        services.assignment_create(project=p.project, actor=p.tina, reviewer=p.carol, role="expert")
 
 
 def test_staff_re_address_an_invitation_with_a_new_token_and_the_old_one_dies(
@@ -287,9 +288,10 @@ def test_a_team_cannot_supply_its_own_expert_until_staff_confirm_them(personas):
     html = reviewers.content.decode()
     assert f"Invited by Alice ({p.alice.email})" in html
     assert "declares no conflict of interest" in html
-    assert signed_in(p.alice).post(
-        reverse("reviews:expert_confirm", args=[assignment.pk])
-    ).status_code == 404
+    assert (
+        signed_in(p.alice).post(reverse("reviews:expert_confirm", args=[assignment.pk])).status_code
+        == 404
+    )
     confirmed = signed_in(p.tina).post(reverse("reviews:expert_confirm", args=[assignment.pk]))
     assert confirmed.status_code == 302
     assert AuditEvent.objects.filter(verb="review.expert_confirm").count() == 1
@@ -353,9 +355,7 @@ def test_an_unconfirmed_experts_decision_never_counts_in_the_gate(personas):
 def test_every_expert_declares_conflicts_before_their_first_decision(personas):
     p = personas
     stage = current_stage(p.project)
-    services.assignment_create(
-        project=p.project, actor=p.tina, reviewer=p.erin, role="expert"
-    )
+    services.assignment_create(project=p.project, actor=p.tina, reviewer=p.erin, role="expert")
     revision = fill_and_submit(stage, p.alice)
     with pytest.raises(IllegalTransition, match="conflicts of interest"):
         services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")

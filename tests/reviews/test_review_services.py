@@ -188,6 +188,7 @@ def test_reassigning_withdraws_the_old_reviewer_and_assigns_the_new_one(personas
     assert assigned.new["reviewer"] == expert.email
     with pytest.raises(NotAllowed):
         services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
+    declare_no_conflict(p.project, expert)
     services.decision_record(revision=revision, reviewer=expert, outcome="approve")
 
 

@@ -1,5 +1,7 @@
-"""Accepting an invitation. The token in the URL is the only credential, so a link that cannot
-be used says why on a clear page and never makes an account."""
+"""Accepting an invitation. The token in the URL proves the link, and the link is bound to the
+address it was sent to: whoever is signed in as another account is refused and offered a
+sign-out back to the link, and a new account gets the invited address. A link that cannot be
+used says why on a clear page and never makes an account."""
 
 from __future__ import annotations
 

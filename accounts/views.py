@@ -36,11 +36,10 @@ from .forms import (
     SetPasswordLayoutForm,
     SignInForm,
     SignUpForm,
-    client_ip,
 )
 from .models import User
 from .reauth import password_confirmed_now, password_confirmed_recently
-from .throttle import forget_failures_of
+from .throttle import client_ip, forget_failures_of
 
 
 def _safe_next(request: HttpRequest) -> str:

@@ -26,6 +26,8 @@ class UserManager(BaseUserManager["User"]):
     def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra.setdefault("is_staff", True)
         extra.setdefault("is_superuser", True)
+        # A site administrator is created from the shell by whoever runs the site.
+        extra.setdefault("email_verified_at", timezone.now())
         if not (extra["is_staff"] and extra["is_superuser"]):
             raise ValueError("A superuser needs is_staff and is_superuser.")
         return self._create_user(email, password, **extra)
@@ -67,6 +69,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=False, help_text="Can sign in to the Django admin (site administrators only)."
     )
     is_active = models.BooleanField(default=True)
+    email_verified_at = models.DateTimeField(
+        "e-mail verified",
+        null=True,
+        blank=True,
+        help_text="When the person followed a link sent to this address (a verification or "
+        "invitation e-mail). Until then the account cannot join a course or review.",
+    )
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
@@ -84,6 +93,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def name(self) -> str:
         return self.display_name or self.email.split("@")[0]
+
+    @property
+    def is_email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     def get_full_name(self) -> str:
         return self.name

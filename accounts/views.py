@@ -19,12 +19,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
 
 # The one place accounts reaches up into lifecycle: signing up from an invitation link joins
 # the course in the same transaction, so a wrong code creates no half-finished account.
 from lifecycle.errors import DomainError
-from lifecycle.services import course_join
+from lifecycle.services import course_for_join_code, course_join
 
 from . import services
 from .forms import (
@@ -38,7 +39,7 @@ from .forms import (
 )
 from .models import User
 from .reauth import password_confirmed_now, password_confirmed_recently
-from .throttle import forget_failures_of
+from .throttle import client_ip, forget_failures_of
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -80,7 +81,8 @@ class SignInView(auth_views.LoginView):
 
 @require_http_methods(["GET", "POST"])
 def sign_up(request: HttpRequest) -> HttpResponse:
-    """Create an account and sign in; with a join code, also join that course."""
+    """Create an account and sign in. The account joins no course until its address is
+    verified: the e-mailed link does that, and carries a join code typed here along."""
     next_url = _safe_next(request)
     if request.user.is_authenticated:
         code = request.GET.get("code", "")
@@ -92,29 +94,32 @@ def sign_up(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
+                if data["code"]:
+                    course_for_join_code(data["code"])  # a clear error before any account
+                services.sign_up_take_place(ip=client_ip(request), join_code=data["code"])
                 with transaction.atomic():
                     user = services.user_sign_up(
                         email=data["email"],
                         password=data["password1"],
                         display_name=data["display_name"],
                     )
-                    membership = (
-                        course_join(user=user, join_code=data["code"]) if data["code"] else None
-                    )
+                    services.email_verification_send(user=user, join_code=data["code"])
             except services.EmailTaken:
                 form.add_email_taken_error()
+            except services.SignUpLimited as limited:
+                form.add_error(
+                    None if limited.field == "__all__" else limited.field, limited.message
+                )
             except DomainError as error:
                 form.add_error("code", error.message)
             else:
                 login(request, user)
-                if membership is not None:
-                    messages.success(
-                        request,
-                        f"Welcome, {user.name}. You have joined {membership.course.title}.",
-                    )
-                    return redirect("lifecycle:course_detail", course_pk=membership.course_id)
-                messages.success(request, f"Welcome, {user.name}. Your account is ready.")
-                return redirect(next_url or "home")
+                messages.success(
+                    request,
+                    f"Welcome, {user.name}. We sent a link to {user.email}: follow it to verify "
+                    "your address" + (" and join the course." if data["code"] else "."),
+                )
+                return redirect(next_url or "accounts:verify_email_pending")
     else:
         form = SignUpForm(initial={"code": request.GET.get("code", "").strip().upper()})
     code = (form["code"].value() or "").strip()
@@ -130,6 +135,55 @@ def sign_up(request: HttpRequest) -> HttpResponse:
         {"form": form, "next": next_url, "sign_in_url": sign_in_url},
         status=400 if form.is_bound else 200,
     )
+
+
+@never_cache
+@require_GET
+def verify_email(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the verification e-mail. It works signed in or not (the token names the
+    account); a join code given at sign-up is used now."""
+    try:
+        verified = services.email_verify(token=token)
+    except services.VerificationFailed as failed:
+        return render(
+            request, "accounts/verify_email_failed.html", {"message": failed.message}, status=400
+        )
+    user = verified.user
+    if verified.join_code:
+        try:
+            membership = course_join(user=user, join_code=verified.join_code)
+        except DomainError as error:
+            messages.warning(request, f"Your address is verified. {error.message}")
+        else:
+            messages.success(
+                request, f"Your address is verified and you have joined {membership.course.title}."
+            )
+            if request.user.is_authenticated and request.user.pk == user.pk:
+                return redirect("lifecycle:course_detail", course_pk=membership.course_id)
+            return redirect("accounts:login")
+    else:
+        messages.success(request, "Your e-mail address is verified. Thank you.")
+    if request.user.is_authenticated and request.user.pk == user.pk:
+        return redirect("home")
+    return redirect("accounts:login")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def verify_email_pending(request: HttpRequest) -> HttpResponse:
+    """What an unverified account sees, with a button for another link."""
+    user = cast(User, request.user)
+    if user.email_verified_at is not None:
+        return redirect("home")
+    if request.method == "POST":
+        with transaction.atomic():
+            sent = services.email_verification_send(user=user)
+        if sent:
+            messages.success(request, f"A new link is on its way to {user.email}.")
+        else:
+            messages.info(request, "A link was sent a moment ago: wait a minute before the next.")
+        return redirect("accounts:verify_email_pending")
+    return render(request, "accounts/verify_email_pending.html", {})
 
 
 class SignOutView(auth_views.LogoutView):

@@ -172,6 +172,11 @@ class Course(models.Model):
     code = models.SlugField(max_length=40, unique=True, help_text="Short name, e.g. 'cs1470-f26'.")
     term = models.CharField(max_length=60, blank=True)
     join_code = models.CharField(max_length=16, unique=True, default=new_join_code)
+    join_code_expires_on = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The last day the join code works. Empty: it works until rotated.",
+    )
     template = models.ForeignKey(
         LifecycleTemplate,
         on_delete=models.PROTECT,
@@ -186,6 +191,11 @@ class Course(models.Model):
         choices=ExpertInvitationPolicy.choices,
         default=ExpertInvitationPolicy.ALLOWED,
     )
+    team_experts_need_confirmation = models.BooleanField(
+        default=True,
+        help_text="A domain expert a team invited decides only once course staff confirm them "
+        "as independent.",
+    )
     invitation_expiry_days = models.PositiveSmallIntegerField(default=14)
     reminder_interval_days = models.PositiveSmallIntegerField(default=3)
     reminder_limit = models.PositiveSmallIntegerField(default=2)
@@ -199,6 +209,10 @@ class Course(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def join_code_expired(self, today: Any = None) -> bool:
+        today = today or timezone.localdate()
+        return self.join_code_expires_on is not None and today > self.join_code_expires_on
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError

@@ -185,14 +185,56 @@ def course_add_member(*, course: Course, actor: Any, user: Any, role: str) -> Me
     return membership
 
 
+def course_for_join_code(join_code: str) -> Course:
+    """The course a join code opens, or the reason it opens none (for a form error)."""
+    course = Course.objects.filter(join_code=join_code.strip().upper()).first()
+    if course is None:
+        raise IllegalTransition("No course has that join code. Check it with your course staff.")
+    if course.join_code_expired():
+        expired = course.join_code_expires_on
+        raise IllegalTransition(
+            f"This join code expired on {expired:%d %B %Y}. Ask your course staff for a new one."
+        )
+    return course
+
+
+@transaction.atomic
+def course_rotate_join_code(*, course: Course, actor: Any) -> Course:
+    """Course staff replace a leaked or spent join code: the old one stops working at once."""
+    from .models import new_join_code
+
+    course = Course.objects.select_for_update(of=("self",), no_key=True).get(pk=course.pk)
+    if not permissions.is_course_staff(actor, course):
+        raise NotAllowed("Only course staff change the join code.")
+    old = course.join_code
+    code = new_join_code()
+    while Course.objects.filter(join_code=code).exists():
+        code = new_join_code()
+    course.join_code = code
+    course.save(update_fields=["join_code"])
+    # The old code is dead and may be recorded; the new one stays out of exported trails.
+    audit_record(
+        actor=actor,
+        verb="course.join_code_rotate",
+        obj=course,
+        course=course,
+        old={"join_code": old},
+        new={"rotated": True},
+    )
+    return course
+
+
 @transaction.atomic
 def course_join(*, user: Any, join_code: str) -> Membership:
     """A student joins with the course's join code. Joining twice is harmless."""
     if not getattr(user, "is_authenticated", False):
         raise NotAllowed("Sign in to join a course.")
-    course = Course.objects.filter(join_code=join_code.strip().upper()).first()
-    if course is None:
-        raise IllegalTransition("No course has that join code. Check it with your course staff.")
+    course = course_for_join_code(join_code)
+    if getattr(user, "email_verified_at", None) is None:
+        raise IllegalTransition(
+            "Verify your e-mail address before you join a course: follow the link we sent to "
+            f"{user.email}, then use the join code again."
+        )
     membership, created = Membership.objects.get_or_create(
         course=course, user=user, defaults={"role": Role.STUDENT}
     )
@@ -864,7 +906,9 @@ COURSE_SETTING_FIELDS = (
     "term",
     "allows_experts",
     "expert_invitations",
+    "team_experts_need_confirmation",
     "invitation_expiry_days",
+    "join_code_expires_on",
     "reminder_interval_days",
     "reminder_limit",
 )

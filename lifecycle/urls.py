@@ -10,6 +10,11 @@ urlpatterns = [
     path("courses/join/", projects.course_join, name="course_join"),
     path("courses/<int:course_pk>/", projects.course_detail, name="course_detail"),
     path("courses/<int:course_pk>/invite/", projects.course_invite, name="course_invite"),
+    path(
+        "courses/<int:course_pk>/join-code/rotate/",
+        projects.join_code_rotate,
+        name="join_code_rotate",
+    ),
     path("courses/<int:course_pk>/projects/new/", projects.project_create, name="project_create"),
     path("projects/<int:pk>/", projects.project_detail, name="project_detail"),
     path("projects/<int:pk>/stakeholders/", projects.stakeholders, name="stakeholders"),

@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from lifecycle import services
@@ -23,6 +24,7 @@ from lifecycle.models import (
 )
 
 from . import services as review_services
+from .models import ConflictDeclaration
 
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_COURSE_CODE = "dl-demo"
@@ -76,12 +78,25 @@ def _current(project: Project) -> ProjectStage:
     )
 
 
+def _declare_no_conflict(project: Project, expert: User) -> None:
+    """Staff assigned the demo's experts (so they need no confirmation); each declares its
+    conflicts of interest before its first decision, as every expert must."""
+    if not ConflictDeclaration.objects.filter(project=project, reviewer=expert).exists():
+        review_services.conflict_declare(
+            project=project,
+            reviewer=expert,
+            has_conflict=False,
+            details="No ties to the team, its members or the outcome.",
+        )
+
+
 def _approve_until(
     project: Project, order: int, team: User, ta: User, expert: User, topic: str
 ) -> None:
     """Submit and pass each stage before ``order`` through real decisions: the TA approves,
     and the project's domain expert too where the stage's gate asks for one."""
     stage = _current(project)
+    _declare_no_conflict(project, expert)
     while stage.definition.order < order:
         revision = _submit(stage, team, topic)
         if stage.definition.min_expert_approvals:
@@ -104,6 +119,7 @@ def seed_demo() -> tuple[Course, bool]:
                 display_name=name,
                 affiliation=affiliation,
                 expertise=expertise,
+                email_verified_at=timezone.now(),
             )
             users[email.split("@")[0]] = user
         template = install_default_template()

@@ -177,6 +177,14 @@ class InvitationForm(forms.Form):
 class AcceptInvitationForm(NewPasswordForm):
     """A new person: how others see them, and a password (twice, Django's validators)."""
 
+    # Shown, never read: a disabled field ignores whatever is posted under its name, and the
+    # account gets the invitation's address (the service takes it from there, not from here).
+    email = forms.EmailField(
+        label="E-mail (the invited address)",
+        disabled=True,
+        required=False,
+        help_text="You sign in with this address. The invitation belongs to it.",
+    )
     display_name = forms.CharField(
         label="Your name",
         max_length=150,
@@ -186,10 +194,12 @@ class AcceptInvitationForm(NewPasswordForm):
 
     def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.email = email
+        self.invited_email = email
+        self.fields["email"].initial = email
         self.helper = FormHelper()
         self.helper.form_id = "accept-form"
         self.helper.layout = Layout(
+            Field("email", readonly=True),
             Field("display_name", autofocus=True),
             "password1",
             "password2",
@@ -199,9 +209,52 @@ class AcceptInvitationForm(NewPasswordForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         self.check_new_password(
-            email=self.email, display_name=self.cleaned_data.get("display_name", "")
+            email=self.invited_email, display_name=self.cleaned_data.get("display_name", "")
         )
         return self.cleaned_data
+
+
+class ConflictDeclarationForm(forms.Form):
+    """Before a first decision on a project: does anything tie the expert to it?"""
+
+    has_conflict = forms.TypedChoiceField(
+        label="Conflicts of interest",
+        choices=[
+            ("no", "I have no conflict of interest with this project, its team or its outcome"),
+            ("yes", "I have a possible conflict of interest, described below"),
+        ],
+        coerce=lambda value: value == "yes",
+        widget=forms.RadioSelect,
+    )
+    details = forms.CharField(
+        label="Details",
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="E.g. a personal or working tie to a team member, a financial interest in "
+        "the outcome, a competing project. Course staff read this.",
+    )
+
+    def __init__(self, *args: Any, action: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_id = "conflict-form"
+        self.helper.layout = Layout(
+            "has_conflict",
+            "details",
+            StrictButton("Record my declaration", type="submit", css_class="btn-primary"),
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("has_conflict") and not (cleaned.get("details") or "").strip():
+            self.add_error("details", "Say what the conflict is, so staff can judge it.")
+        return cleaned
+
+
+class ReaddressInvitationForm(forms.Form):
+    email = forms.EmailField(label="New e-mail address")
 
 
 class DecisionForm(forms.Form):
@@ -289,6 +342,18 @@ class CourseSettingsForm(forms.Form):
         choices=ExpertInvitationPolicy.choices,
         widget=forms.RadioSelect,
     )
+    team_experts_need_confirmation = forms.BooleanField(
+        label="Course staff confirm an expert a team invited before the expert's decisions count",
+        required=False,
+        help_text="Recommended: otherwise a team can invite an address it controls and approve "
+        "its own stages as their 'expert'.",
+    )
+    join_code_expires_on = forms.DateField(
+        label="The join code works until (inclusive)",
+        required=False,
+        widget=_date_input(),
+        help_text="Empty: until you rotate it.",
+    )
     invitation_expiry_days = forms.IntegerField(
         label="Invitation links expire after (days)", min_value=1, max_value=90
     )
@@ -308,7 +373,9 @@ class CourseSettingsForm(forms.Form):
         self.helper.layout = Layout(
             "allows_experts",
             "expert_invitations",
+            "team_experts_need_confirmation",
             "invitation_expiry_days",
+            "join_code_expires_on",
             "reminder_interval_days",
             "reminder_limit",
             StrictButton("Save the settings", type="submit", css_class="btn-primary"),

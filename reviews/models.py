@@ -3,6 +3,8 @@ revisions and comment threads. Depends on lifecycle; lifecycle never imports thi
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -19,6 +21,9 @@ class ReviewerRole(models.TextChoices):
 class AssignmentState(models.TextChoices):
     ACTIVE = "active", "Active"
     WITHDRAWN = "withdrawn", "Withdrawn"
+    # Staff no longer trust this expert: their decisions stop counting on every stage still
+    # in review (a stage already approved stays approved; its approval is history).
+    REVOKED = "revoked", "Revoked"
 
 
 class ReviewAssignment(models.Model):
@@ -47,6 +52,21 @@ class ReviewAssignment(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # Who proposed this expert: an accepted invitation names its sender.
+    invitation = models.ForeignKey(
+        "Invitation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    needs_confirmation = models.BooleanField(
+        default=False,
+        help_text="An expert a team proposed: their decisions are refused until staff confirm.",
+    )
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["project", "stage_definition__order", "created_at"]
@@ -75,6 +95,40 @@ class ReviewAssignment(models.Model):
 
     def covers(self, definition_id: int) -> bool:
         return self.stage_definition_id is None or self.stage_definition_id == definition_id
+
+    @property
+    def awaiting_confirmation(self) -> bool:
+        return self.needs_confirmation and self.confirmed_at is None
+
+    @property
+    def proposed_by(self) -> Any:
+        """Who put this reviewer forward: the invitation's sender, else whoever assigned."""
+        return self.invitation.invited_by if self.invitation is not None else self.assigned_by
+
+
+class ConflictDeclaration(models.Model):
+    """A domain expert's declaration of conflicts of interest, made once per project before
+    their first decision on it; course staff read it on the reviewers page."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="conflict_declarations"
+    )
+    has_conflict = models.BooleanField()
+    details = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "reviewer"], name="conflict_declaration_once_per_project"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        said = "declares a conflict" if self.has_conflict else "declares no conflict"
+        return f"{self.reviewer} {said} on {self.project}"
 
 
 class InvitationScope(models.TextChoices):

@@ -52,7 +52,7 @@ def gate_panel_context(stage: ProjectStage) -> dict[str, Any]:
     current revision's count toward the gate, the others are shown as stale."""
     standing = list(
         Decision.objects.filter(revision__stage=stage, replaced_at__isnull=True)
-        .select_related("reviewer", "revision")
+        .select_related("reviewer", "revision", "assignment")
         .order_by("-created_at", "-pk")
     )
     current = stage.current_revision_id

@@ -27,6 +27,7 @@ from lifecycle.errors import IllegalTransition, InvalidAnswers, NotAllowed
 from lifecycle.models import (
     Course,
     ExpertInvitationPolicy,
+    Membership,
     Project,
     ProjectStage,
     StageDefinition,
@@ -39,6 +40,7 @@ from .gate import GatePolicy, GateResult, Vote, evaluate_gate
 from .models import (
     AssignmentState,
     Comment,
+    ConflictDeclaration,
     Decision,
     DecisionOutcome,
     Invitation,
@@ -95,6 +97,16 @@ def assignment_create(
         raise InvalidAnswers({"reviewer": [f"{reviewer.email} is not on this course's staff."]})
     if role == ReviewerRole.EXPERT and not project.course.allows_experts:
         raise InvalidAnswers({"role": [f"{project.course.title} uses no outside domain experts."]})
+    if role == ReviewerRole.EXPERT and lifecycle_permissions.is_course_member(
+        reviewer, project.course
+    ):
+        raise InvalidAnswers(
+            {
+                "reviewer": [
+                    f"{reviewer.email} is in this course: a domain expert comes from outside."
+                ]
+            }
+        )
     if stage_definition is not None and stage_definition.template_id != project.template_id:
         raise InvalidAnswers({"stage_definition": ["That stage is not in this project."]})
     existing = ReviewAssignment.objects.filter(
@@ -201,6 +213,22 @@ def _send_invitation(invitation: Invitation, token: str) -> None:
     Invitation.objects.filter(pk=invitation.pk).update(sent_at=timezone.now())
 
 
+COURSE_MEMBER_REFUSED = (
+    "{email} belongs to a member of {course}: course members cannot become a team's reviewer "
+    "through an invitation. Staff review as staff; invite an expert from outside the course."
+)
+
+
+def _check_invitee(email: str, *, course: Course, project: Project | None) -> None:
+    """A domain expert is independent of the course: no team member, no student, no staff."""
+    if project is not None and project.members.filter(email__iexact=email).exists():
+        raise InvalidAnswers({"email": ["Team members cannot review their own project."]})
+    if Membership.objects.filter(course=course, user__email__iexact=email).exists():
+        raise InvalidAnswers(
+            {"email": [COURSE_MEMBER_REFUSED.format(email=email, course=course.title)]}
+        )
+
+
 @transaction.atomic
 def invitation_create(
     *,
@@ -236,8 +264,7 @@ def invitation_create(
             raise NotAllowed("This course does not let teams invite domain experts.")
         needs_confirmation = course.expert_invitations == ExpertInvitationPolicy.AFTER_CONFIRMATION
     email = email.strip().lower()
-    if project is not None and project.members.filter(email__iexact=email).exists():
-        raise InvalidAnswers({"email": ["Team members cannot review their own project."]})
+    _check_invitee(email, course=course, project=project)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     invitation = Invitation.objects.create(
         email=email,
@@ -375,15 +402,49 @@ def _lock_usable_invitation(token: str) -> Invitation:
     return invitation
 
 
+class WrongInvitee(NotAllowed):
+    """Signed in as someone other than the invited address: the link is not theirs."""
+
+
+def invitation_addressed_to(invitation: Invitation, user: Any) -> bool:
+    return (getattr(user, "email", "") or "").lower() == invitation.email.lower()
+
+
+def _proposed_by_team(invitation: Invitation) -> bool:
+    """A team's invitation that no staff member has vouched for (by confirming it)."""
+    if invitation.confirmed_at is not None:
+        return False
+    return not lifecycle_permissions.is_course_staff(invitation.invited_by, invitation.course)
+
+
 def _accept(invitation: Invitation, user: User) -> ReviewAssignment | None:
+    # Links get forwarded and leak: only the invited address may accept, and never a member
+    # of the course (a student of another team included), whoever forwarded it to them.
+    if not invitation_addressed_to(invitation, user):
+        raise WrongInvitee(
+            f"This invitation was sent to {invitation.email}, and you are signed in as "
+            f"{user.email}. Only the person it was sent to can accept it."
+        )
     if invitation.project is not None and lifecycle_permissions.is_project_member(
         user, invitation.project
     ):
         raise NotAllowed("Team members cannot review their own project.")
-    invitation.accepted_at = timezone.now()
+    if lifecycle_permissions.is_course_member(user, invitation.course):
+        raise NotAllowed(
+            COURSE_MEMBER_REFUSED.format(email=user.email, course=invitation.course.title)
+        )
+    now = timezone.now()
+    invitation.accepted_at = now
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
+    if user.email_verified_at is None:
+        # The link reached this mailbox: that is what a verification e-mail would prove.
+        user.email_verified_at = now
+        user.save(update_fields=["email_verified_at"])
     assignment = None
+    needs_confirmation = invitation.course.team_experts_need_confirmation and _proposed_by_team(
+        invitation
+    )
     if invitation.project is not None:
         assignment = ReviewAssignment.objects.filter(
             project=invitation.project,
@@ -397,6 +458,10 @@ def _accept(invitation: Invitation, user: User) -> ReviewAssignment | None:
             stage_definition=invitation.stage_definition,
             due_date=invitation.due_date,
             assigned_by=invitation.invited_by,
+            invitation=invitation,
+            needs_confirmation=needs_confirmation,
+            confirmed_by=invitation.confirmed_by,
+            confirmed_at=invitation.confirmed_at,
         )
         from .notifications import on_assignment_created
 
@@ -411,6 +476,7 @@ def _accept(invitation: Invitation, user: User) -> ReviewAssignment | None:
             "email": invitation.email,
             "accepted_by": user.email,
             "assignment": assignment.pk if assignment else None,
+            "needs_confirmation": needs_confirmation,
         },
     )
     return assignment
@@ -438,10 +504,12 @@ def invitation_accept_new_user(
         )
     try:
         with transaction.atomic():
+            # The address is the invitation's, never one typed in; the link proves it.
             user = User.objects.create_user(
                 email=invitation.email,
                 password=password,
                 display_name=display_name.strip() or invitation.name,
+                email_verified_at=timezone.now(),
             )
     except IntegrityError:
         raise InvitationUnusable("accepted") from None
@@ -451,8 +519,18 @@ def invitation_accept_new_user(
 # --- decisions --------------------------------------------------------------------------------
 
 
+def decision_counts(decision: Decision) -> bool:
+    """Whether a standing decision counts toward the gate: a revoked expert's stops counting, an
+    unconfirmed one's never did (the decision service refuses them; this keeps the gate honest
+    whatever wrote the row). Needs ``assignment`` selected."""
+    assignment = decision.assignment
+    return assignment is None or (
+        assignment.state != AssignmentState.REVOKED and not assignment.awaiting_confirmation
+    )
+
+
 def votes_of(decisions: Iterable[Decision]) -> list[Vote]:
-    """Standing decisions (reviewer selected) as the gate's votes."""
+    """Standing decisions (reviewer and assignment selected) that count, as the gate's votes."""
     return [
         Vote(
             reviewer_id=d.reviewer_id,
@@ -463,6 +541,7 @@ def votes_of(decisions: Iterable[Decision]) -> list[Vote]:
             question_key=d.question_key,
         )
         for d in decisions
+        if decision_counts(d)
     ]
 
 
@@ -470,7 +549,7 @@ def current_votes(revision: StageRevision) -> list[Vote]:
     """The decisions that count now: the latest of each reviewer on this revision. Course
     staff review by their role, so every reviewer's request for changes blocks the gate."""
     decisions = Decision.objects.filter(revision=revision, replaced_at__isnull=True)
-    return votes_of(decisions.select_related("reviewer"))
+    return votes_of(decisions.select_related("reviewer", "assignment"))
 
 
 def _member_ids(project: Project) -> list[int]:
@@ -511,6 +590,24 @@ def gate_for_stage(
     )
 
 
+def decision_refusal(
+    reviewer: Any, project: Project, role: str | None, assignment: ReviewAssignment | None
+) -> str:
+    """Why a reviewer of this stage may not decide yet, or "" when they may."""
+    if getattr(reviewer, "email_verified_at", None) is None:
+        return "Verify your e-mail address before you review: follow the link we sent you."
+    if role != ReviewerRole.EXPERT:
+        return ""
+    if assignment is not None and assignment.awaiting_confirmation:
+        return (
+            "Course staff have not yet confirmed you as an independent expert for this project. "
+            "Your decisions count once they have; you can read and comment meanwhile."
+        )
+    if not ConflictDeclaration.objects.filter(project=project, reviewer=reviewer).exists():
+        return "Declare any conflicts of interest on this project before your first decision."
+    return ""
+
+
 @transaction.atomic
 def decision_record(
     *,
@@ -540,6 +637,9 @@ def decision_record(
     role, assignment = permissions.reviewer_role(reviewer, project, stage.definition)
     if role is None:
         raise NotAllowed("You are not a reviewer of this stage.")
+    refusal = decision_refusal(reviewer, project, role, assignment)
+    if refusal:
+        raise IllegalTransition(refusal)
     if stage.current_revision_id != revision.pk:
         current = stage.current_revision.number if stage.current_revision else "none"
         raise IllegalTransition(
@@ -725,6 +825,145 @@ def invitation_resend(*, invitation: Invitation, actor: Any) -> tuple[Invitation
     )
     transaction.on_commit(lambda: _send_invitation(invitation, token))
     return invitation, token
+
+
+@transaction.atomic
+def invitation_readdress(
+    *, invitation: Invitation, actor: Any, email: str
+) -> tuple[Invitation, str]:
+    """Course staff correct where an invitation goes: the new address gets a new token, and the
+    link sent to the old one stops working."""
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("course", "project")
+        .get(pk=invitation.pk)
+    )
+    _require_staff(actor, invitation.course)
+    state = invitation.state()
+    if state in ("accepted", "revoked"):
+        raise IllegalTransition(f"This invitation was already {state}.")
+    email = email.strip().lower()
+    if not email:
+        raise InvalidAnswers({"email": ["Enter the expert's e-mail address."]})
+    if email == invitation.email:
+        raise InvalidAnswers({"email": [f"The invitation already goes to {email}."]})
+    _check_invitee(email, course=invitation.course, project=invitation.project)
+    old_email = invitation.email
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    invitation.email = email
+    invitation.token_hash = hash_token(token)
+    invitation.expires_at = timezone.now() + dt.timedelta(
+        days=invitation.course.invitation_expiry_days
+    )
+    invitation.sent_at = None
+    invitation.save(update_fields=["email", "token_hash", "expires_at", "sent_at"])
+    audit_record(
+        actor=actor,
+        verb="invitation.readdress",
+        obj=invitation,
+        course=invitation.course,
+        project=invitation.project,
+        old={"email": old_email},
+        new={"email": email, "expires_at": invitation.expires_at},
+    )
+    # Still waiting for staff to confirm it: confirming sends it (with yet another token).
+    if invitation.state() != "awaiting_confirmation":
+        transaction.on_commit(lambda: _send_invitation(invitation, token))
+    return invitation, token
+
+
+# --- independent experts ----------------------------------------------------------------------
+
+
+def _lock_expert_assignment(assignment: ReviewAssignment, actor: Any) -> ReviewAssignment:
+    project = _lock_project(assignment.project_id)
+    _require_staff(actor, project.course)
+    assignment = (
+        ReviewAssignment.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("reviewer")
+        .get(pk=assignment.pk)
+    )
+    assignment.project = project
+    if assignment.role != ReviewerRole.EXPERT:
+        raise IllegalTransition("Only domain experts are confirmed or revoked.")
+    if assignment.state != AssignmentState.ACTIVE:
+        raise IllegalTransition(f"This assignment was already {assignment.state}.")
+    return assignment
+
+
+@transaction.atomic
+def expert_confirm(*, assignment: ReviewAssignment, actor: Any) -> ReviewAssignment:
+    """Course staff vouch for an expert a team proposed: from now on their decisions count."""
+    assignment = _lock_expert_assignment(assignment, actor)
+    if not assignment.awaiting_confirmation:
+        raise IllegalTransition("This expert needs no confirmation.")
+    assignment.confirmed_by = actor
+    assignment.confirmed_at = timezone.now()
+    assignment.save(update_fields=["confirmed_by", "confirmed_at"])
+    audit_record(
+        actor=actor,
+        verb="review.expert_confirm",
+        obj=assignment,
+        project=assignment.project,
+        new={"reviewer": assignment.reviewer.email, "proposed_by": assignment.proposed_by.email},
+    )
+    return assignment
+
+
+@transaction.atomic
+def expert_revoke(*, assignment: ReviewAssignment, actor: Any) -> ReviewAssignment:
+    """Course staff revoke an expert: the assignment ends and the expert's decisions stop
+    counting on every stage still in review. A stage already approved stays approved: its
+    approval is history, and the audit trail shows the revocation beside it."""
+    assignment = _lock_expert_assignment(assignment, actor)
+    assignment.state = AssignmentState.REVOKED
+    assignment.withdrawn_at = timezone.now()
+    assignment.revoked_by = actor
+    assignment.save(update_fields=["state", "withdrawn_at", "revoked_by"])
+    audit_record(
+        actor=actor,
+        verb="review.expert_revoke",
+        obj=assignment,
+        project=assignment.project,
+        old={"state": AssignmentState.ACTIVE, "reviewer": assignment.reviewer.email},
+        new={"state": AssignmentState.REVOKED},
+    )
+    return assignment
+
+
+CONFLICT_DETAILS_LIMIT = 5000
+
+
+@transaction.atomic
+def conflict_declare(
+    *, project: Project, reviewer: User, has_conflict: bool, details: str = ""
+) -> ConflictDeclaration:
+    """A domain expert declares, once per project and before deciding, whether anything ties
+    them to the team or its outcome; staff see it beside the expert's name."""
+    project = _lock_project(project.pk)
+    is_expert = ReviewAssignment.objects.filter(
+        project=project, reviewer=reviewer, role=ReviewerRole.EXPERT, state=AssignmentState.ACTIVE
+    ).exists()
+    if not is_expert:
+        raise NotAllowed("Only this project's domain experts declare conflicts of interest here.")
+    details = details.strip()
+    if has_conflict and not details:
+        raise InvalidAnswers({"details": ["Say what the conflict is, so staff can judge it."]})
+    if len(details) > CONFLICT_DETAILS_LIMIT:
+        raise InvalidAnswers({"details": [f"Keep it under {CONFLICT_DETAILS_LIMIT} characters."]})
+    if ConflictDeclaration.objects.filter(project=project, reviewer=reviewer).exists():
+        raise IllegalTransition("You have already declared your conflicts on this project.")
+    declaration = ConflictDeclaration.objects.create(
+        project=project, reviewer=reviewer, has_conflict=has_conflict, details=details
+    )
+    audit_record(
+        actor=reviewer,
+        verb="review.conflict_declare",
+        obj=declaration,
+        project=project,
+        new={"has_conflict": has_conflict, "details": details},
+    )
+    return declaration
 
 
 # --- nudges from the course board -----------------------------------------------------------

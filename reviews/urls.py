@@ -37,6 +37,22 @@ urlpatterns = [
     path("invitations/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
     path("stages/<int:stage_pk>/", stages.review_stage, name="review_stage"),
     path("stages/<int:stage_pk>/decide/", stages.stage_decide, name="stage_decide"),
+    path("stages/<int:stage_pk>/conflicts/", stages.conflict_declare, name="conflict_declare"),
+    path(
+        "assignments/<int:assignment_pk>/confirm/",
+        reviewers.expert_confirm,
+        name="expert_confirm",
+    ),
+    path(
+        "assignments/<int:assignment_pk>/revoke/",
+        reviewers.expert_revoke,
+        name="expert_revoke",
+    ),
+    path(
+        "invitations/<int:invitation_pk>/readdress/",
+        reviewers.invitation_readdress,
+        name="invitation_readdress",
+    ),
     path("stages/<int:stage_pk>/comments/", stages.comment_add, name="comment_add"),
     path("stages/<int:stage_pk>/override/", stages.stage_override, name="stage_override"),
     path("comments/<int:comment_pk>/resolve/", stages.comment_resolve, name="comment_resolve"),

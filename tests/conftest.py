@@ -22,6 +22,16 @@ def uses_postgres() -> bool:
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
+@pytest.fixture(autouse=True)
+def _an_empty_cache():
+    """Sign-in and sign-up limits count in Django's cache, which outlives a test in its
+    process: every test starts with no counts."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @dataclass
 class Personas:
     course: Course

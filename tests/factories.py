@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import factory
+from django.utils import timezone
 
 from accounts.models import User
 from lifecycle import services
@@ -29,6 +30,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"person{n}@example.test")
     display_name = factory.Faker("name")
+    # Verified by default, as every account was before sign-up asked for it; tests of the
+    # unverified state pass email_verified_at=None.
+    email_verified_at = factory.LazyFunction(timezone.now)
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
@@ -110,3 +114,14 @@ def advance_to(project: Project, order: int, *, team_member: User, reviewer: Use
         services.stage_mark_approved(stage=stage, revision=revision, actor=reviewer)
         stage = current_stage(project)
     return stage
+
+
+def declare_no_conflict(project: Project, expert: User) -> Any:
+    """An expert's conflict-of-interest declaration, due before their first decision."""
+    from reviews.models import ConflictDeclaration
+    from reviews.services import conflict_declare
+
+    found = ConflictDeclaration.objects.filter(project=project, reviewer=expert).first()
+    return found or conflict_declare(
+        project=project, reviewer=expert, has_conflict=False, details="No ties to the team."
+    )

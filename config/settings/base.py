@@ -174,6 +174,13 @@ AUDIT_CHECKPOINT_STORAGE = {
     "OPTIONS": {"location": env("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))},
 }
 
+# --- Sign-up --------------------------------------------------------------------------------
+# Counted in Django's cache (shared across processes once CACHES points at Redis).
+SIGNUP_LIMIT_PER_ADDRESS = int(env("SIGNUP_LIMIT_PER_ADDRESS", "10"))
+SIGNUP_LIMIT_PER_CODE = int(env("SIGNUP_LIMIT_PER_CODE", "200"))
+SIGNUP_LIMIT_WINDOW_SECONDS = int(env("SIGNUP_LIMIT_WINDOW_SECONDS", "3600"))
+EMAIL_VERIFICATION_MAX_AGE_SECONDS = int(env("EMAIL_VERIFICATION_MAX_AGE_SECONDS", "259200"))
+
 # --- Celery ---------------------------------------------------------------------------------
 # The embedded default needs no broker server: kombu's filesystem transport keeps its queue in
 # folders under var/. Production sets CELERY_BROKER_URL=redis://...

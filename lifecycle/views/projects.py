@@ -56,7 +56,7 @@ from lifecycle.models import (
     Stakeholder,
 )
 
-from .common import require_member
+from .common import domain_error_page, require_member
 
 # The lecture's Iterate prompts, shown beside the outcome forms.
 ITERATE_PROMPTS = [
@@ -266,6 +266,26 @@ def _course_page(
 def course_detail(request: HttpRequest, course_pk: int) -> HttpResponse:
     course, role = _get_course_for_user(request.user, course_pk)
     return _course_page(request, course, role)
+
+
+@login_required
+@require_POST
+def join_code_rotate(request: HttpRequest, course_pk: int) -> HttpResponse:
+    """Course staff replace the join code; the old one stops working at once."""
+    course, role = _get_course_for_user(request.user, course_pk)
+    if role not in STAFF_ROLES:
+        raise Http404("Only course staff change the join code.")
+    try:
+        course = services.course_rotate_join_code(course=course, actor=request.user)
+    except DomainError as error:
+        return domain_error_page(request, error)
+    messages.success(
+        request, f"The new join code is {course.join_code}; the old one no longer works."
+    )
+    back = request.POST.get("next", "")
+    if back.startswith("/") and not back.startswith("//"):
+        return redirect(back)
+    return redirect("lifecycle:course_detail", course_pk=course.pk)
 
 
 @login_required

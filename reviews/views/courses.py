@@ -11,10 +11,13 @@ from django.views.decorators.http import require_http_methods
 
 from lifecycle.errors import DomainError, InvalidAnswers
 from lifecycle.forms import add_service_errors
+from lifecycle.models import Role
 from lifecycle.services import course_update_settings
 
 from ..forms import CourseSettingsForm
 from .common import domain_error_page, get_course_for_instructor
+
+RECENT_JOINS = 20
 
 
 @login_required
@@ -44,6 +47,13 @@ def course_settings(request: HttpRequest, course_pk: int) -> HttpResponse:
             "expert_stages": [
                 s for s in course.template.stages.order_by("order") if s.min_expert_approvals
             ],
+            # Who came in lately, so staff notice a leaked code before rotating it.
+            "recent_joins": list(
+                course.memberships.filter(role=Role.STUDENT)
+                .select_related("user")
+                .order_by("-joined_at", "-pk")[:RECENT_JOINS]
+            ),
+            "recent_limit": RECENT_JOINS,
         },
         status=400 if request.method == "POST" else 200,
     )

@@ -1,5 +1,7 @@
-"""Accepting an invitation. The token in the URL is the only credential, so a link that cannot
-be used says why on a clear page and never makes an account."""
+"""Accepting an invitation. The token in the URL proves the link, and the link is bound to the
+address it was sent to: whoever is signed in as another account is refused and offered a
+sign-out back to the link, and a new account gets the invited address. A link that cannot be
+used says why on a clear page and never makes an account."""
 
 from __future__ import annotations
 
@@ -53,6 +55,19 @@ def _unusable(request: HttpRequest, state: str) -> HttpResponse:
     )
 
 
+def _wrong_account(request: HttpRequest, invitation: Invitation, token: str) -> HttpResponse:
+    """Signed in as someone else: say so, and offer to sign out and come back to the link."""
+    return render(
+        request,
+        "reviews/invitation_wrong_account.html",
+        {
+            "invitation": invitation,
+            "here": reverse("reviews:invitation_accept", args=[token]),
+        },
+        status=403,
+    )
+
+
 def _page(
     request: HttpRequest,
     invitation: Invitation,
@@ -69,6 +84,7 @@ def _page(
         "error": error,
         "on_team": invitation.project is not None
         and lifecycle_permissions.is_project_member(user, invitation.project),
+        "in_course": lifecycle_permissions.is_course_member(user, invitation.course),
     }
     if not user.is_authenticated:
         context["account_exists"] = User.objects.filter(email__iexact=invitation.email).exists()
@@ -86,6 +102,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     state = invitation.state() if invitation is not None else "unknown"
     if invitation is None or state != "pending":
         return _unusable(request, state)
+    if request.user.is_authenticated and not services.invitation_addressed_to(
+        invitation, request.user
+    ):
+        return _wrong_account(request, invitation, token)
     if request.method == "GET":
         return _page(request, invitation, token)
 
@@ -94,6 +114,8 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             invitation, _ = services.invitation_accept(token=token, user=signed_in(request))
         except services.InvitationUnusable as unusable:
             return _unusable(request, unusable.state)
+        except services.WrongInvitee:
+            return _wrong_account(request, invitation, token)
         except NotAllowed as refused:
             return _page(request, invitation, token, error=refused.message, status=403)
         except DomainError as error:

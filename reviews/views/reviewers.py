@@ -22,8 +22,8 @@ from lifecycle.models import ExpertInvitationPolicy, Project
 from lifecycle.selectors import get_project_for_user
 
 from .. import selectors, services
-from ..forms import AssignmentForm, InvitationForm, ReassignForm
-from ..models import AssignmentState, Invitation
+from ..forms import AssignmentForm, InvitationForm, ReaddressInvitationForm, ReassignForm
+from ..models import AssignmentState, ConflictDeclaration, Invitation
 from .common import domain_error_page
 
 REVOCABLE = ("pending", "awaiting_confirmation", "expired")
@@ -83,7 +83,14 @@ def _page(
         and (is_staff or (is_member and _team_may_invite(project)))
     )
     assignments = list(
-        project.assignments.select_related("reviewer", "stage_definition", "assigned_by")
+        project.assignments.select_related(
+            "reviewer",
+            "stage_definition",
+            "assigned_by",
+            "invitation__invited_by",
+            "confirmed_by",
+            "revoked_by",
+        )
         .annotate(
             withdrawn=Case(
                 When(state=AssignmentState.ACTIVE, then=Value(0)),
@@ -93,6 +100,10 @@ def _page(
         )
         .order_by("withdrawn", "stage_definition__order", "created_at")
     )
+    # Who invited whom and what each expert declared: staff judge independence from this.
+    declarations = {d.reviewer_id: d for d in ConflictDeclaration.objects.filter(project=project)}
+    for a in assignments:
+        a.declaration = declarations.get(a.reviewer_id)  # type: ignore[attr-defined]
     now = timezone.now()
     invitations = []
     for invitation in project.invitations.select_related(
@@ -307,4 +318,68 @@ def invitation_resend(request: HttpRequest, invitation_pk: int) -> HttpResponse:
         invitation_pk,
         services.invitation_resend,
         "A new link was sent to {email}; the old one no longer works.",
+    )
+
+
+@login_required
+@require_POST
+def invitation_readdress(request: HttpRequest, invitation_pk: int) -> HttpResponse:
+    """Course staff send an invitation to a corrected address; the old link dies."""
+    invitation = selectors.get_invitation_for_user(request.user, invitation_pk)
+    back = _invitation_back(invitation, request)
+    form = ReaddressInvitationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not re-addressed: enter a valid e-mail address.")
+        return redirect(back)
+    old = invitation.email
+    try:
+        invitation, _token = services.invitation_readdress(
+            invitation=invitation, actor=request.user, email=form.cleaned_data["email"]
+        )
+    except InvalidAnswers as invalid:
+        errors = "; ".join(e for errs in invalid.errors.values() for e in errs)
+        messages.error(request, f"Not re-addressed: {errors}")
+        return redirect(back)
+    except DomainError as error:
+        return domain_error_page(request, error, back_url=back)
+    messages.success(
+        request,
+        f"The invitation now goes to {invitation.email}; the link sent to {old} no longer works.",
+    )
+    return redirect(back)
+
+
+def _expert_action(request: HttpRequest, assignment_pk: int, act: Any, done: str) -> HttpResponse:
+    assignment = selectors.get_assignment_for_user(request.user, assignment_pk)
+    back = _reviewers_url(assignment.project)
+    if not lifecycle_permissions.is_course_staff(request.user, assignment.project.course):
+        raise Http404("Only course staff confirm or revoke experts.")
+    try:
+        act(assignment=assignment, actor=request.user)
+    except DomainError as error:
+        return domain_error_page(request, error, back_url=back)
+    messages.success(request, done.format(name=assignment.reviewer.name))
+    return redirect(back)
+
+
+@login_required
+@require_POST
+def expert_confirm(request: HttpRequest, assignment_pk: int) -> HttpResponse:
+    return _expert_action(
+        request,
+        assignment_pk,
+        services.expert_confirm,
+        "{name} is confirmed as an independent expert: their decisions count.",
+    )
+
+
+@login_required
+@require_POST
+def expert_revoke(request: HttpRequest, assignment_pk: int) -> HttpResponse:
+    return _expert_action(
+        request,
+        assignment_pk,
+        services.expert_revoke,
+        "{name} no longer reviews this project; their decisions stop counting on every stage "
+        "still in review.",
     )

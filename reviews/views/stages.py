@@ -23,8 +23,8 @@ from lifecycle.forms import add_service_errors
 from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageStatus, StakeholderKind
 
 from .. import permissions, selectors, services
-from ..forms import CommentForm, DecisionForm, OverrideForm
-from ..models import Comment, Decision
+from ..forms import CommentForm, ConflictDeclarationForm, DecisionForm, OverrideForm
+from ..models import Comment, ConflictDeclaration, Decision, ReviewerRole
 from ..selectors import Thread
 from .common import domain_error_page, signed_in
 
@@ -101,6 +101,7 @@ def _review_page(
     stage: ProjectStage,
     *,
     decision_form: DecisionForm | None = None,
+    conflict_form: ConflictDeclarationForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     user = signed_in(request)
@@ -161,8 +162,23 @@ def _review_page(
                 else None,
             }
 
+    # An expert declares conflicts first, and one a team proposed waits for staff to confirm.
+    refusal = services.decision_refusal(user, project, role, assignment) if role else ""
+    needs_declaration = (
+        role == ReviewerRole.EXPERT
+        and project.is_active
+        and not ConflictDeclaration.objects.filter(project=project, reviewer=user).exists()
+    )
+    if needs_declaration and conflict_form is None:
+        conflict_form = ConflictDeclarationForm(
+            action=reverse("reviews:conflict_declare", args=[stage.pk])
+        )
     can_decide = (
-        role is not None and project.is_active and is_current and stage.status in DECIDABLE_STATUSES
+        role is not None
+        and not refusal
+        and project.is_active
+        and is_current
+        and stage.status in DECIDABLE_STATUSES
     )
     if can_decide and shown is not None and decision_form is None:
         decision_form = DecisionForm(
@@ -194,6 +210,8 @@ def _review_page(
         "my_decision": my_decision,
         "diff": diff,
         "can_decide": can_decide,
+        "decision_refusal": refusal,
+        "conflict_form": conflict_form if needs_declaration else None,
         "decision_form": decision_form if can_decide else None,
         "can_comment": project.is_active and shown is not None and (is_member or role),
         "gate_panel": render_to_string("reviews/partials/gate_panel.html", panel, request=request),
@@ -205,6 +223,33 @@ def _review_page(
 @require_GET
 def review_stage(request: HttpRequest, stage_pk: int) -> HttpResponse:
     return _review_page(request, selectors.get_reviewable_stage(request.user, stage_pk))
+
+
+@login_required
+@require_POST
+def conflict_declare(request: HttpRequest, stage_pk: int) -> HttpResponse:
+    """A domain expert's declaration of conflicts of interest, from the review page."""
+    stage = selectors.get_reviewable_stage(request.user, stage_pk)
+    form = ConflictDeclarationForm(
+        request.POST, action=reverse("reviews:conflict_declare", args=[stage.pk])
+    )
+    if not form.is_valid():
+        messages.error(request, "Your declaration was not recorded: correct the fields below.")
+        return _review_page(request, stage, conflict_form=form, status=400)
+    try:
+        services.conflict_declare(
+            project=stage.project,
+            reviewer=signed_in(request),
+            has_conflict=form.cleaned_data["has_conflict"],
+            details=form.cleaned_data["details"],
+        )
+    except InvalidAnswers as invalid:
+        add_service_errors(form, invalid.errors)
+        return _review_page(request, stage, conflict_form=form, status=400)
+    except DomainError as error:
+        return domain_error_page(request, error, back_url=review_url(stage))
+    messages.success(request, "Your declaration is recorded; course staff can read it.")
+    return redirect(review_url(stage))
 
 
 @login_required

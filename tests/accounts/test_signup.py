@@ -1,10 +1,12 @@
-"""Signing up: a new account, signed in at once; with a join code, in the course at once."""
+"""Signing up: a new account, signed in at once; with a join code, in the course once the
+e-mailed link has verified the address."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from django.core import mail
 from django.db import IntegrityError
 from django.test import Client
 from django.urls import reverse
@@ -61,13 +63,14 @@ def test_the_sign_up_page_asks_for_email_name_and_the_password_twice(client):
 def test_signing_up_creates_the_account_in_lower_case_and_signs_in(client):
     response = client.post(SIGNUP_URL, form_data())
     assert response.status_code == 302
-    assert response["Location"] == reverse("home")
+    assert response["Location"] == reverse("accounts:verify_email_pending")
     user = User.objects.get()
     assert user.email == "nia.okoye@example.test"
     assert user.display_name == "Nia Okoye"
     assert user.check_password(PASSWORD)
+    assert user.email_verified_at is None
     assert signed_in_user(client) == user
-    assert "Welcome, Nia Okoye" in client.get(reverse("home")).content.decode()
+    assert "Welcome, Nia Okoye" in client.get(response["Location"]).content.decode()
 
 
 def test_an_address_taken_in_any_case_is_an_error_next_to_the_email(client):
@@ -120,17 +123,24 @@ def test_djangos_password_validation_applies(client, password, message):
     assert not User.objects.exists()
 
 
-def test_signing_up_with_a_join_code_joins_the_course_and_opens_it(client):
+def test_signing_up_with_a_join_code_joins_the_course_once_the_address_is_verified(
+    client, django_capture_on_commit_callbacks
+):
     course = CourseFactory(join_code="JOINME23")
-    response = client.post(SIGNUP_URL, form_data(code=" joinme23 "))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(SIGNUP_URL, form_data(code=" joinme23 "))
     user = User.objects.get()
     assert response.status_code == 302
+    assert not Membership.objects.filter(user=user).exists()
+    [letter] = mail.outbox
+    link = re.search(r"https?://[^/\s]+(/accounts/verify/[^/\s]+/)", letter.body).group(1)
+    response = client.get(link)
     assert response["Location"] == reverse("lifecycle:course_detail", args=[course.pk])
     assert Membership.objects.get(course=course, user=user).role == Role.STUDENT
     assert AuditEvent.objects.filter(verb="membership.join", actor=user).exists()
     page = client.get(response["Location"])
     assert page.status_code == 200
-    assert f"You have joined {course.title}" in page.content.decode()
+    assert f"you have joined {course.title}" in page.content.decode()
 
 
 def test_a_wrong_join_code_creates_no_account_and_says_so_next_to_the_code(client):
@@ -156,7 +166,7 @@ def test_sign_up_returns_to_a_safe_next_page_only(client):
     response = other.post(
         SIGNUP_URL + "?next=https://evil.example/", form_data(email="b@example.test")
     )
-    assert response["Location"] == reverse("home")
+    assert response["Location"] == reverse("accounts:verify_email_pending")
 
 
 def test_the_sign_in_page_offers_sign_up(client):

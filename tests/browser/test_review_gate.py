@@ -67,6 +67,18 @@ def test_an_invited_expert_and_a_ta_pass_stage_one_after_one_round_of_changes(
     page.get_by_role("button", name="Create my account and accept").click()
     page.wait_for_load_state()
     assert page.url.endswith(f"/reviews/stages/{stage.pk}/")
+    # An expert the team proposed: first the conflict-of-interest declaration, then staff
+    # confirm them as independent before their decisions count.
+    declaration = page.locator("#conflict-form")
+    declaration.get_by_label(re.compile("I have no conflict of interest")).check()
+    declaration.get_by_role("button", name="Record my declaration").click()
+    page.wait_for_load_state()
+    assert "not yet confirmed you as an independent expert" in page.content()
+    staff_page = tina.go(reviewers_url)
+    assert "declares no conflict of interest" in staff_page.content()
+    staff_page.get_by_role("button", name=re.compile("Confirm as independent")).click()
+    staff_page.wait_for_load_state()
+    page = expert.go(f"/reviews/stages/{stage.pk}/")
     decide(
         page, "Request changes", "Which clinics does the data come from?", about="problem-statement"
     )

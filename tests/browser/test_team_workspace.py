@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core import mail
 from factories import PASSWORD, advance_to, sample_answer
 
 from lifecycle.models import Project, ProjectStage, QuestionKind, StageStatus
@@ -52,6 +53,11 @@ def test_a_new_student_joins_starts_a_project_fills_stage_one_and_submits(
     page.locator("#id_password2").fill("a-long-pass-phrase-2026")
     page.get_by_role("button", name="Create account").click()
     page.wait_for_load_state()
+    assert "Verify your e-mail address" in page.content()
+    # The e-mailed link verifies the address and joins the course with the code given.
+    letter = next(m for m in mail.outbox if "dana@example.test" in m.to)
+    link = re.search(r"https?://[^\s]+(/accounts/verify/[^\s/]+/)", letter.body).group(1)
+    page = dana.go(link)
     assert personas.course.title in page.content()
 
     page.get_by_role("link", name="Start a project").first.click()

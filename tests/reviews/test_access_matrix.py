@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from factories import UserFactory, current_stage, fill_and_submit
+from factories import UserFactory, current_stage, declare_no_conflict, fill_and_submit
 from reauth import confirm_password
 
 from lifecycle.models import Course, ExpertInvitationPolicy
@@ -65,10 +65,17 @@ TABLE: dict[str, dict[str, dict]] = {
     # the sample invitation awaits staff confirmation: its sender and staff are told why not
     "invitation_resend": _post_only(alice=409, tina=409, ian=409),
     "invitation_accept": {
-        "GET": _row(200, anonymous=200),
-        # Anyone holding the link may accept it, except a member of the project (403).
-        "POST": _row(DONE, anonymous=DONE, alice=403),
+        # The link is bound to the invited address (which has no account yet): every signed-in
+        # person is someone else and is refused (403); a newcomer sets up that address.
+        "GET": _row(403, anonymous=200),
+        "POST": _row(403, anonymous=DONE),
     },
+    "invitation_readdress": _post_only(**STAFF),
+    # The sample expert declared already (409); nobody else declares on this project.
+    "conflict_declare": _post_only(expert=409),
+    # The sample expert was invited by staff: nothing to confirm (409); revoking works.
+    "expert_confirm": _post_only(tina=409, ian=409),
+    "expert_revoke": _post_only(**STAFF),
     "review_stage": {"GET": _row(404, alice=200, tina=200, ian=200, expert=200)},
     "stage_decide": _post_only(expert=DONE, **STAFF),
     "comment_add": _post_only(alice=DONE, expert=DONE, **STAFF),
@@ -123,7 +130,7 @@ def world(personas) -> World:
     other_stage = current_stage(p.other_project)
     other_expert = UserFactory(email="xavier@elsewhere.example", display_name="Xavier")
 
-    def invite_and_accept(user: Any, project: Any, on: Any) -> None:
+    def invite_and_accept(user: Any, project: Any, on: Any) -> Any:
         _, token = services.invitation_create(
             actor=p.tina,
             course=p.course,
@@ -131,9 +138,11 @@ def world(personas) -> World:
             stage_definition=on.definition,
             email=user.email,
         )
-        services.invitation_accept(token=token, user=user)
+        accepted = services.invitation_accept(token=token, user=user)[1]
+        declare_no_conflict(project, user)
+        return accepted
 
-    invite_and_accept(p.erin, p.project, stage)
+    expert_assignment = invite_and_accept(p.erin, p.project, stage)
     invite_and_accept(other_expert, p.other_project, other_stage)
     assignment = services.assignment_create(
         project=p.project,
@@ -192,6 +201,8 @@ def world(personas) -> World:
             "password2": PASSWORD,
         },
         "stage_decide": {"revision": revision.pk, "outcome": "approve"},
+        "conflict_declare": {"has_conflict": "no"},
+        "invitation_readdress": {"email": "new-address@example.test"},
         "comment_add": {"revision": revision.pk, "body": "A fair question."},
         "stage_override": {"justification": "The expert is ill; approved by the clinic."},
         "board_bulk": {"action": "nudge", "projects": [p.project.pk], "message": "Any news?"},
@@ -205,7 +216,12 @@ def world(personas) -> World:
     }
     notification = Notification.objects.filter(recipient=p.erin).order_by("pk").first()
     assert notification is not None, "the expert was told about the submitted stage"
-    return World(users, kwargs, posts, {"notification_read": {"pk": notification.pk}})
+    kwargs_for = {
+        "notification_read": {"pk": notification.pk},
+        "expert_confirm": {"assignment_pk": expert_assignment.pk},
+        "expert_revoke": {"assignment_pk": expert_assignment.pk},
+    }
+    return World(users, kwargs, posts, kwargs_for)
 
 
 def assert_status(response: Any, expected: int | str, where: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from factories import current_stage, fill_and_submit
+from factories import current_stage, declare_no_conflict, fill_and_submit
 
 from lifecycle.models import StageStatus
 from reviews import services
@@ -22,6 +22,7 @@ def test_staff_and_expert_approval_pass_stage_one_and_open_stage_two(personas):
         role="expert",
         stage_definition=stage.definition,
     )
+    declare_no_conflict(p.project, p.erin)
     revision = fill_and_submit(stage, p.alice)
     services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
     stage.refresh_from_db()

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from factories import current_stage, fill_and_submit
+from factories import current_stage, declare_no_conflict, fill_and_submit
 
 from lifecycle.audit import chain_head
 from lifecycle.models import AuditEvent, QuestionKind
@@ -40,6 +40,7 @@ def invite_expert(p: Any, project: Any) -> None:
         actor=p.tina, course=p.course, project=project, email=p.erin.email
     )
     services.invitation_accept(token=token, user=p.erin)
+    declare_no_conflict(project, p.erin)
 
 
 def review_one_stage(p: Any, project: Any, member: Any, *, note: str = "") -> Any:

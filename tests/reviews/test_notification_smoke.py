@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
-from factories import current_stage, fill_and_submit
+from factories import current_stage, declare_no_conflict, fill_and_submit
 
 from reviews import services
 from reviews.models import EmailStatus, Notification, NotificationKind
@@ -22,6 +22,7 @@ def test_an_approval_reaches_the_team_by_e_mail_once(personas, django_capture_on
         role="expert",
         stage_definition=stage.definition,
     )
+    declare_no_conflict(p.project, p.erin)
     with django_capture_on_commit_callbacks(execute=True):
         revision = fill_and_submit(stage, p.alice)
     requested = Notification.objects.filter(kind=NotificationKind.REVIEW_REQUESTED)

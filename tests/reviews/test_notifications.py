@@ -18,7 +18,7 @@ from django.core.mail.backends.locmem import EmailBackend
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from factories import UserFactory, advance_to, current_stage, fill_and_submit
+from factories import UserFactory, advance_to, current_stage, declare_no_conflict, fill_and_submit
 
 from accounts.models import EmailFrequency, User
 from lifecycle import events
@@ -34,9 +34,12 @@ pytestmark = pytest.mark.django_db
 
 def assign(p: Any, reviewer: User, order: int | None = 1, role: str = "expert") -> Any:
     definition = p.project.template.stages.get(order=order) if order else None
-    return services.assignment_create(
+    assignment = services.assignment_create(
         project=p.project, actor=p.ian, reviewer=reviewer, role=role, stage_definition=definition
     )
+    if role == "expert":
+        declare_no_conflict(p.project, reviewer)
+    return assignment
 
 
 def received(kind: str) -> dict[User, str]:

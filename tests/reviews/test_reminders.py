@@ -23,7 +23,7 @@ from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from factories import UserFactory, current_stage, fill_and_submit
+from factories import UserFactory, current_stage, declare_no_conflict, fill_and_submit
 
 from accounts.models import User
 from lifecycle import services as lifecycle_services
@@ -67,6 +67,9 @@ def in_review(p: Any, *reviewers: User, role: str = "expert") -> tuple[Any, Any,
         )
         for reviewer in reviewers
     ]
+    if role == "expert":
+        for reviewer in reviewers:
+            declare_no_conflict(p.project, reviewer)
     return stage, fill_and_submit(stage, p.alice), assignments
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from concurrency import race
 from django.db import connection
-from factories import UserFactory, current_stage, enrol, fill_and_submit
+from factories import UserFactory, current_stage, declare_no_conflict, enrol, fill_and_submit
 
 from lifecycle.audit import verify_chain
 from lifecycle.errors import DomainError, IllegalTransition
@@ -87,6 +87,7 @@ def twenty_reviewers_on_stage_one(p):
             role="expert",
             stage_definition=stage.definition,
         )
+        declare_no_conflict(p.project, expert)
     revision = fill_and_submit(stage, p.alice)
     # Interleave the roles so that staff and experts arrive at the barrier in every order.
     reviewers = [r for pair in zip(tas, experts, strict=True) for r in pair]

@@ -5,7 +5,7 @@ invitations in test_invitations.py."""
 from __future__ import annotations
 
 import pytest
-from factories import UserFactory, current_stage, fill_and_submit
+from factories import UserFactory, current_stage, declare_no_conflict, fill_and_submit
 
 from lifecycle import services as lifecycle_services
 from lifecycle.audit import verify_chain
@@ -31,13 +31,15 @@ def stage_of(project, order: int) -> ProjectStage:
 
 
 def assign_expert(p, stage: ProjectStage, expert=None) -> ReviewAssignment:
-    return services.assignment_create(
+    assignment = services.assignment_create(
         project=stage.project,
         actor=p.tina,
         reviewer=expert or p.erin,
         role="expert",
         stage_definition=stage.definition,
     )
+    declare_no_conflict(stage.project, expert or p.erin)
+    return assignment
 
 
 def submitted_stage_one(p):
@@ -186,6 +188,7 @@ def test_reassigning_withdraws_the_old_reviewer_and_assigns_the_new_one(personas
     assert assigned.new["reviewer"] == expert.email
     with pytest.raises(NotAllowed):
         services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
+    declare_no_conflict(p.project, expert)
     services.decision_record(revision=revision, reviewer=expert, outcome="approve")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from celery_harness import wait_until
 from django.core import mail
-from factories import current_stage, fill_and_submit
+from factories import current_stage, declare_no_conflict, fill_and_submit
 
 from reviews import services
 from reviews.models import EmailStatus, Notification, NotificationKind
@@ -24,6 +24,7 @@ def test_an_approval_is_e_mailed_by_the_worker_once(personas, celery_services, p
         role="expert",
         stage_definition=stage.definition,
     )
+    declare_no_conflict(p.project, p.erin)
     revision = fill_and_submit(stage, p.alice)
     services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
     services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")

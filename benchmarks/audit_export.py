@@ -140,8 +140,9 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def export_child(path: str) -> None:
-    """Runs in its own process: export every event as CSV to ``path``; print JSON numbers."""
+def export_child(path: str, fmt: str = "csv", course_id: int | None = None) -> None:
+    """Runs in its own process: export every event (or a course's) as ``fmt`` to ``path``;
+    print JSON numbers. benchmarks/bench_suite.py runs it too."""
     benchdb.setup_django()
     from django.db import connection
 
@@ -150,7 +151,7 @@ def export_child(path: str) -> None:
     connection.ensure_connection()
     before = rss_mb()
     started = time.perf_counter()
-    head = write_export(path, "csv", ExportFilters())["chain_head"]
+    head = write_export(path, fmt, ExportFilters(course_id=course_id))["chain_head"]
     seconds = time.perf_counter() - started
     print(
         json.dumps(
@@ -177,11 +178,13 @@ class _Sink(io.RawIOBase):
         return len(data)
 
 
-def copy_ceiling() -> tuple[int, float, int]:
-    """The same columns (actor name joined, UTC ISO times, JSON text) through COPY TO STDOUT."""
+def copy_ceiling(course_id: int | None = None) -> tuple[int, float, int]:
+    """The same columns (actor name joined, UTC ISO times, JSON text) through COPY TO STDOUT, of
+    every event or of one course's."""
     from django.db import connection
 
-    sql = """
+    where = f"WHERE e.course_id = {int(course_id)}" if course_id is not None else ""
+    sql = f"""
         COPY (
             SELECT e.seq,
                    to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -189,6 +192,7 @@ def copy_ceiling() -> tuple[int, float, int]:
                    e.actor_label, e.verb, e.object_type, e.object_id, e.course_id, e.project_id,
                    e.old::text, e.new::text, e.flagged, e.prev_hash, e.hash
             FROM lifecycle_auditevent e LEFT JOIN accounts_user u ON u.id = e.actor_id
+            {where}
             ORDER BY e.seq
         ) TO STDOUT WITH (FORMAT csv, HEADER)
     """
@@ -197,7 +201,7 @@ def copy_ceiling() -> tuple[int, float, int]:
         started = time.perf_counter()
         cursor.cursor.copy_expert(sql, sink)
         seconds = time.perf_counter() - started
-        cursor.execute("SELECT count(*) FROM lifecycle_auditevent")
+        cursor.execute(f"SELECT count(*) FROM lifecycle_auditevent e {where}")
         rows = cursor.fetchone()[0]
     return rows, seconds, sink.size
 
@@ -207,9 +211,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--export-child", help=argparse.SUPPRESS)
+    parser.add_argument("--format", default="csv", help=argparse.SUPPRESS)
+    parser.add_argument("--course", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.export_child:
-        export_child(args.export_child)
+        export_child(args.export_child, args.format, args.course)
         return
 
     print("$ " + " ".join(["DATABASE_URL=" + os.environ.get("DATABASE_URL", ""), *sys.argv]))

@@ -28,9 +28,9 @@ The audit events are one valid hash chain over all of them, in seq order: each e
 computed here in Python and streamed into COPY, so the chain follows whatever those functions do.
 ``manage.py verify_audit`` (or lifecycle.audit's verifier) accepts it.
 
-A table ``bench_seed`` records the seeder's version: a hash of this file, lifecycle/audit.py and
-the names of every migration. A database whose version matches is reused as it is; otherwise it
-is dropped and seeded again (``--force`` always reseeds).
+A table ``bench_seed`` records the seeder's version (seed_version(): a hash of the seeding code
+here, lifecycle/audit.py and the names of every migration). A database whose version matches is
+reused as it is; otherwise it is dropped and seeded again (``--force`` always reseeds).
 """
 
 from __future__ import annotations
@@ -70,13 +70,15 @@ def database_name(size: str) -> str:
 
 
 def seed_version() -> str:
-    """What the data depends on: the seeding code here (not its docs or command line), the audit
-    scheme (lifecycle/audit.py) and the schema (the names of the migrations)."""
+    """What the data depends on: the seeding code here (its syntax tree; not the command line),
+    the audit scheme (lifecycle/audit.py) and the schema (the names of the migrations)."""
+    import ast
     import inspect
 
     digest = hashlib.sha256(repr(SIZES).encode())
     for part in (_text, Copier, build_course, event_rows, drop_random_indexes, copy_events, seed):
-        digest.update(inspect.getsource(part).encode())
+        # The syntax tree: reformatting or a comment does not call for a reseed.
+        digest.update(ast.dump(ast.parse(inspect.getsource(part))).encode())
     digest.update((benchdb.REPO / "lifecycle" / "audit.py").read_bytes())
     for migration in sorted(benchdb.REPO.glob("*/migrations/0*.py")):
         digest.update(str(migration.relative_to(benchdb.REPO)).encode())
@@ -119,13 +121,16 @@ def _text(value: Any) -> str:
         return "t"
     if value is False:
         return "f"
-    if isinstance(value, dict | list):
+    if isinstance(value, dict | list):  # noqa: SIM108
         value = json.dumps(value, ensure_ascii=False)
     else:
         value = str(value)
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         value = (
-            value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
         )
     return value
 
@@ -254,7 +259,11 @@ def build_course(
     experts = [person("expert", i) for i in range(EXPERTS)]
     students = [person("student", i) for i in range(STUDENTS * n_projects)]
     copier.add(
-        Membership, course_id=course_id, user_id=instructor[0], role=Role.INSTRUCTOR, joined_at=start
+        Membership,
+        course_id=course_id,
+        user_id=instructor[0],
+        role=Role.INSTRUCTOR,
+        joined_at=start,
     )
     for ta in tas:
         copier.add(Membership, course_id=course_id, user_id=ta[0], role=Role.TA, joined_at=start)
@@ -474,7 +483,8 @@ def event_rows(courses: list[dict[str, Any]], total: int, rng: random.Random) ->
         yield (
             f"{seq}\t{at}\t{members[k]}\t{emails[k]}\t{verb}\tlifecycle.project\t{project_id}\t"
             f"{course_id}\t{project_id}\t"
-            f"{old_text % (seq - 1) if old else null}\t{new_text % (seq, stage)}\tf\t{prev}\t{digest}\n"
+            f"{old_text % (seq - 1) if old else null}\t{new_text % (seq, stage)}\t"
+            f"f\t{prev}\t{digest}\n"
         )
         prev = digest
 

@@ -61,8 +61,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import benchdb  # noqa: E402
 import bench_seed  # noqa: E402
+import benchdb  # noqa: E402
 
 PAGES = [  # (figure name, persona)
     ("home_student", "student"),
@@ -88,7 +88,10 @@ def loadavg() -> tuple[float, float, float]:
 
 
 def spread(values: list[float], fmt: str = "{:.3f}") -> str:
-    return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}–{fmt.format(max(values))}]"
+    low, middle, high = (
+        fmt.format(v) for v in (min(values), statistics.median(values), max(values))
+    )
+    return f"{middle} [{low}..{high}]"
 
 
 def load_text(samples: list[tuple[float, float, float]]) -> str:
@@ -218,8 +221,41 @@ def get(port: int, path: str, cookie: str) -> tuple[int, bytes]:
         conn.close()
 
 
+def busy_sockets(port: int) -> int:
+    """Connections the server on ``port`` still holds or has not yet accepted (from
+    /proc/net/tcp: its listening socket's accept queue, and any socket of the port that is
+    neither listening nor in TIME_WAIT)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if int(local.rsplit(":", 1)[1], 16) != port:
+                continue
+            if state == "0A":  # LISTEN: rx_queue is the accept backlog
+                count += int(queues.split(":")[1], 16)
+            elif state != "06":  # not TIME_WAIT
+                count += 1
+    return count
+
+
+def drain(port: int, timeout: float = 180) -> None:
+    """Wait until the server has finished the requests a finished wrk run left queued: a sync
+    worker still serves every connection it accepts after the client went away."""
+    deadline = time.monotonic() + timeout
+    while busy_sockets(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def wrk(port: int, path: str, cookie: str, duration: int) -> dict[str, float]:
-    """Requests/s and errors of one wrk run (1 thread, CONNECTIONS connections)."""
+    """Requests/s and errors of one wrk run (1 thread, CONNECTIONS connections), after the
+    server has drained the previous run's queue, and waiting for this run's queue to drain."""
+    drain(port)
     out = subprocess.run(
         [
             "wrk",
@@ -236,6 +272,7 @@ def wrk(port: int, path: str, cookie: str, duration: int) -> dict[str, float]:
         capture_output=True,
         text=True,
     ).stdout
+    drain(port)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -372,9 +409,12 @@ def approvals_figure(size: str, rounds: int, hello_port: int, app_port: int, coo
     csrf = secrets.token_hex(16)  # 32 characters: an unmasked CSRF secret
     ratios, app_p95s, hello_p95s, loads = [], [], [], []
     errors, problems = 0, []
+    arming = 0.0
     for r in range(rounds):
         tag = f"{int(time.time())}-{r}"
+        started = time.perf_counter()
         ta_id, armed = arm_approvals(tag, APPROVALS)
+        arming += time.perf_counter() - started
         ta_cookie = session_cookie(ta_id)
         connection.close()
         requests = []
@@ -421,6 +461,7 @@ def approvals_figure(size: str, rounds: int, hello_port: int, app_port: int, coo
         f"{APPROVALS} at once x {rounds}; errors {errors}; exactly one advance per stage: "
         f"{'yes' if not problems else 'NO'}; {load_text(loads)}",
     )
+    print(f"  (preparing the stages through the services took {arming:.0f} s)", flush=True)
     for problem in problems[:10]:
         print(f"  approvals problem: {problem}", flush=True)
 
@@ -472,15 +513,15 @@ def export_figures(size: str, database_url: str, course_id: int, rounds: int) ->
         )
 
 
-# --- Query counts (in a process of its own) --------------------------------------------------------
+# --- Query counts (in a process of its own) ----------------------------------------------------
 
 
 def queries_child(runs: int = 5) -> None:
     """Run in a child whose DATABASE_URL is a size's database: print JSON per page."""
     benchdb.setup_django(SETTINGS)
+    from django.conf import settings
     from django.db import connection
     from django.test import Client
-    from django.conf import settings
     from django.test.utils import CaptureQueriesContext
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]  # django.test.Client's host
@@ -568,13 +609,25 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     try:
         app.wait_ready("/healthz")
         hello.wait_ready()
+        # A slow page gets a longer wrk run: about 16 responses at the latency of one request
+        # (up to a minute), so that what wrk counts is not mostly the requests left unfinished.
+        durations = {}
         for page, persona in PAGES:
-            status, body = get(args.app_port, paths[page], cookies[persona])
+            for _ in range(2):  # the second request, on a warm worker
+                started = time.perf_counter()
+                status, body = get(args.app_port, paths[page], cookies[persona])
+                latency = time.perf_counter() - started
             if status != 200:
                 raise SystemExit(f"{page} {paths[page]} as {persona}: HTTP {status}")
+            durations[page] = max(args.duration, min(60, math.ceil(8 * latency)))
         status, body = get(args.hello_port, "/", cookies["student"])
         if status != 200 or b"anonymous" in body:
             raise SystemExit(f"hello-world: HTTP {status} {body[:80]!r}")
+
+        # Warm both workers of each server (first requests import and compile templates).
+        for page, persona in PAGES:
+            wrk(args.app_port, paths[page], cookies[persona], 1)
+        wrk(args.hello_port, "/", cookies["student"], 1)
 
         samples: dict[str, dict[str, list[Any]]] = {
             page: {"app": [], "hello": [], "ratio": [], "load": [], "errors": []}
@@ -582,8 +635,8 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         }
         for _ in range(args.rounds):
             for page, persona in PAGES:
-                a = wrk(args.app_port, paths[page], cookies[persona], args.duration)
-                h = wrk(args.hello_port, "/", cookies[persona], args.duration)
+                a = wrk(args.app_port, paths[page], cookies[persona], durations[page])
+                h = wrk(args.hello_port, "/", cookies[persona], durations[page])
                 s = samples[page]
                 s["app"].append(a["rps"])
                 s["hello"].append(h["rps"])
@@ -596,7 +649,8 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
                 f"throughput_{page}_{size}",
                 s["ratio"],
                 f"req/s app {spread(s['app'], '{:.1f}')} hello {spread(s['hello'], '{:.1f}')}; "
-                f"as {persona}; errors {sum(s['errors'])}; {load_text(s['load'])}",
+                f"as {persona}; wrk {durations[page]} s; errors {sum(s['errors'])}; "
+                f"{load_text(s['load'])}",
             )
         approvals_figure(size, args.rounds, args.hello_port, args.app_port, cookies["student"])
     finally:
@@ -665,7 +719,9 @@ def main() -> None:
     queries: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="lrb-bench-") as folder:
         for size in sizes:
+            begun = time.perf_counter()
             queries[size] = run_size(size, args, Path(folder))
+            print(f"== {size}: {time.perf_counter() - begun:.0f} s", flush=True)
     if len(queries) > 1:
         small, large = sizes[0], sizes[-1]
         for page, _ in PAGES:

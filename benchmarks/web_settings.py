@@ -6,8 +6,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "benchmark-secret-key-not-for-production-0123456789abcdef")
 
-from config.settings.production import *  # noqa: E402, F403
-from config.settings.production import BASE_DIR, TEMPLATES  # noqa: E402
+from config.settings.production import *  # noqa: F403
+from config.settings.production import BASE_DIR, TEMPLATES
 
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]

@@ -86,6 +86,28 @@ def seed_version() -> str:
 
 
 def stored_version(parsed: dict[str, Any], name: str) -> str | None:
+    """The complete seed's version in database ``name``, or None."""
+    return _ask(
+        parsed,
+        name,
+        "SELECT version FROM bench_seed WHERE complete",
+        when="SELECT to_regclass('bench_seed') IS NOT NULL",
+    )
+
+
+def projects_added(parsed: dict[str, Any], name: str) -> int:
+    """Projects the suite's approvals added to database ``name`` since it was seeded."""
+    count = _ask(
+        parsed,
+        name,
+        "SELECT count(*) FROM lifecycle_project p JOIN lifecycle_course c ON c.id = p.course_id "
+        "WHERE c.code = 'bench-approvals'",
+        when="SELECT to_regclass('lifecycle_project') IS NOT NULL",
+    )
+    return int(count or 0)
+
+
+def _ask(parsed: dict[str, Any], name: str, query: str, when: str) -> Any:
     import psycopg2
 
     try:
@@ -100,10 +122,10 @@ def stored_version(parsed: dict[str, Any], name: str) -> str | None:
         return None
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('bench_seed')")
-            if cur.fetchone()[0] is None:
+            cur.execute(when)
+            if not cur.fetchone()[0]:
                 return None
-            cur.execute("SELECT version FROM bench_seed WHERE complete")
+            cur.execute(query)
             row = cur.fetchone()
             return row[0] if row else None
     finally:
@@ -624,12 +646,15 @@ def seed(size: str) -> dict[str, Any]:
     return personas
 
 
-def ensure(size: str, force: bool = False) -> str:
-    """The database of ``size``, seeded with the current version. Returns its name. Django must
-    be set up (benchdb.setup_django) on any database of the server."""
+def ensure(size: str, force: bool = False, fresh: bool = False) -> str:
+    """The database of ``size``, seeded with the current version. Returns its name. ``fresh``:
+    seed again if the suite's approvals added projects to it. Django must be set up
+    (benchdb.setup_django) on any database of the server."""
     parsed = benchdb.bench_database_url()
     name = parsed["NAME"] + "_" + size
     version = seed_version()
+    if fresh and projects_added(parsed, name):
+        force = True
     if not force and stored_version(parsed, name) == version:
         print(f"{name}: seed {version} present, reused", flush=True)
         return name

@@ -77,6 +77,7 @@ PAGES = [  # (figure name, persona)
 APPROVALS = 50
 CONNECTIONS = 8
 SETTINGS = "web_settings"
+HELLO_BACKEND = "django.contrib.auth.backends.ModelBackend"
 # The servers publish their Celery tasks (notification e-mails) to Redis as in production; no
 # worker consumes them, and the suite empties this database when it is done.
 BROKER = os.environ.get("LRB_BENCH_BROKER", "redis://127.0.0.1:6379/2")
@@ -135,8 +136,9 @@ def page_paths(people: dict[str, int]) -> dict[str, str]:
     }
 
 
-def session_cookie(user_id: int) -> str:
-    """A signed-in session for the user, written to the current database."""
+def session_cookie(user_id: int, backend: str | None = None) -> str:
+    """A signed-in session for the user, written to the current database, as if ``backend``
+    (the app's first authentication backend by default) had signed them in."""
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
@@ -146,7 +148,7 @@ def session_cookie(user_id: int) -> str:
     user = User.objects.get(pk=user_id)
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[BACKEND_SESSION_KEY] = backend or settings.AUTHENTICATION_BACKENDS[0]
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.set_expiry(86_400)
     session.create()
@@ -181,6 +183,10 @@ class Server:
                 f"127.0.0.1:{port}",
                 "--log-level",
                 "warning",
+                # Longer than gunicorn's 30 s: the slowest pages at large take that long on a
+                # busy machine, and a killed worker measures nothing.
+                "--timeout",
+                "180",
             ],
             cwd=benchdb.REPO,
             env=env,
@@ -599,6 +605,8 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     queries = query_figures(size, database_url)
     paths = page_paths(people)
     cookies = {p: session_cookie(people[p]) for p in ("student", "instructor", "ta")}
+    # hello-world has only Django's ModelBackend: the same person, a session of its own.
+    hello_cookies = {p: session_cookie(people[p], HELLO_BACKEND) for p in cookies}
     connection.close()
 
     app = Server("config.wsgi:application", SETTINGS, args.app_port, database_url, logs / "app.log")
@@ -618,19 +626,22 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         for page, persona in PAGES:
             for _ in range(2):  # the second request, on a warm worker
                 started = time.perf_counter()
-                status, body = get(args.app_port, paths[page], cookies[persona])
+                try:
+                    status, body = get(args.app_port, paths[page], cookies[persona])
+                except OSError as error:
+                    status, body = repr(error), b""
                 latency = time.perf_counter() - started
             if status != 200:
                 raise SystemExit(f"{page} {paths[page]} as {persona}: HTTP {status}")
             durations[page] = max(args.duration, min(60, math.ceil(8 * latency)))
-        status, body = get(args.hello_port, "/", cookies["student"])
+        status, body = get(args.hello_port, "/", hello_cookies["student"])
         if status != 200 or b"anonymous" in body:
             raise SystemExit(f"hello-world: HTTP {status} {body[:80]!r}")
 
         # Warm both workers of each server (first requests import and compile templates).
         for page, persona in PAGES:
             wrk(args.app_port, paths[page], cookies[persona], 1)
-        wrk(args.hello_port, "/", cookies["student"], 1)
+        wrk(args.hello_port, "/", hello_cookies["student"], 1)
 
         samples: dict[str, dict[str, list[Any]]] = {
             page: {"app": [], "hello": [], "ratio": [], "load": [], "errors": []}
@@ -639,7 +650,7 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         for _ in range(args.rounds):
             for page, persona in PAGES:
                 a = wrk(args.app_port, paths[page], cookies[persona], durations[page])
-                h = wrk(args.hello_port, "/", cookies[persona], durations[page])
+                h = wrk(args.hello_port, "/", hello_cookies[persona], args.duration)
                 s = samples[page]
                 s["app"].append(a["rps"])
                 s["hello"].append(h["rps"])
@@ -652,10 +663,13 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
                 f"throughput_{page}_{size}",
                 s["ratio"],
                 f"req/s app {spread(s['app'], '{:.1f}')} hello {spread(s['hello'], '{:.1f}')}; "
-                f"as {persona}; wrk {durations[page]} s; errors {sum(s['errors'])}; "
+                f"as {persona}; wrk {durations[page]} s (hello {args.duration} s); "
+                f"errors {sum(s['errors'])}; "
                 f"{load_text(s['load'])}",
             )
-        approvals_figure(size, args.rounds, args.hello_port, args.app_port, cookies["student"])
+        approvals_figure(
+            size, args.rounds, args.hello_port, args.app_port, hello_cookies["student"]
+        )
     finally:
         app.stop()
         hello.stop()

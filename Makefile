@@ -4,7 +4,15 @@
 #   make test           .venv, then the whole suite on SQLite (browser tests included) but tests/services
 #   make test-postgres  the same on PostgreSQL at 127.0.0.1:5432
 #   make test-services  tests/services: a real Celery worker and beat on Redis, PostgreSQL
-#   make bench          benchmarks/: reminder sweep queries and outbox delivery rate
+#   make bench          the benchmark suite (benchmarks/bench_suite.py): every page, 50 approvals,
+#                       the audit export and the dossier PDF against a hello-world Django app, at
+#                       the sizes small (30 projects), medium (300), large (30,000 projects,
+#                       10,000,000 audit events); prints `RATIO <name> <value>` lines. Options:
+#                         BENCH_SIZES=small,medium  (default small,medium,large)
+#                         BENCH_ROUNDS=3  BENCH_DURATION=5  (rounds; seconds per wrk run)
+#                       Data is seeded with COPY into lrb_bench_<size> once and reused; servers on
+#                       ports 8120 (app) and 8121 (hello-world); installs Debian's wrk if missing.
+#   make bench-scripts  benchmarks/: reminder sweep queries and outbox delivery rate
 #   make lint           ruff check, ruff format --check, mypy
 #   make migrate        apply migrations to the local database (var/db.sqlite3 by default)
 #   make clean          remove var/ (database, broker queue, static files) and tool caches
@@ -19,6 +27,9 @@ POSTGRES_SERVICES_URL ?= postgres://postgres@127.0.0.1:5432/lrb_services
 POSTGRES_BENCH_URL ?= postgres://postgres@127.0.0.1:5432/lrb_bench
 # tests/services start Celery processes on Redis and PostgreSQL; they have their own target.
 SERVICES_IGNORE := --ignore=tests/services
+BENCH_SIZES ?= small,medium,large
+BENCH_ROUNDS ?= 3
+BENCH_DURATION ?= 5
 # Two workers on the two cores; each gets its own test database.
 PYTEST_WORKERS ?= -n 2
 
@@ -27,7 +38,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-postgres test-services bench lint migrate clean distclean
+.PHONY: help venv run test test-postgres test-services bench bench-scripts lint migrate clean \
+	distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -61,6 +73,13 @@ test-services: $(STAMP)
 	DATABASE_URL=$(POSTGRES_SERVICES_URL) $(BIN)/pytest tests/services -p no:cacheprovider --create-db
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" -eq 0 ]; then apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
+		else sudo apt-get install -y wrk || { sudo apt-get update && sudo apt-get install -y wrk; }; fi; }
+	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/bench_suite.py \
+		--sizes $(BENCH_SIZES) --rounds $(BENCH_ROUNDS) --duration $(BENCH_DURATION)
+
+bench-scripts: $(STAMP)
 	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/reminder_sweep.py
 	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/outbox_delivery.py
 

@@ -114,7 +114,9 @@ def test_looping_back_to_a_stage_that_does_not_exist_is_refused(personas):
     before = snapshot(p.project)
     for to_order in (0, 8, 99):
         with pytest.raises(InvalidAnswers):
-            services.project_loop_back(project=p.project, actor=p.alice, to_order=to_order, reason="x")
+            services.project_loop_back(
+                project=p.project, actor=p.alice, to_order=to_order, reason="x"
+            )
     assert snapshot(p.project) == before
 
 
@@ -299,7 +301,7 @@ def test_a_stage_in_review_or_approved_cannot_be_submitted_again(personas):
     p = personas
     stage = stage1(p)
     revision = fill_and_submit(stage, p.alice)
-    with pytest.raises(IllegalTransition, match="cannot be submitted|only a stage"):
+    with pytest.raises(IllegalTransition, match="only a stage"):
         services.stage_submit(stage=stage, actor=p.alice)
     services.stage_mark_approved(stage=stage, revision=revision, actor=p.tina)
     with pytest.raises(IllegalTransition):
@@ -307,17 +309,13 @@ def test_a_stage_in_review_or_approved_cannot_be_submitted_again(personas):
     assert stage.revisions.count() == 1
 
 
-def test_an_approval_is_audited_with_the_gate_summary_and_opens_the_next_stage(
-    personas, published
-):
+def test_an_approval_is_audited_with_the_gate_summary_and_opens_the_next_stage(personas, published):
     p = personas
     stage = stage1(p)
     revision = fill_and_submit(stage, p.alice)
     published.clear()
     summary = {"satisfied": True, "approvals": 1, "staff": 1, "expert": 0, "approvers": ["Tina"]}
-    services.stage_mark_approved(
-        stage=stage, revision=revision, actor=p.tina, gate_summary=summary
-    )
+    services.stage_mark_approved(stage=stage, revision=revision, actor=p.tina, gate_summary=summary)
     second = current_stage(p.project)
     event = last_event("stage.approve")
     assert event.old == {"status": "in_review"}

@@ -70,9 +70,7 @@ def test_stale_votes_and_members_votes_are_neither_counted_nor_named():
         vote(3, STAFF, REQUEST_CHANGES, name="Member too"),
         vote(4, name="Tina"),
     ]
-    result = evaluate_gate(
-        GatePolicy(1), votes, current_revision_id=REV, member_ids=[2, 3]
-    )
+    result = evaluate_gate(GatePolicy(1), votes, current_revision_id=REV, member_ids=[2, 3])
     assert result.as_dict() == {
         "satisfied": True,
         "approvals": 1,

@@ -60,8 +60,14 @@ def test_the_review_page_of_another_stage_is_not_found_for_a_stage_expert(person
     first, second, revision = two_stages
     client = Client()
     client.force_login(personas.erin)
-    assert client.get(reverse("reviews:review_stage", kwargs={"stage_pk": first.pk})).status_code == 200
-    assert client.get(reverse("reviews:review_stage", kwargs={"stage_pk": second.pk})).status_code == 404
+    assert (
+        client.get(reverse("reviews:review_stage", kwargs={"stage_pk": first.pk})).status_code
+        == 200
+    )
+    assert (
+        client.get(reverse("reviews:review_stage", kwargs={"stage_pk": second.pk})).status_code
+        == 404
+    )
     decide = reverse("reviews:stage_decide", kwargs={"stage_pk": second.pk})
     response = client.post(decide, {"revision": revision.pk, "outcome": "approve"})
     assert response.status_code == 404
@@ -70,7 +76,7 @@ def test_the_review_page_of_another_stage_is_not_found_for_a_stage_expert(person
 
 def test_a_whole_project_assignment_covers_every_stage(personas, two_stages):
     p = personas
-    first, second, revision = two_stages
+    _, second, revision = two_stages
     ReviewAssignment.objects.filter(reviewer=p.erin).update(stage_definition=None)
     assert permissions.reviewer_role(p.erin, p.project, second.definition)[0] == ReviewerRole.EXPERT
     assert permissions.can_see_stage(p.erin, second)

@@ -150,3 +150,23 @@ def test_policies_votes_and_results_are_frozen(value):
     field = dataclasses.fields(value)[0].name
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, field, 99)
+
+
+def test_votes_on_a_later_revision_or_with_nothing_submitted_do_not_count():
+    later = evaluate_gate(GatePolicy(1), [vote(1, revision=REV + 1)], current_revision_id=REV)
+    assert (later.approvals, later.approvers, later.satisfied) == (0, [], False)
+    nothing = evaluate_gate(GatePolicy(0), [vote(1, revision=REV)], current_revision_id=None)
+    assert (nothing.approvals, nothing.satisfied) == (0, False)
+
+
+@pytest.mark.parametrize("outcome", ["abstain", "zzz"])
+def test_an_outcome_the_gate_does_not_know_neither_approves_nor_blocks(outcome):
+    result = evaluate_gate(GatePolicy(0), [vote(1, outcome=outcome)], current_revision_id=REV)
+    assert (result.approvals, result.blocking, result.satisfied) == (0, [], True)
+
+
+def test_an_approval_in_a_role_the_gate_does_not_know_counts_for_neither_role_minimum():
+    votes = [vote(1, "auditor"), vote(2, "visitor")]
+    result = evaluate_gate(GatePolicy(2), votes, current_revision_id=REV)
+    assert (result.approvals, result.staff_approvals, result.expert_approvals) == (2, 0, 0)
+    assert result.satisfied

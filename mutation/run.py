@@ -399,6 +399,9 @@ def main() -> int:
             ok = False
             continue
         summary.append((target, mutants))
+        report(
+            target, mutants, survivors, float(config["defaults"]["min-score"]), bool(args.changed)
+        )
     print("\n== Mutation scores")
     for target, mutants in summary:
         min_score = float(config["defaults"]["min-score"])

@@ -121,6 +121,7 @@ def test_course_staff_review_every_stage_without_an_assignment(personas, two_sta
             ReviewerRole.STAFF,
             None,
         )
+        assert permissions.can_review(staff, p.project, second.definition)
         assert permissions.can_see_stage(staff, first)
         assert permissions.can_see_project_reviews(staff, p.project)
 

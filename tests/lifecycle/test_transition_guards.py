@@ -397,3 +397,31 @@ def test_setting_a_due_date_is_audited_once(personas):
     assert events_.count() == 1
     assert events_.get().old == {"due_date": None}
     assert events_.get().new == {"due_date": "2026-12-01"}
+
+
+# --- drafts --------------------------------------------------------------------------------
+
+
+def test_a_save_based_on_a_version_from_the_future_is_a_conflict(personas):
+    from lifecycle.errors import DraftConflict
+
+    p = personas
+    stage = stage1(p)
+    key = stage.definition.questions.filter(kind="long_text").first().key
+    services.stage_save_draft(stage=stage, actor=p.alice, answers={key: "v1"}, base_version=0)
+    with pytest.raises(DraftConflict) as excinfo:
+        services.stage_save_draft(stage=stage, actor=p.alice, answers={key: "v?"}, base_version=5)
+    assert excinfo.value.current_version == 1
+    assert excinfo.value.updated_by == "Alice"
+    stage.refresh_from_db()
+    assert (stage.draft_version, stage.draft_answers) == (1, {key: "v1"})
+
+
+def test_a_revision_lists_the_register_in_the_order_it_was_written(personas):
+    p = personas
+    stage = stage1(p)
+    for name in ("Zoe's clinic", "Anna's ward"):
+        services.stakeholder_add(project=p.project, actor=p.alice, name=name, kind="other")
+    revision = fill_and_submit(stage, p.alice)
+    assert [s["name"] for s in revision.stakeholders] == ["Zoe's clinic", "Anna's ward"]
+    assert revision.number == 1 and revision.created_by == p.alice

@@ -13,10 +13,11 @@ leaves a mutated file behind.
     python mutation/run.py --sample 4 lifecycle/services.py
         every fourth mutant only, in source order: an estimate in a quarter of the time
 
-Prints, per file, killed / survived and the score (killed over killed + survived; mutants that
-do not compile, annotations and excluded operators are skipped before any test runs). A
-survivor listed in mutation/survivors.toml, with the reason it cannot be killed, is justified;
-the others are printed as unjustified. Exit status 1 when a file scores below min-score.
+Prints, per file, the score: killed / (tested - equivalent), the survivors listed in
+mutation/survivors.toml with their reason being justified (equivalent mutants, or lock modes
+killed by the PostgreSQL tests); the others are printed as unjustified. Mutants that do not
+compile, annotations and excluded operators are skipped before any test runs. Exit status 1
+when a file scores below min-score.
 """
 
 from __future__ import annotations
@@ -323,30 +324,35 @@ def execute(work, cr_config, session, lines, target, skipped, env, deadline):
 def report(
     target: str, mutants: list[Mutant], survivors: dict, min_score: float, changed: bool
 ) -> bool:
-    """Print the score; False when it is below ``min_score``. Over a whole file the score is
-    killed / (killed + survived). Over the few lines of one commit (``changed``) a single
-    equivalent mutant would sink it, so there the justified survivors are left out."""
+    """Print the score; False when it is below ``min_score``.
+
+    The score is the textbook one: killed / (tested - equivalent), where a survivor listed in
+    survivors.toml as ``kind = "postgresql"`` (a lock mode, killed by the PostgreSQL tests)
+    counts as killed and one listed as equivalent leaves the denominator. The raw figure,
+    killed / tested on SQLite, is printed beside it."""
     killed = [m for m in mutants if m.outcome == "killed"]
     survived = [m for m in mutants if m.outcome == "survived"]
     pending = [m for m in mutants if m.outcome == "pending"]
     tested = len(killed) + len(survived)
-    score = 100.0 * len(killed) / tested if tested else 100.0
+    raw = 100.0 * len(killed) / tested if tested else 100.0
     entries = survivors.get(target, [])
-    unjustified = [m for m in survived if not is_justified(m, entries)]
-    justified = len(survived) - len(unjustified)
+    verdicts = [(m, is_justified(m, entries)) for m in survived]
+    unjustified = [m for m, entry in verdicts if entry is None]
+    elsewhere = sum(1 for _, e in verdicts if e is not None and e.get("kind") == "postgresql")
+    equivalent = len(survived) - len(unjustified) - elsewhere
+    counted = tested - equivalent
+    score = 100.0 * (len(killed) + elsewhere) / counted if counted else 100.0
+    where = " on the changed lines" if changed else ""
     print(
-        f"SCORE {target}: {score:.1f} % ({len(killed)} killed, {len(survived)} survived "
-        f"of which {justified} justified, {len(pending)} not run)"
+        f"SCORE {target}{where}: {score:.1f} % ({len(killed)} killed on SQLite + {elsewhere} "
+        f"on PostgreSQL, of {counted} non-equivalent; {equivalent} equivalent; "
+        f"{len(unjustified)} unjustified survivors; raw {raw:.1f} %; {len(pending)} not run)"
     )
-    if changed:
-        counted = len(killed) + len(unjustified)
-        score = 100.0 * len(killed) / counted if counted else 100.0
-        print(f"   on the changed lines, justified survivors left out: {score:.1f} %")
     out = ROOT / "var" / "mutation"
     out.mkdir(parents=True, exist_ok=True)
     with open(out / (target.replace("/", "_") + ".survivors.txt"), "w") as handle:
-        for m in survived:
-            mark = "justified" if m not in unjustified else "UNJUSTIFIED"
+        for m, entry in verdicts:
+            mark = "justified" if entry is not None else "UNJUSTIFIED"
             handle.write(f"## {mark} {m.row} {m.function} {m.operator}\n{m.diff}\n")
     for m in unjustified:
         print(f"   unjustified survivor {target}:{m.row} in {m.function}: {m.operator}")

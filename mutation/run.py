@@ -178,6 +178,7 @@ def prepare(
     not_code = signature_rows(source)
     excluded = re.compile("|".join(f"(?:{e})" for e in defaults["exclude-operators"]))
     skipped = {"excluded operator": 0, "annotation or signature": 0, "does not compile": 0}
+    skipped["cannot be applied"] = 0
     skipped["not on a changed line"] = 0
     skipped["not in the sample"] = 0
     candidates = 0
@@ -194,11 +195,13 @@ def prepare(
                 reason = "annotation or signature"
             else:
                 operator = get_operator(spec.operator_name)(**(spec.operator_args or {}))
-                mutated = mutate_code(source, operator, spec.occurrence)
                 try:
+                    mutated = mutate_code(source, operator, spec.occurrence)
                     compile(mutated, target, "exec")
                 except SyntaxError:
                     reason = "does not compile"
+                except Exception:  # cosmic-ray cannot apply it (an `except (A, B)` tuple)
+                    reason = "cannot be applied"
             if reason is None and sample > 1:
                 candidates += 1
                 if candidates % sample != 1:

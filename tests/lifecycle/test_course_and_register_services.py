@@ -245,3 +245,29 @@ def test_other_teams_cannot_update_or_remove_a_stakeholder(personas):
     with pytest.raises(NotAllowed):
         services.stakeholder_remove(stakeholder=s, actor=p.carol)
     assert Stakeholder.objects.filter(pk=s.pk).exists()
+
+
+def test_a_mail_server_that_is_down_does_not_undo_or_break_an_invitation(
+    personas, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    import django.core.mail
+
+    def refusing_connection(*args, **kwargs):
+        raise ConnectionRefusedError("the mail server is down")
+
+    monkeypatch.setattr(django.core.mail, "get_connection", refusing_connection)
+    with django_capture_on_commit_callbacks(execute=True):
+        invited = services.course_invite_students(
+            course=personas.course, actor=personas.tina, emails=["ann@example.test"]
+        )
+    assert invited == ["ann@example.test"]
+    assert AuditEvent.objects.filter(verb="course.invite").count() == 1
+    assert "Could not send 1 course invitation" in caplog.text
+
+
+def test_a_new_project_opens_only_its_first_stage(personas):
+    stages = list(personas.project.stages.order_by("definition__order"))
+    assert [s.cycle for s in stages] == [1] * len(stages)
+    assert stages[0].opened_at is not None
+    assert [s.opened_at for s in stages[1:]] == [None] * (len(stages) - 1)
+    assert personas.project.current_stage == stages[0]

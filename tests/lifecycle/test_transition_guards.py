@@ -425,3 +425,24 @@ def test_a_revision_lists_the_register_in_the_order_it_was_written(personas):
     revision = fill_and_submit(stage, p.alice)
     assert [s["name"] for s in revision.stakeholders] == ["Zoe's clinic", "Anna's ward"]
     assert revision.number == 1 and revision.created_by == p.alice
+
+
+def test_a_stale_save_ignores_what_others_changed_before_the_version_it_was_based_on(personas):
+    """Bob's early change is part of the version Alice opened; only Alice changed anything
+    since, so her stale tab's save is no conflict."""
+    p = personas
+    stage = stage1(p)
+    keys = [q.key for q in stage.definition.questions.filter(kind__in=["long_text", "short_text"])]
+    services.stage_save_draft(stage=stage, actor=p.bob, answers={keys[0]: "Bob"}, base_version=0)
+    services.stage_save_draft(stage=stage, actor=p.alice, answers={keys[1]: "A"}, base_version=1)
+    services.stage_save_draft(stage=stage, actor=p.alice, answers={keys[2]: "B"}, base_version=2)
+    services.stage_save_draft(stage=stage, actor=p.alice, answers={keys[3]: "C"}, base_version=2)
+    stage.refresh_from_db()
+    assert stage.draft_version == 4
+    assert stage.draft_changed_by == {
+        keys[0]: p.bob.pk,
+        keys[1]: p.alice.pk,
+        keys[2]: p.alice.pk,
+        keys[3]: p.alice.pk,
+    }
+    assert stage.draft_changed_at == {keys[0]: 1, keys[1]: 2, keys[2]: 3, keys[3]: 4}

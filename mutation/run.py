@@ -261,6 +261,8 @@ def collect(session: Path, lines: list[str], target: str) -> list[Mutant]:
 
 def run_target(target: str, tests: list[str], config: dict, args, deadline: float | None):
     rows = changed_lines(args.changed, target) if args.changed else None
+    if args.lines:
+        rows = {int(n) for n in args.lines.split(",")}
     with tempfile.TemporaryDirectory(prefix="lrb-mutation-") as tmp:
         work = Path(tmp)
         copy_tree(work)
@@ -370,6 +372,9 @@ def main() -> int:
     parser.add_argument("targets", nargs="*", help="target files (default: all)")
     parser.add_argument("--changed", metavar="BASE", help="only what changed since BASE")
     parser.add_argument("--budget", type=float, help="seconds for the whole run")
+    parser.add_argument(
+        "--lines", metavar="N,M", help="only the mutants on these lines (to re-check survivors)"
+    )
     parser.add_argument(
         "--sample",
         type=int,

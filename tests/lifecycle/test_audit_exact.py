@@ -84,3 +84,14 @@ def test_without_the_test_settings_escape_hatch_a_delete_is_refused(personas, se
     ):
         cursor.execute("DELETE FROM lifecycle_auditevent")
     assert AuditEvent.objects.count() == count
+
+
+def test_a_repeated_sequence_number_with_correct_links_and_hashes_is_detected(personas):
+    rows = chain(personas)
+    forged = rows[:3]
+    for payload, _ in rows[3:]:
+        payload = {**payload, "seq": payload["seq"] - 1, "prev": forged[-1][1]}
+        forged.append((payload, audit.hash_payload(payload)))
+    report = audit.verify_payloads(forged)
+    assert (report.count, report.broken_at) == (3, rows[3][0]["seq"] - 1)
+    assert report.reason == f"expected event #{rows[3][0]['seq']} here"

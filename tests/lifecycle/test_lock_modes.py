@@ -13,12 +13,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import uses_postgres
+from django.conf import settings
 from django.db import connection, transaction
 from factories import UserFactory, fill_and_submit
 
 from lifecycle import services
 from lifecycle.models import Membership, Role, StageRevision, Stakeholder
+
+
+def uses_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -257,7 +257,8 @@ class Example:
             and self.draft_version == "current"
             and not self.teammate_first
             and self.abuse is None
-            and not set(self.extras) & {*self.fields, "draft_version"}
+            and not set(self.extras) & {*self.fields, "draft_version", "merge", "conflict_keys"}
+            and not any(k.startswith(RESOLVE_PREFIX) for k in self.extras)
         )
 
 

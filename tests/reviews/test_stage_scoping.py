@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 from django.urls import reverse
-from factories import advance_to, current_stage, fill_and_submit
+from factories import advance_to, current_stage, declare_no_conflict, fill_and_submit
 
 from lifecycle.errors import NotAllowed
 from reviews import permissions, services
@@ -80,6 +80,7 @@ def test_a_whole_project_assignment_covers_every_stage(personas, two_stages):
     ReviewAssignment.objects.filter(reviewer=p.erin).update(stage_definition=None)
     assert permissions.reviewer_role(p.erin, p.project, second.definition)[0] == ReviewerRole.EXPERT
     assert permissions.can_see_stage(p.erin, second)
+    declare_no_conflict(p.project, p.erin)
     services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
     assert revision.decisions.get().reviewer == p.erin
 

@@ -14,6 +14,9 @@
 #                       ports 8120 (app) and 8121 (hello-world); installs Debian's wrk if missing.
 #   make bench-scripts  benchmarks/: reminder sweep queries and outbox delivery rate
 #   make lint           ruff check, ruff format --check, mypy
+#   make mutation       mutation testing (cosmic-ray) of the gate, the transitions, the audit chain
+#                       and the permissions, with their mapped tests; MUTATION_TARGETS=file... for some
+#   make mutation-changed  the same over what the last commit changed among them, in ~5 minutes
 #   make migrate        apply migrations to the local database (var/db.sqlite3 by default)
 #   make clean          remove var/ (database, broker queue, static files) and tool caches
 #   make distclean      clean, and remove .venv as well
@@ -38,8 +41,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-postgres test-services bench bench-scripts lint migrate clean \
-	distclean
+.PHONY: help venv run test test-postgres test-services bench bench-scripts lint mutation \
+	mutation-changed migrate clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -82,6 +85,14 @@ bench: $(STAMP)
 bench-scripts: $(STAMP)
 	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/reminder_sweep.py
 	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/outbox_delivery.py
+
+# One target at a time, one mutant at a time, on SQLite: see mutation/targets.toml.
+mutation: $(STAMP)
+	$(BIN)/python mutation/run.py $(MUTATION_TARGETS)
+
+# CI: only the targets and lines the last commit touched, bounded in time (mutation/run.py).
+mutation-changed: $(STAMP)
+	timeout 360 $(BIN)/python mutation/run.py --changed HEAD~1 --budget 300
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -43,8 +43,3 @@ def is_project_member(user: Any, project: Project) -> bool:
 
 def can_view_project(user: Any, project: Project) -> bool:
     return is_project_member(user, project) or is_course_staff(user, project.course)
-
-
-def can_edit_project(user: Any, project: Project) -> bool:
-    """Only the team writes its stages and stakeholder register."""
-    return is_project_member(user, project)

@@ -18,10 +18,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django import forms
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
@@ -244,6 +246,20 @@ class Example:
     extras: dict[str, Any]
     abuse: str | None  # "too_many_fields" or "too_big"
     urlencoded: bool
+    well_formed: bool  # every field posted, each with a well-formed value
+
+    def is_a_plain_valid_save(self) -> bool:
+        """A save of well-formed values on the current version, with nobody saving meanwhile:
+        it must be stored, not merely survived."""
+        return (
+            self.well_formed
+            and self.endpoint in ("save", "autosave")
+            and self.draft_version == "current"
+            and not self.teammate_first
+            and self.abuse is None
+            and not set(self.extras) & {*self.fields, "draft_version", "merge", "conflict_keys"}
+            and not any(k.startswith(RESOLVE_PREFIX) for k in self.extras)
+        )
 
 
 @st.composite
@@ -295,7 +311,35 @@ def examples(draw: st.DrawFn, questions: list[Question]) -> Example:
         extras=extras,
         abuse=draw(st.sampled_from([None] * 14 + ["too_many_fields", "too_big"])),
         urlencoded=draw(st.booleans()),
+        well_formed=mode == "valid",
     )
+
+
+def expected_answers(questions: list[Question], fields: dict[str, Any]) -> dict[str, Any]:
+    """What a well-formed save must store: the posted values after the form's normalisation
+    (text stripped, choices in the question's order, numbers as int or float, URLs with a
+    scheme), blank answers left out."""
+    expected: dict[str, Any] = {}
+    for q in questions:
+        if q.kind == QuestionKind.YES_NO_UNSURE:
+            choice = fields[q.key + CHOICE_SUFFIX]
+            justification = fields[q.key + JUSTIFICATION_SUFFIX].strip()
+            if choice or justification:
+                expected[q.key] = {"choice": choice, "justification": justification}
+            continue
+        value = fields[q.key]
+        if q.kind in (QuestionKind.SHORT_TEXT, QuestionKind.LONG_TEXT):
+            value = value.strip()
+        elif q.kind == QuestionKind.MULTIPLE_CHOICE:
+            value = [c for c in q.choices if c in value]
+        elif q.kind == QuestionKind.NUMBER:
+            number = Decimal(value.strip())
+            value = int(number) if number == number.to_integral_value() else float(number)
+        elif q.kind == QuestionKind.URL:
+            value = forms.URLField(assume_scheme="https").clean(value)
+        if value not in ("", []):
+            expected[q.key] = value
+    return expected
 
 
 # --- what must never come back ------------------------------------------------------------
@@ -527,6 +571,11 @@ def run_example(t: FuzzTarget, ex: Example) -> None:
     assert_safe(page, "stage page after the save", t.site_markup)
     html = page.content.decode()
     after = load(t.stage_pk)
+    if ex.is_a_plain_valid_save():
+        assert after.draft_answers == expected_answers(t.questions, ex.fields), (
+            "a well-formed save was not stored as posted"
+        )
+        event("a well-formed save, stored as posted")
     if after.draft_version > opened + bool(ex.teammate_first):
         event("the example's answers were saved")
     if after.status != "drafting":

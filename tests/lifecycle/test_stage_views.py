@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
-from factories import PASSWORD, complete_answers, fill_and_submit
+from factories import complete_answers, fill_and_submit
 
 from lifecycle import services
 from lifecycle.forms import CHOICE_SUFFIX, JUSTIFICATION_SUFFIX
@@ -428,7 +428,3 @@ def test_the_guidance_is_the_lectures(personas):
     page = client_for(personas, "alice").get(url(stage1(personas))).content.decode()
     assert "The lecture&#x27;s guidance" in page or "The lecture's guidance" in page
     assert "digit recognition" in page.lower()
-
-
-def test_password_is_known_to_factories():
-    assert PASSWORD

@@ -80,9 +80,9 @@ def measure(runs: int, old: bool) -> None:
 
     _, seconds = timed(seed_demo)[::-1]
     project = (
-        Project.objects.annotate(n=Count("stages__revisions")).order_by("-n", "pk").select_related(
-            "course", "template", "current_stage__definition"
-        )
+        Project.objects.annotate(n=Count("stages__revisions"))
+        .order_by("-n", "pk")
+        .select_related("course", "template", "current_stage__definition")
     ).first()
     assert project is not None
     reader = project.members.order_by("pk").first()

@@ -75,12 +75,9 @@ class QuestionDiff:
 
 
 def word_diff(old: str, new: str, budget: DiffBudget | None = None) -> list[Chunk]:
-    # Characters bound the token counts from above: most answers are decided without splitting.
-    if len(old) * len(new) > MAX_WORD_DIFF_WORK:
-        if len(_TOKEN.findall(old)) * len(_TOKEN.findall(new)) > MAX_WORD_DIFF_WORK:
-            return whole_versions(old, new)
-    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
-    if budget is not None and not budget.spend(len(a) * len(b)):
+    a, b = _TOKEN.findall(old), _TOKEN.findall(new)  # linear; the matcher is not
+    work = len(a) * len(b)
+    if work > MAX_WORD_DIFF_WORK or (budget is not None and not budget.spend(work)):
         return whole_versions(old, new)
     chunks: list[Chunk] = []
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)

@@ -323,8 +323,7 @@ def dossier_content_hash(*, project: Project, viewer: Any, sources: DossierSourc
             rows.append(_row(revision, created_by=revision.created_by))
             rows.extend(_row(d, reviewer=d.reviewer) for d in revision.decisions.all())
             rows.extend(
-                _row(c, author=c.author, resolved_by=c.resolved_by)
-                for c in revision.comments.all()
+                _row(c, author=c.author, resolved_by=c.resolved_by) for c in revision.comments.all()
             )
     encoded = json.dumps(rows, default=str, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()

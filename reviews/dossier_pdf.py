@@ -125,7 +125,7 @@ def _abandoned(now: dt.datetime) -> Q:
 
 
 def _file_exists(render: DossierRender) -> bool:
-    return bool(render.file) and render.file.storage.exists(render.file.name)
+    return bool(render.file.name) and render.file.storage.exists(render.file.name or "")
 
 
 def dossier_pdf_request(
@@ -240,9 +240,7 @@ def dossier_pdf_render(render_id: int) -> str:
         render.file.field.generate_filename(render, f"{render.content_hash[:16]}-{render.pk}.pdf"),
         ContentFile(pdf),
     )
-    done = DossierRender.objects.filter(
-        pk=render_id, status=DossierRenderStatus.PREPARING
-    ).update(
+    done = DossierRender.objects.filter(pk=render_id, status=DossierRenderStatus.PREPARING).update(
         status=DossierRenderStatus.READY,
         file=name,
         finished_at=timezone.now(),
@@ -268,7 +266,7 @@ def prune_older_renders(render: DossierRender) -> int:
     removed = 0
     for old in older:
         if old.file:
-            old.file.storage.delete(old.file.name)
+            old.file.storage.delete(old.file.name or "")
         old.delete()
         removed += 1
     return removed

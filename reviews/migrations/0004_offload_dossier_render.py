@@ -8,33 +8,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('lifecycle', '0005_draft_changed_by'),
-        ('reviews', '0003_beat_schedules'),
+        ("lifecycle", "0005_draft_changed_by"),
+        ("reviews", "0003_beat_schedules"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DossierRender',
+            name="DossierRender",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('content_hash', models.CharField(max_length=64)),
-                ('status', models.CharField(choices=[('preparing', 'Preparing'), ('ready', 'Ready'), ('failed', 'Failed')], default='preparing', max_length=10)),
-                ('file', models.FileField(blank=True, upload_to=reviews.models.dossier_upload_path)),
-                ('error', models.TextField(blank=True)),
-                ('requested_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('render_seconds', models.FloatField(blank=True, null=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='lifecycle.project')),
-                ('requested_by', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("content_hash", models.CharField(max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("preparing", "Preparing"),
+                            ("ready", "Ready"),
+                            ("failed", "Failed"),
+                        ],
+                        default="preparing",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "file",
+                    models.FileField(blank=True, upload_to=reviews.models.dossier_upload_path),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("requested_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("render_seconds", models.FloatField(blank=True, null=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="lifecycle.project",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-requested_at', '-pk'],
-                'indexes': [models.Index(fields=['requested_by', 'status'], name='dossier_render_by_user')],
-                'constraints': [models.UniqueConstraint(fields=('project', 'requested_by', 'content_hash'), name='dossier_render_once')],
+                "ordering": ["-requested_at", "-pk"],
+                "indexes": [
+                    models.Index(fields=["requested_by", "status"], name="dossier_render_by_user")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "requested_by", "content_hash"),
+                        name="dossier_render_once",
+                    )
+                ],
             },
         ),
     ]

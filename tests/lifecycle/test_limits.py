@@ -251,7 +251,7 @@ def test_a_diff_budget_shows_the_changes_after_it_is_spent_whole():
         "same",
     ]
     long = " ".join("w" * 3 for _ in range(20))
-    assert [c.op for c in diffs.word_diff(long, long + " more", budget)][0] == "note"
+    assert diffs.word_diff(long, long + " more", budget)[0].op == "note"
 
 
 def _long_key(stage: Any) -> str:

@@ -130,9 +130,9 @@ def test_a_web_request_never_renders_the_pdf(
         mock.patch("weasyprint.HTML", side_effect=AssertionError("WeasyPrint in a web request")),
         mock.patch.object(dossier_pdf, "render_pdf", side_effect=AssertionError("rendered")),
         mock.patch.object(render_dossier_pdf, "delay", wraps=render_dossier_pdf.delay) as delay,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            response = client_for(p.alice).get(pdf_url(p.project))
+        response = client_for(p.alice).get(pdf_url(p.project))
     assert response.status_code == 200 and status_of(response) == "preparing"
     assert len(callbacks) == 1
     render = DossierRender.objects.get()

@@ -256,13 +256,14 @@ def dossier_pdf_render(render_id: int) -> str:
 def prune_older_renders(render: DossierRender) -> int:
     """Earlier finished renders of the same dossier for the same reader show an older state of
     the project; nobody can ask for them again, so their files go."""
+    # Only renders asked for before this one: a render of an older state that finishes late
+    # must not remove the render of the newer state.
     older = DossierRender.objects.filter(
-        project_id=render.project_id, requested_by_id=render.requested_by_id
+        project_id=render.project_id,
+        requested_by_id=render.requested_by_id,
+        requested_at__lt=render.requested_at,
+        status__in=[DossierRenderStatus.READY, DossierRenderStatus.FAILED],
     ).exclude(pk=render.pk)
-    older = older.filter(
-        Q(status=DossierRenderStatus.FAILED)
-        | Q(status=DossierRenderStatus.READY, finished_at__lte=timezone.now())
-    )
     removed = 0
     for old in older:
         if old.file:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from factories import current_stage, fill_and_submit
 from test_dossier import invite_expert, review_one_stage
 
+from lifecycle.models import StageRevision
 from reviews import dossier_pdf, services
 from reviews.dossier import dossier_content_hash, dossier_sources
 from reviews.models import DossierRender, DossierRenderStatus
@@ -318,3 +319,24 @@ def test_the_pdf_is_laid_out_with_its_own_small_stylesheet(reviewed):
     assert "css/dossier-print.css" in html
     assert "bootstrap" not in html.lower()
     assert "<script" not in html and "style=" not in html
+
+
+def test_a_render_of_an_older_state_finishing_late_keeps_the_newer_one(
+    reviewed, django_capture_on_commit_callbacks
+):
+    p = reviewed
+    client = client_for(p.alice)
+    with django_capture_on_commit_callbacks(execute=False):
+        client.get(pdf_url(p.project))  # its task is slow to start
+    older = DossierRender.objects.get()
+    revision = StageRevision.objects.filter(stage__project=p.project).order_by("pk").first()
+    services.comment_add(revision=revision, author=p.tina, body="Meanwhile, a comment.")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get(pdf_url(p.project))
+    newer = DossierRender.objects.exclude(pk=older.pk).get()
+    assert newer.status == DossierRenderStatus.READY
+    assert render_dossier_pdf(older.pk) == "ready"
+    newer.refresh_from_db()
+    assert newer.status == DossierRenderStatus.READY and newer.file.storage.exists(newer.file.name)
+    page = client.get(pdf_url(p.project))
+    assert download_url(newer) in page.content.decode()

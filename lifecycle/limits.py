@@ -79,9 +79,14 @@ def concurrency_slot(
         slot.release()
 
 
+def _clock() -> float:
+    return time.time()
+
+
 def check_rate(kind: str, user: Any, *, per_minute: int, message: str) -> None:
     """Count this request in the user's current minute; raise Busy(message) above the rate."""
-    window = int(time.time() // 60)
+    now = _clock()
+    window = int(now // 60)
     key = f"limits:rate:{kind}:{_who(user)}:{window}"
     cache.add(key, 0, timeout=120)
     try:
@@ -90,7 +95,7 @@ def check_rate(kind: str, user: Any, *, per_minute: int, message: str) -> None:
         cache.add(key, 1, timeout=120)
         count = 1
     if count > per_minute:
-        raise Busy(message, retry_after=60 - int(time.time()) % 60)
+        raise Busy(message, retry_after=60 - int(now) % 60)
 
 
 def busy_response(request: HttpRequest, busy: Busy) -> HttpResponse:

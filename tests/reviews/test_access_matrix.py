@@ -127,8 +127,9 @@ class World:
 
 
 @pytest.fixture
-def world(personas) -> World:
+def world(personas, settings, tmp_path) -> World:
     p = personas
+    settings.MEDIA_ROOT = tmp_path / "media"  # the sample dossier PDF below
     stage = current_stage(p.project)
     other_stage = current_stage(p.other_project)
     other_expert = UserFactory(email="xavier@elsewhere.example", display_name="Xavier")

@@ -15,6 +15,7 @@ from django.db import close_old_connections
 from django.test import Client
 from django.urls import reverse
 from factories import current_stage, fill_and_submit
+from reauth import confirm_password
 
 from lifecycle import diffs, limits
 from lifecycle.models import QuestionKind
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.django_db
 def client_for(user: Any) -> Client:
     client = Client()
     client.force_login(user)
-    return client
+    # As after signing in: a whole course's audit trail asks for the password again.
+    return confirm_password(client)
 
 
 def while_the_first_is_inside(

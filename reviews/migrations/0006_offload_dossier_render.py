@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("lifecycle", "0005_draft_changed_by"),
-        ("reviews", "0003_beat_schedules"),
+        ("reviews", "0005_invites_independent_experts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

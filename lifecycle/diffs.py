@@ -28,8 +28,38 @@ def answer_text(question: Question, value: Any) -> str:
 
 @dataclass(frozen=True)
 class Chunk:
-    op: str  # "same", "del", "ins"
+    op: str  # "same", "del", "ins", or "note" (a remark templates print as plain text)
     text: str
+
+
+# difflib's matcher costs up to (words before) x (words after) steps, and whitespace repeats on
+# every other token: two 2,000-word answers take seconds, two 50,000-character ones a minute.
+# Above this product (about 500 words a side, well under 0.1 s) the two versions are shown
+# whole, one after the other. A page of many diffs shares a DiffBudget of a few times this.
+MAX_WORD_DIFF_WORK = 1_000_000
+TOO_LARGE_TO_DIFF = (
+    "Too large to diff word by word: the earlier version (struck through) and the new one "
+    "follow in full.\n"
+)
+
+
+@dataclass
+class DiffBudget:
+    """Word-diff work a whole page may spend (e.g. the dossier's every revision); once spent,
+    further changes are shown as whole versions, like an answer too large to diff."""
+
+    work: int
+
+    def spend(self, work: int) -> bool:
+        if work > self.work:
+            self.work = 0
+            return False
+        self.work -= work
+        return True
+
+
+def whole_versions(old: str, new: str) -> list[Chunk]:
+    return [Chunk("note", TOO_LARGE_TO_DIFF), Chunk("del", old), Chunk("ins", new)]
 
 
 @dataclass(frozen=True)
@@ -44,8 +74,11 @@ class QuestionDiff:
         return self.old != self.new
 
 
-def word_diff(old: str, new: str) -> list[Chunk]:
-    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+def word_diff(old: str, new: str, budget: DiffBudget | None = None) -> list[Chunk]:
+    a, b = _TOKEN.findall(old), _TOKEN.findall(new)  # linear; the matcher is not
+    work = len(a) * len(b)
+    if work > MAX_WORD_DIFF_WORK or (budget is not None and not budget.spend(work)):
+        return whole_versions(old, new)
     chunks: list[Chunk] = []
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -60,13 +93,16 @@ def word_diff(old: str, new: str) -> list[Chunk]:
 
 
 def diff_answers(
-    questions: Iterable[Question], old: Mapping[str, Any], new: Mapping[str, Any]
+    questions: Iterable[Question],
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    budget: DiffBudget | None = None,
 ) -> list[QuestionDiff]:
     diffs = []
     for question in questions:
         before = answer_text(question, old.get(question.key))
         after = answer_text(question, new.get(question.key))
-        chunks = word_diff(before, after) if before != after else [Chunk("same", after)]
+        chunks = word_diff(before, after, budget) if before != after else [Chunk("same", after)]
         diffs.append(QuestionDiff(question, before, after, chunks))
     return diffs
 

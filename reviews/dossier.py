@@ -10,18 +10,23 @@ it. A fixed number of queries, however many stages, revisions and decisions the 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Sum, TextField
+from django.db.models.functions import Cast, Length
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from lifecycle.audit import chain_head
 from lifecycle.diffs import (
+    MAX_WORD_DIFF_WORK,
     Chunk,
+    DiffBudget,
     QuestionDiff,
     answer_text,
     diff_answers,
@@ -41,6 +46,9 @@ from lifecycle.models import (
 )
 
 from .models import Comment, Decision, DecisionOutcome
+
+# Word diffs a whole dossier may compute (about a second at most); later changes show whole.
+DOSSIER_DIFF_WORK = 10 * MAX_WORD_DIFF_WORK
 
 STANDING = "standing"
 STALE = "stale"  # on a revision the team has since replaced
@@ -171,6 +179,7 @@ def _revision_entries(
     question_numbers: Mapping[str, int],
     revisions_by_pk: Mapping[int, StageRevision],
     hide_others_from: Any,
+    budget: DiffBudget,
 ) -> list[RevisionEntry]:
     entries = []
     previous: StageRevision | None = (
@@ -186,13 +195,14 @@ def _revision_entries(
                 [] if revision.pk == approved_pk else _answers(questions, revision.answers)
             )
         else:
-            diffs = diff_answers(questions, previous.answers, revision.answers)
+            diffs = diff_answers(questions, previous.answers, revision.answers, budget)
             if stage.definition.requires_stakeholders and (
                 previous.stakeholders != revision.stakeholders
             ):
                 stakeholder_chunks = word_diff(
                     stakeholders_text(previous.stakeholders),
                     stakeholders_text(revision.stakeholders),
+                    budget,
                 )
         decisions = []
         for decision in revision.decisions.all():
@@ -231,8 +241,18 @@ def _revision_entries(
     return entries
 
 
-def project_dossier(*, project: Project, viewer: Any) -> Dossier:
-    """The dossier of a project the viewer may see (the caller has scoped it already)."""
+@dataclass(frozen=True)
+class DossierSources:
+    """The rows a dossier is built from: a fixed number of queries, whatever the history."""
+
+    stages: list[ProjectStage]
+    questions_by_definition: Mapping[int, list[Question]]
+    loop_backs: list[AuditEvent]
+    members: list[Any]
+    stakeholders: list[Stakeholder]
+
+
+def dossier_sources(project: Project) -> DossierSources:
     decisions = Decision.objects.select_related("reviewer").order_by("created_at", "pk")
     comments = Comment.objects.select_related("author", "resolved_by").order_by("created_at", "pk")
     revisions = (
@@ -254,19 +274,77 @@ def project_dossier(*, project: Project, viewer: Any) -> Dossier:
         "stage_id", "order"
     ):
         questions_by_definition[question.stage_id].append(question)
-    revisions_by_pk = {r.pk: r for stage in stages for r in stage.revisions.all()}
-    loop_backs = {
-        (event.new or {}).get("cycle"): event
-        for event in AuditEvent.objects.filter(project=project, verb="project.loop_back")
+    loop_backs = list(
+        AuditEvent.objects.filter(project=project, verb="project.loop_back")
         .select_related("actor")
         .order_by("seq")
-    }
-    members = list(project.members.order_by("display_name", "email"))
+    )
+    return DossierSources(
+        stages=stages,
+        questions_by_definition=questions_by_definition,
+        loop_backs=loop_backs,
+        members=list(project.members.order_by("display_name", "email")),
+        stakeholders=list(project.stakeholders.order_by("created_at", "pk")),
+    )
+
+
+def _person(user: Any) -> list[Any] | None:
+    # Only what a dossier prints of a person: a login (last_login) must not change the hash.
+    return None if user is None else [user.pk, user.name, user.email]
+
+
+def _row(obj: Any, **people: Any) -> list[Any]:
+    fields = [[f.attname, getattr(obj, f.attname)] for f in obj._meta.concrete_fields]
+    return [type(obj).__name__, fields, {k: _person(v) for k, v in people.items()}]
+
+
+def dossier_content_hash(*, project: Project, viewer: Any, sources: DossierSources) -> str:
+    """A fingerprint of everything the dossier shows this viewer: every field of every row it
+    is built from, the people it names, and which stages hide other reviews from the viewer.
+    It leaves out what only says when it was printed (the time, the global chain head): those
+    are the render's own, so a PDF is not re-rendered whenever another course writes an event.
+    Cheap (no diffs, no Markdown), so a web request can compute it."""
+    viewer_is_member = any(m.pk == viewer.pk for m in sources.members)
+    rows: list[Any] = [
+        _row(project),
+        _row(project.course),
+        _row(project.template),
+        _person(viewer),
+        [_person(m) for m in sources.members],
+        [_row(s) for s in sources.stakeholders],
+        [_row(e, actor=e.actor) for e in sources.loop_backs],
+        [_row(q) for qs in sources.questions_by_definition.values() for q in qs],
+    ]
+    for stage in sources.stages:
+        rows.append(_row(stage))
+        rows.append(_row(stage.definition))
+        rows.append(_hides_other_reviews(stage, viewer, viewer_is_member))
+        for revision in stage.revisions.all():
+            rows.append(_row(revision, created_by=revision.created_by))
+            rows.extend(_row(d, reviewer=d.reviewer) for d in revision.decisions.all())
+            rows.extend(
+                _row(c, author=c.author, resolved_by=c.resolved_by) for c in revision.comments.all()
+            )
+    encoded = json.dumps(rows, default=str, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def project_dossier(
+    *, project: Project, viewer: Any, sources: DossierSources | None = None
+) -> Dossier:
+    """The dossier of a project the viewer may see (the caller has scoped it already)."""
+    sources = sources or dossier_sources(project)
+    stages = sources.stages
+    questions_by_definition = sources.questions_by_definition
+    revisions_by_pk = {r.pk: r for stage in stages for r in stage.revisions.all()}
+    loop_backs = {(event.new or {}).get("cycle"): event for event in sources.loop_backs}
+    members = sources.members
     viewer_is_member = any(m.pk == viewer.pk for m in members)
 
+    budget = DiffBudget(DOSSIER_DIFF_WORK)
     by_cycle: dict[int, list[StageEntry]] = defaultdict(list)
     for stage in stages:
-        questions = questions_by_definition[stage.definition_id]
+        questions = questions_by_definition.get(stage.definition_id, [])
         numbers = {q.key: n for n, q in enumerate(questions, start=1)}
         hidden = _hides_other_reviews(stage, viewer, viewer_is_member)
         approved = (
@@ -280,7 +358,12 @@ def project_dossier(*, project: Project, viewer: Any) -> Dossier:
                 approved_revision=approved,
                 approved_answers=_answers(questions, approved.answers) if approved else [],
                 revisions=_revision_entries(
-                    stage, questions, numbers, revisions_by_pk, viewer if hidden else None
+                    stage,
+                    questions,
+                    numbers,
+                    revisions_by_pk,
+                    viewer if hidden else None,
+                    budget,
                 ),
             )
         )
@@ -288,7 +371,7 @@ def project_dossier(*, project: Project, viewer: Any) -> Dossier:
     return Dossier(
         project=project,
         members=members,
-        stakeholders=list(project.stakeholders.order_by("created_at", "pk")),
+        stakeholders=sources.stakeholders,
         cycles=[
             CycleEntry(number, entries, loop_backs.get(number))
             for number, entries in sorted(by_cycle.items())
@@ -299,3 +382,20 @@ def project_dossier(*, project: Project, viewer: Any) -> Dossier:
         project_event_count=AuditEvent.objects.filter(project=project).count(),
         printed_at=timezone.now(),
     )
+
+
+# Above this much answer and comment text the dossier is not laid out inside a web request
+# (the page offers the PDF, which a worker renders under a time limit). Some fifty
+# full-length long answers; the demo's fullest project has a fraction of it.
+DOSSIER_PAGE_MAX_CHARS = 2_500_000
+
+
+def dossier_text_size(project: Project) -> int:
+    """Characters of answers and comments the dossier would lay out: two aggregate queries."""
+    answers = StageRevision.objects.filter(stage__project=project).aggregate(
+        n=Sum(Length(Cast("answers", TextField())))
+    )["n"]
+    comments = Comment.objects.filter(revision__stage__project=project).aggregate(
+        n=Sum(Length("body"))
+    )["n"]
+    return int(answers or 0) + int(comments or 0)

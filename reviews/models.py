@@ -393,3 +393,48 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.sequence}"
+
+
+class DossierRenderStatus(models.TextChoices):
+    PREPARING = "preparing", "Preparing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+def dossier_upload_path(render: DossierRender, filename: str) -> str:
+    return f"dossiers/{render.project_id}/{filename}"
+
+
+class DossierRender(models.Model):
+    """A dossier PDF, rendered by a Celery worker (never by a web worker) for one reader and one
+    state of the project: ``content_hash`` fingerprints every row the dossier shows to that
+    reader. A change to the project changes the hash, so the next request starts a new render;
+    the unique constraint makes two simultaneous requests share one render."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    content_hash = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=10, choices=DossierRenderStatus.choices, default=DossierRenderStatus.PREPARING
+    )
+    file = models.FileField(upload_to=dossier_upload_path, blank=True)
+    error = models.TextField(blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    # Set by the worker that claims the render; a claim older than the lease is abandoned.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    render_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "requested_by", "content_hash"], name="dossier_render_once"
+            )
+        ]
+        indexes = [models.Index(fields=["requested_by", "status"], name="dossier_render_by_user")]
+
+    def __str__(self) -> str:
+        return f"Dossier of {self.project} for {self.requested_by} ({self.status})"

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from celery import shared_task
 
-from . import audit_checkpoints, outbox, reminders
+from . import audit_checkpoints, dossier_pdf, outbox, reminders
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,13 @@ def sweep_reminders() -> dict[str, int]:
 )
 def send_audit_checkpoint() -> dict[str, object]:
     return audit_checkpoints.send_audit_checkpoint()
+
+
+# The lease (DOSSIER_RENDER_LEASE_SECONDS, 300 s) outlasts the hard limit, so a render still
+# running is never taken for abandoned.
+@shared_task(name="reviews.render_dossier_pdf", acks_late=True, soft_time_limit=120, time_limit=150)
+def render_dossier_pdf(render_id: int) -> str:
+    return dossier_pdf.dossier_pdf_render(render_id)
 
 
 def enqueue_delivery(ids: Iterable[int]) -> None:

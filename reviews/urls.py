@@ -85,10 +85,16 @@ urlpatterns += [
         dossier_views.project_dossier_page,
         name="project_dossier",
     ),
+    # Asking for the PDF answers at once (preparing, ready or failed); a worker renders it.
     path(
-        "projects/<int:pk>/dossier.pdf",
+        "projects/<int:pk>/dossier/pdf/",
         dossier_views.project_dossier_pdf,
         name="project_dossier_pdf",
+    ),
+    path(
+        "projects/<int:pk>/dossier/pdf/<int:render_pk>/download/",
+        dossier_views.project_dossier_pdf_download,
+        name="project_dossier_pdf_download",
     ),
 ]
 

@@ -142,6 +142,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+# Files the app writes (dossier PDFs rendered by the worker), read back only through views that
+# check access: never served as static files. Web and worker processes must share it.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -237,6 +240,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
+# A dossier render not finished this long after it was asked for (or claimed) is abandoned and
+# may be asked for again; keep it above reviews.render_dossier_pdf's hard time limit (150 s).
+DOSSIER_RENDER_LEASE_SECONDS = int(env("DOSSIER_RENDER_LEASE_SECONDS", "300"))
 NOTIFICATION_MAX_ATTEMPTS = int(env("NOTIFICATION_MAX_ATTEMPTS", "5"))
 # A row left in "sending" by a worker that died goes back to pending after the lease; keep it
 # longer than any task's time limit. Failed sends retry after base, 2 x base, 4 x base… seconds.

@@ -36,6 +36,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Rendered dossier PDFs: a worker that tests/services starts is pointed at the test's folder.
+MEDIA_ROOT = Path(
+    os.environ.get("LRB_TEST_MEDIA_ROOT")
+    or Path(tempfile.gettempdir()) / f"lrb-test-media-{os.getuid()}"
+)
+
 # SQLite's audit triggers refuse DELETE unless this is on; the test runner's flush between
 # transactional tests needs it. UPDATE stays refused, and the tests that prove DELETE is refused
 # turn it off.

@@ -7,6 +7,7 @@ by two requests, describe the same events even while the course keeps working.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,7 +22,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.reauth import password_confirmed_recently, reauth_redirect
-from lifecycle import permissions, selectors
+from lifecycle import limits, permissions, selectors
 from lifecycle.exports import (
     FORMATS,
     HEAD_SUFFIX,
@@ -36,6 +37,30 @@ from lifecycle.exports import (
 from lifecycle.models import AuditEvent, Course, Project
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+# One download at a time per person: a whole course's trail streams for minutes, and a second
+# one started alongside would only halve both. The slot expires on its own in case a worker
+# dies mid-stream; a download still running after that no longer blocks the next.
+EXPORTS_AT_ONCE = 1
+EXPORT_SLOT_SECONDS = 15 * 60
+
+
+class HoldingSlot:
+    """The export's rows, holding the user's export slot until the response is closed: the
+    server calls close() when the last row is sent or the client goes away, even if iteration
+    never started (a generator's ``finally`` would not run then)."""
+
+    def __init__(self, rows: Iterable[Any], slot: limits.Slot) -> None:
+        self.rows = rows
+        self.slot = slot
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self.rows
+        finally:
+            self.slot.release()
+
+    def close(self) -> None:
+        self.slot.release()
 
 
 class AuditExportForm(forms.Form):
@@ -135,8 +160,21 @@ def audit_export(request: HttpRequest, course_pk: int) -> HttpResponseBase:
     if request.GET.get("head") == "1":
         return _head_response(course, filters, head)
     if request.GET.get("download") == "1":
+        try:
+            slot = limits.acquire(
+                "audit-export",
+                request.user,
+                limit=EXPORTS_AT_ONCE,
+                expires=EXPORT_SLOT_SECONDS,
+                message=(
+                    "An export of yours is still downloading. Wait for it to finish, "
+                    "then download this one."
+                ),
+            )
+        except limits.Busy as busy:
+            return limits.busy_response(request, busy)
         response = StreamingHttpResponse(
-            stream_export(fmt, filters, head), content_type=CONTENT_TYPES[fmt]
+            HoldingSlot(stream_export(fmt, filters, head), slot), content_type=CONTENT_TYPES[fmt]
         )
         name = _export_name(course, fmt, head)
         response["Content-Disposition"] = f'attachment; filename="{name}"'

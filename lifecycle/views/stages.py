@@ -9,11 +9,12 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from lifecycle import permissions, services
+from lifecycle import limits, permissions, services
 from lifecycle.answers import clean_answers
 from lifecycle.diffs import answer_text, diff_answers, stakeholders_text, word_diff
 from lifecycle.errors import DomainError, DraftConflict, InvalidAnswers
@@ -324,10 +325,39 @@ def stage_revisions(request: HttpRequest, pk: int, cycle: int, key: str) -> Http
     return render(request, "lifecycle/stage_revisions.html", context)
 
 
+# A long answer holds at most 50,000 characters (lifecycle.forms); a preview of more is refused
+# rather than cut short, so what the author sees is what the reviewers will.
+MAX_PREVIEW_CHARS = 50_000
+PREVIEWS_PER_MINUTE = 60
+
+
 @login_required
 @require_POST
 def markdown_preview(request: HttpRequest) -> HttpResponse:
     field = request.POST.get("field", "")
     text = request.POST.get(field, "") if field else request.POST.get("text", "")
-    html = render_markdown(text) or "<p class='text-body-secondary'>Nothing to preview.</p>"
-    return HttpResponse(html)
+    if len(text) > MAX_PREVIEW_CHARS:
+        message = (
+            f"Too long to preview: {len(text):,} characters, and an answer holds at most "
+            f"{MAX_PREVIEW_CHARS:,}."
+        )
+        return HttpResponse(
+            render_to_string("lifecycle/partials/busy.html", {"message": message}), status=413
+        )
+    try:
+        limits.check_rate(
+            "markdown-preview",
+            request.user,
+            per_minute=PREVIEWS_PER_MINUTE,
+            message="Too many previews in a minute; wait a moment and try again.",
+        )
+        with limits.concurrency_slot(
+            "markdown-preview",
+            request.user,
+            expires=30,
+            message="Already preparing a preview for you; wait for it to appear.",
+        ):
+            html = render_markdown(text)
+    except limits.Busy as busy:
+        return limits.busy_response(request, busy)
+    return HttpResponse(html or "<p class='text-body-secondary'>Nothing to preview.</p>")

@@ -1,103 +1,93 @@
 """The project dossier as a printable page and as a PDF, for the team and course staff.
 
-The PDF is WeasyPrint rendering the very page the browser prints. Its stylesheets come from the
-static files on disk: the URL fetcher below answers /static/ URLs from the staticfiles finders
-(or the collected files) and refuses everything else, so printing never reaches the network and
-a Markdown answer cannot make the server fetch a URL.
+The page is laid out in the request, within bounds (one at a time per person, a cap on the text
+it lays out, a budget of word diffs). The PDF never is: asking for it returns at once with a
+"preparing…" page that polls, and a Celery worker renders it (reviews/dossier_pdf.py).
 """
 
 from __future__ import annotations
 
-import mimetypes
-from pathlib import Path, PurePosixPath
-from typing import Any
-from urllib.parse import unquote, urlsplit
-
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.contrib.staticfiles import finders
-from django.contrib.staticfiles.storage import staticfiles_storage
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.template.loader import render_to_string
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from lifecycle import limits
 from lifecycle.selectors import get_project_for_user
 
-from ..dossier import project_dossier
+from .. import dossier_pdf
+from ..dossier import DOSSIER_PAGE_MAX_CHARS, dossier_text_size, project_dossier
+from ..models import DossierRender, DossierRenderStatus
 from .common import signed_in
 
 TEMPLATE = "reviews/dossier.html"
 
 
-def static_file_path(name: str) -> Path | None:
-    """The file on disk behind a static name, or None (never outside the static folders)."""
-    parts = PurePosixPath(name).parts
-    if not name or name.startswith("/") or ".." in parts:
-        return None
-    found = finders.find(name)
-    if isinstance(found, list):
-        found = found[0] if found else None
-    if found:
-        return Path(found)
-    # Production's manifest storage names files by hash (app.3f2a….css): only the collected
-    # copy under STATIC_ROOT has that name.
-    try:
-        if staticfiles_storage.exists(name):
-            return Path(staticfiles_storage.path(name))
-    except NotImplementedError:
-        return None
-    return None
-
-
-def _url_fetcher() -> Any:
-    from weasyprint.urls import URLFetcher, URLFetcherResponse
-
-    static_prefix = "/" + urlsplit(settings.STATIC_URL).path.lstrip("/")
-
-    class StaticFilesFetcher(URLFetcher):
-        def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-            if url.startswith("data:"):
-                return super().fetch(url, headers)  # inline bytes: nothing is fetched
-            path = urlsplit(url).path
-            found = None
-            if path.startswith(static_prefix):
-                found = static_file_path(unquote(path[len(static_prefix) :]))
-            if found is None:
-                raise ValueError(f"The dossier loads only local static files, not {url}")
-            content_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
-            return URLFetcherResponse(url, found.read_bytes(), {"Content-Type": content_type})
-
-    return StaticFilesFetcher()
-
-
-def render_pdf(html: str, *, base_url: str) -> bytes:
-    import weasyprint
-
-    return weasyprint.HTML(string=html, base_url=base_url, url_fetcher=_url_fetcher()).write_pdf()
-
-
-def _context(request: HttpRequest, pk: int, *, for_pdf: bool) -> dict[str, Any]:
-    user = signed_in(request)
-    project = get_project_for_user(user, pk)
-    return {"dossier": project_dossier(project=project, viewer=user), "for_pdf": for_pdf}
-
-
 @login_required
 @require_GET
 def project_dossier_page(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, TEMPLATE, _context(request, pk, for_pdf=False))
+    user = signed_in(request)
+    project = get_project_for_user(user, pk)
+    size = dossier_text_size(project)
+    if size > DOSSIER_PAGE_MAX_CHARS:
+        context = {"project": project, "size": size, "limit": DOSSIER_PAGE_MAX_CHARS}
+        return render(request, "reviews/dossier_too_large.html", context)
+    try:
+        with limits.concurrency_slot(
+            "dossier-page",
+            user,
+            expires=60,
+            message="Already preparing a dossier page for you; wait for it to load.",
+        ):
+            dossier = project_dossier(project=project, viewer=user)
+            return render(request, TEMPLATE, {"dossier": dossier})
+    except limits.Busy as busy:
+        return limits.busy_response(request, busy)
 
 
 @login_required
 @require_GET
 def project_dossier_pdf(request: HttpRequest, pk: int) -> HttpResponse:
-    context = _context(request, pk, for_pdf=True)
-    html = render_to_string(TEMPLATE, context, request=request)
-    pdf = render_pdf(html, base_url=request.build_absolute_uri("/"))
-    project = context["dossier"].project
-    filename = f"dossier-{slugify(project.title) or project.pk}.pdf"
-    response = HttpResponse(pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    """Asks for the PDF of the dossier as it is now; shows whether it is preparing (the page
+    polls), ready (a download link) or failed (try again). Never renders it here."""
+    user = signed_in(request)
+    project = get_project_for_user(user, pk)
+    try:
+        dossier_render, started = dossier_pdf.dossier_pdf_request(
+            project=project, user=user, retry=request.GET.get("again") == "1"
+        )
+    except limits.Busy as busy:
+        return limits.busy_response(request, busy)
+    context = {
+        "project": project,
+        "render": dossier_render,
+        "started": started,
+        "preparing": dossier_render.status == DossierRenderStatus.PREPARING,
+        "filename": dossier_pdf.download_name(project),
+    }
+    return render(request, "reviews/dossier_pdf.html", context)
+
+
+@login_required
+@require_GET
+def project_dossier_pdf_download(request: HttpRequest, pk: int, render_pk: int) -> FileResponse:
+    """A finished PDF, for the reader it was rendered for (it shows what they may see)."""
+    user = signed_in(request)
+    project = get_project_for_user(user, pk)
+    dossier_render = DossierRender.objects.filter(
+        pk=render_pk, project=project, requested_by=user, status=DossierRenderStatus.READY
+    ).first()
+    if dossier_render is None or not dossier_render.file:
+        raise Http404("No such PDF.")
+    try:
+        handle = dossier_render.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("No such PDF.") from None
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=dossier_pdf.download_name(project),
+        content_type="application/pdf",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -33,7 +33,10 @@
         body: body,
         credentials: "same-origin",
       })
-        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        // 413 and 429 carry a message for the author (too long, too many, already preparing).
+        .then(function (r) {
+          return r.ok || r.status === 413 || r.status === 429 ? r.text() : Promise.reject(r.status);
+        })
         .then(function (html) {
           box.innerHTML = html;
           box.hidden = false;

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from django import forms
+from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
@@ -38,6 +39,7 @@ from lifecycle.answers import YES_NO_UNSURE
 from lifecycle.forms import CHOICE_SUFFIX, JUSTIFICATION_SUFFIX
 from lifecycle.markdown import ALLOWED_TAGS
 from lifecycle.models import ProjectStage, Question, QuestionKind
+from lifecycle.views.stages import MAX_PREVIEW_CHARS
 
 pytestmark = pytest.mark.django_db
 
@@ -677,11 +679,17 @@ def alice_client(personas: Any) -> Client:
 
 
 def preview(client: Client, text: str, via_field: bool) -> str:
+    # These tests are about sanitising, not the per-user preview rate (lifecycle.limits).
+    cache.clear()
     data = {"field": "answer", "answer": text} if via_field else {"text": text}
     with production_stack():
         response = client.post(reverse("lifecycle:markdown_preview"), data)
-    assert response.status_code == 200, f"markdown_preview: HTTP {response.status_code}"
     html = response.content.decode()
+    if len(text) > MAX_PREVIEW_CHARS:  # refused with a message, not cut short
+        assert response.status_code == 413, f"markdown_preview: HTTP {response.status_code}"
+        assert "Too long to preview" in html
+    else:
+        assert response.status_code == 200, f"markdown_preview: HTTP {response.status_code}"
     assert "<script" not in html.lower()
     problems = injected_markup(html, raw_markers=TAG_MARKERS)
     assert not problems, problems

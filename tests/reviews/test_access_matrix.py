@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from factories import UserFactory, current_stage, declare_no_conflict, fill_and_submit
@@ -20,7 +21,7 @@ from reauth import confirm_password
 
 from lifecycle.models import Course, ExpertInvitationPolicy
 from reviews import services
-from reviews.models import Notification
+from reviews.models import DossierRender, Notification
 
 pytestmark = pytest.mark.django_db
 
@@ -92,6 +93,8 @@ TABLE: dict[str, dict[str, dict]] = {
     # The project dossier: its team and course staff, never a reviewer from outside the course.
     "project_dossier": {"GET": _row(404, alice=200, tina=200, ian=200)},
     "project_dossier_pdf": {"GET": _row(404, alice=200, tina=200, ian=200)},
+    # A rendered PDF is its reader's own (it shows what they may see): Alice asked for this one.
+    "project_dossier_pdf_download": {"GET": _row(404, alice=200)},
 }
 
 
@@ -124,8 +127,9 @@ class World:
 
 
 @pytest.fixture
-def world(personas) -> World:
+def world(personas, settings, tmp_path) -> World:
     p = personas
+    settings.MEDIA_ROOT = tmp_path / "media"  # the sample dossier PDF below
     stage = current_stage(p.project)
     other_stage = current_stage(p.other_project)
     other_expert = UserFactory(email="xavier@elsewhere.example", display_name="Xavier")
@@ -172,6 +176,11 @@ def world(personas) -> World:
         email="fresh@example.test",
     )
 
+    dossier_pdf = DossierRender.objects.create(
+        project=p.project, requested_by=p.alice, content_hash="0" * 64, status="ready"
+    )
+    dossier_pdf.file.save("sample.pdf", ContentFile(b"%PDF-1.7 sample"), save=True)
+
     users = {
         "alice": p.alice,
         "carol": p.carol,
@@ -190,6 +199,7 @@ def world(personas) -> World:
         "invitation_pk": awaiting.pk,
         "comment_pk": comment.pk,
         "token": token,
+        "render_pk": dossier_pdf.pk,
     }
     posts = {
         "assignment_create": {"email": p.oscar.email, "role": "expert", "stage_definition": ""},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
@@ -204,29 +203,12 @@ def test_a_script_in_an_answer_or_a_comment_never_reaches_the_dossier_as_a_tag(p
     assert html.count("<script") == html.count('<script src="/static/')
 
 
-def test_the_pdf_is_an_attachment_named_after_the_project(reviewed):
-    response = get_as(reviewed.alice, dossier_url(reviewed.project, pdf=True))
-    assert response.status_code == 200
-    assert response["Content-Type"] == "application/pdf"
-    assert response["Content-Disposition"] == (
-        'attachment; filename="dossier-triage-assistant.pdf"'
-    )
-    assert response.content.startswith(b"%PDF")
-    try:
-        from pypdf import PdfReader
-    except ImportError:  # pragma: no cover - pypdf is optional
-        return
-    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
-    assert "Triage assistant" in text
-    assert "Approved by instructor override" in text
-
-
 def test_the_pdf_fetches_only_local_static_files():
-    from reviews.views.dossier import _url_fetcher, static_file_path
+    from reviews.dossier_pdf import static_file_path, url_fetcher
 
-    fetcher = _url_fetcher()
-    css = fetcher.fetch("http://testserver/static/css/app.css")
-    assert b"Bootstrap" in css.read()
+    fetcher = url_fetcher()
+    css = fetcher.fetch("http://testserver/static/css/dossier-print.css")
+    assert b"WeasyPrint" in css.read()
     for refused in (
         "http://example.org/static/../config/settings/base.py",
         "http://testserver/static/../../etc/passwd",

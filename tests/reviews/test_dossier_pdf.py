@@ -113,11 +113,21 @@ def broker_without_worker():
     the web side as in production."""
     from config.celery_app import app
 
-    saved = {"broker_url": app.conf.broker_url, "task_always_eager": app.conf.task_always_eager}
-    app._pool = None
-    app.conf.update(broker_url="memory://", task_always_eager=False)
+    saved = {
+        "broker_url": app.conf.broker_url,
+        "broker_transport_options": app.conf.broker_transport_options,
+        "task_always_eager": app.conf.task_always_eager,
+    }
+
+    def forget_connections() -> None:
+        # The connection pool and the producer pool made from it both remember the transport.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    forget_connections()
+    app.conf.update(broker_url="memory://", broker_transport_options={}, task_always_eager=False)
     yield app
-    app._pool = None
+    forget_connections()
     app.conf.update(**saved)
 
 

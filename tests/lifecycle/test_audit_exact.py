@@ -5,6 +5,7 @@ at the first broken event (including a sequence gap whose links and hashes are a
 from __future__ import annotations
 
 import copy
+import datetime
 
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -95,3 +96,38 @@ def test_a_repeated_sequence_number_with_correct_links_and_hashes_is_detected(pe
     report = audit.verify_payloads(forged)
     assert (report.count, report.broken_at) == (3, rows[3][0]["seq"] - 1)
     assert report.reason == f"expected event #{rows[3][0]['seq']} here"
+
+
+def test_an_events_old_and_new_are_stored_as_their_json_round_trip(personas):
+    with transaction.atomic():
+        event = audit.audit_record(
+            actor=personas.alice,
+            verb="test.values",
+            obj=personas.project,
+            project=personas.project,
+            old=None,
+            new={"due": datetime.date(2026, 1, 2), "stages": (1, 2)},
+        )
+    assert event.old is None
+    assert event.new == {"due": "2026-01-02", "stages": [1, 2]}
+    event.refresh_from_db()
+    assert (event.old, event.new) == (None, {"due": "2026-01-02", "stages": [1, 2]})
+    assert audit.verify_chain().intact
+
+
+def test_a_display_name_longer_than_its_column_is_cut_to_150_characters(personas):
+    personas.alice.display_name = "N" * 200
+    with transaction.atomic():
+        event = audit.audit_record(actor=personas.alice, verb="test.name", obj=personas.project)
+    event.refresh_from_db()
+    assert event.actor_name == "N" * 150
+    assert audit.verify_chain().intact
+
+
+def test_with_the_test_settings_escape_hatch_a_delete_is_allowed(personas, settings):
+    # The test runner empties tables between transactional tests through this hatch.
+    assert settings.AUDIT_ALLOW_TEST_FLUSH
+    chain(personas)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM lifecycle_auditevent")
+    assert AuditEvent.objects.count() == 0

@@ -125,7 +125,10 @@ def test_a_display_name_longer_than_its_column_is_cut_to_150_characters(personas
 
 
 def test_with_the_test_settings_escape_hatch_a_delete_is_allowed(personas, settings):
-    # The test runner empties tables between transactional tests through this hatch.
+    # The test runner empties SQLite's tables between transactional tests through this hatch
+    # (PostgreSQL's runner truncates, which its own trigger handles).
+    if connection.vendor != "sqlite":
+        pytest.skip("the DELETE hatch is SQLite's trigger function")
     assert settings.AUDIT_ALLOW_TEST_FLUSH
     chain(personas)
     with transaction.atomic(), connection.cursor() as cursor:

@@ -277,6 +277,7 @@ def build_course(
             display_name=f"{prefix.title()} {i} of {code}",
             password=password,
             date_joined=start,
+            email_verified_at=start,
             is_active=True,
             is_superuser=False,
             is_staff=False,

@@ -297,6 +297,7 @@ def arm_approvals(tag: str, n: int) -> tuple[int, list[tuple[int, int]]]:
     domain expert, and waiting for the TA, whose approval completes the gate. All through the
     services. Returns the TA's id and (stage id, revision id) pairs."""
     sys.path.insert(0, str(benchdb.REPO / "tests"))
+    from django.utils import timezone
     from factories import fill_and_submit
 
     from accounts.models import User
@@ -313,7 +314,7 @@ def arm_approvals(tag: str, n: int) -> tuple[int, list[tuple[int, int]]]:
 
     def member(email: str, role: str) -> User:
         user = User.objects.filter(email=email).first() or User.objects.create_user(
-            email, display_name=email.split("@")[0]
+            email, display_name=email.split("@")[0], email_verified_at=timezone.now()
         )
         Membership.objects.get_or_create(course=course, user=user, defaults={"role": role})
         return user
@@ -322,7 +323,9 @@ def arm_approvals(tag: str, n: int) -> tuple[int, list[tuple[int, int]]]:
     ta = member("ta@bench-approvals.test", Role.TA)
     expert = User.objects.filter(email="expert@bench-approvals.test").first()
     if expert is None:
-        expert = User.objects.create_user("expert@bench-approvals.test", display_name="Expert")
+        expert = User.objects.create_user(
+            "expert@bench-approvals.test", display_name="Expert", email_verified_at=timezone.now()
+        )
     first = template.stages.get(order=1)
     armed = []
     for i in range(n):
@@ -340,6 +343,9 @@ def arm_approvals(tag: str, n: int) -> tuple[int, list[tuple[int, int]]]:
             project=project, definition=first
         )
         revision = fill_and_submit(stage, student)
+        review_services.conflict_declare(
+            project=project, reviewer=expert, has_conflict=False, details="None."
+        )
         review_services.decision_record(revision=revision, reviewer=expert, outcome="approve")
         armed.append((stage.pk, revision.pk))
     return ta.pk, armed

@@ -39,6 +39,7 @@ from .models import (
     Stakeholder,
     StakeholderKind,
     can_transition,
+    new_join_code,
 )
 
 # --- helpers ------------------------------------------------------------------------------
@@ -201,8 +202,6 @@ def course_for_join_code(join_code: str) -> Course:
 @transaction.atomic
 def course_rotate_join_code(*, course: Course, actor: Any) -> Course:
     """Course staff replace a leaked or spent join code: the old one stops working at once."""
-    from .models import new_join_code
-
     course = Course.objects.select_for_update(of=("self",), no_key=True).get(pk=course.pk)
     if not permissions.is_course_staff(actor, course):
         raise NotAllowed("Only course staff change the join code.")

@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 TOKEN_BYTES = 32  # 256 bits
 
 
+def invitation_expiry(course: Course, *, start: dt.datetime | None = None) -> dt.datetime:
+    """When a link sent now (or at ``start``) stops working: the course's full period."""
+    return (start or timezone.now()) + dt.timedelta(days=course.invitation_expiry_days)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -277,7 +282,7 @@ def invitation_create(
         due_date=due_date,
         invited_by=actor,
         needs_confirmation=needs_confirmation,
-        expires_at=timezone.now() + dt.timedelta(days=course.invitation_expiry_days),
+        expires_at=invitation_expiry(course),
     )
     audit_record(
         actor=actor,
@@ -315,9 +320,7 @@ def invitation_confirm(*, invitation: Invitation, actor: Any) -> tuple[Invitatio
     invitation.confirmed_by = actor
     invitation.confirmed_at = timezone.now()
     # The expert gets the course's full period from the day the link actually goes out.
-    invitation.expires_at = invitation.confirmed_at + dt.timedelta(
-        days=invitation.course.invitation_expiry_days
-    )
+    invitation.expires_at = invitation_expiry(invitation.course, start=invitation.confirmed_at)
     invitation.save(update_fields=["token_hash", "confirmed_by", "confirmed_at", "expires_at"])
     audit_record(
         actor=actor,
@@ -810,9 +813,7 @@ def invitation_resend(*, invitation: Invitation, actor: Any) -> tuple[Invitation
         raise IllegalTransition(f"This invitation is {invitation.state().replace('_', ' ')}.")
     token = secrets.token_urlsafe(TOKEN_BYTES)
     invitation.token_hash = hash_token(token)
-    invitation.expires_at = timezone.now() + dt.timedelta(
-        days=invitation.course.invitation_expiry_days
-    )
+    invitation.expires_at = invitation_expiry(invitation.course)
     invitation.sent_at = None
     invitation.save(update_fields=["token_hash", "expires_at", "sent_at"])
     audit_record(
@@ -852,9 +853,7 @@ def invitation_readdress(
     token = secrets.token_urlsafe(TOKEN_BYTES)
     invitation.email = email
     invitation.token_hash = hash_token(token)
-    invitation.expires_at = timezone.now() + dt.timedelta(
-        days=invitation.course.invitation_expiry_days
-    )
+    invitation.expires_at = invitation_expiry(invitation.course)
     invitation.sent_at = None
     invitation.save(update_fields=["email", "token_hash", "expires_at", "sent_at"])
     audit_record(

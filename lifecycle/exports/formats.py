@@ -41,24 +41,7 @@ HEAD_SUFFIX = ".head.json"
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 # What the Python path reads per event, fetched as tuples (no ORM object per row).
-_DB_FIELDS = (
-    "seq",
-    "created_at",
-    "actor_id",
-    "actor_name",
-    "actor_label",
-    "verb",
-    "object_type",
-    "object_id",
-    "course_id",
-    "project_id",
-    "old",
-    "new",
-    "flagged",
-    "hash_version",
-    "prev_hash",
-    "hash",
-)
+_DB_FIELDS = tuple("created_at" if column == "at" else column for column in COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,8 @@ def build_course(
         StageRevision,
         StageStatus,
     )
-    from reviews.models import Decision, DecisionOutcome, Notification, ReviewAssignment
+    from notifications.models import Notification
+    from reviews.models import Decision, DecisionOutcome, ReviewAssignment
 
     today = now.date()
     start = now - dt.timedelta(days=70)

@@ -92,7 +92,7 @@ def delivered(mail_dir: Path) -> Counter[str]:
 def wait_all_sent(*, stalled=None, timeout: float = 120) -> float:
     """Seconds until no row is pending or sending; ``stalled()`` is called when nothing moved
     for half a second."""
-    from reviews.models import EmailStatus, Notification
+    from notifications.models import EmailStatus, Notification
 
     open_rows = Notification.objects.exclude(email_status=EmailStatus.SENT)
     last, last_change = None, time.monotonic()
@@ -115,7 +115,7 @@ def wait_all_sent(*, stalled=None, timeout: float = 120) -> float:
 def on_commit_path(people) -> tuple[float, float]:
     from django.db import transaction
 
-    from reviews.models import NotificationKind
+    from notifications.models import NotificationKind
     from reviews.notifications import notify
 
     started = time.monotonic()
@@ -134,7 +134,7 @@ def on_commit_path(people) -> tuple[float, float]:
 
 
 def sweeper_path(people) -> tuple[float, int]:
-    from reviews.models import Notification, NotificationKind
+    from notifications.models import Notification, NotificationKind
     from reviews.tasks import sweep_outbox
 
     Notification.objects.bulk_create(
@@ -199,7 +199,7 @@ def main() -> None:
     from django.db import connection
 
     from accounts.models import User
-    from reviews.models import Notification
+    from notifications.models import Notification
 
     worker = None
     try:

@@ -30,7 +30,7 @@ def pages(course) -> list[tuple[str, object, str]]:
     from django.urls import reverse
 
     from lifecycle.models import Membership, Project, Role, StageStatus
-    from reviews.models import Notification
+    from notifications.models import Notification
 
     project = (
         Project.objects.filter(course=course, current_stage__status=StageStatus.IN_REVIEW)

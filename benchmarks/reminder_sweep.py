@@ -181,8 +181,8 @@ class StatementCounter:
 def measure() -> dict:
     from django.db import connection
 
+    from notifications.models import Notification, Reminder
     from reviews import reminders, tasks
-    from reviews.models import Notification, Reminder
 
     queued = {"seconds": 0.0, "tasks": 0}
     original = tasks.enqueue_delivery

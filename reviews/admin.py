@@ -10,7 +10,9 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Comment, Decision, Invitation, Notification, Reminder, ReviewAssignment
+from notifications.models import Notification, Reminder
+
+from .models import Comment, Decision, Invitation, ReviewAssignment
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -107,7 +109,7 @@ class NotificationAdmin(ReadOnlyAdmin):
     def has_retry_permission(self, request: HttpRequest) -> bool:
         # The read-only admin grants no change permission, so the action asks for the model's
         # change permission itself: viewing the outbox is not enough to resend from it.
-        return request.user.has_perm("reviews.change_notification")
+        return request.user.has_perm("notifications.change_notification")
 
 
 @admin.register(Reminder)

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from .models import Notification
+from notifications.models import Notification
 
 
 def unread_count(user: Any) -> int:

@@ -16,16 +16,9 @@ from django.utils import timezone
 from accounts.models import EmailFrequency, User
 from lifecycle import events
 from lifecycle.models import STAFF_ROLES, Membership, Project, ProjectStage
+from notifications.models import EmailStatus, Notification, NotificationKind
 
-from .models import (
-    AssignmentState,
-    Decision,
-    DecisionOutcome,
-    EmailStatus,
-    Notification,
-    NotificationKind,
-    ReviewAssignment,
-)
+from .models import AssignmentState, Decision, DecisionOutcome, ReviewAssignment
 
 
 def absolute(path: str) -> str:

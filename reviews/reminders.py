@@ -19,16 +19,9 @@ from django.db.models import Min
 from django.utils import timezone
 
 from lifecycle.models import STAFF_ROLES, Membership, ProjectStage, ProjectStatus, StageStatus
+from notifications.models import Notification, NotificationKind, Reminder
 
-from .models import (
-    AssignmentState,
-    Decision,
-    DecisionOutcome,
-    Notification,
-    NotificationKind,
-    Reminder,
-    ReviewAssignment,
-)
+from .models import AssignmentState, Decision, DecisionOutcome, ReviewAssignment
 from .notifications import build_notification, review_link, stage_link, store
 
 BATCH = 500

@@ -983,7 +983,8 @@ def nudge_projects(
         raise InvalidAnswers({"message": [f"Keep it under {NUDGE_MESSAGE_LIMIT} characters."]})
     if any(p.course_id != course.pk for p in projects):
         raise NotAllowed("You can only nudge projects of this course.")
-    from .models import Notification, NotificationKind
+    from notifications.models import Notification, NotificationKind
+
     from .notifications import absolute, notify
 
     day = timezone.localdate()

@@ -22,12 +22,11 @@ from lifecycle.models import (
     StageRevision,
     StageStatus,
 )
+from notifications.models import Notification, NotificationKind
 from reviews.models import (
     AssignmentState,
     Decision,
     DecisionOutcome,
-    Notification,
-    NotificationKind,
     ReviewAssignment,
     ReviewerRole,
 )

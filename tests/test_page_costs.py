@@ -18,7 +18,7 @@ from factories import current_stage, fill_and_submit
 from scale import seed_projects, seed_unrelated_courses
 
 from lifecycle.models import AuditEvent, ProjectStage, StageRevision, StageStatus
-from reviews.models import Notification, NotificationKind
+from notifications.models import Notification, NotificationKind
 from reviews.views.dashboard import BOARD_PAGE_SIZE
 from reviews.views.inbox import PENDING_PAGE_SIZE
 

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "accounts",
     "lifecycle",
     "reviews",
+    "notifications",
 ]
 
 MIDDLEWARE = [

@@ -18,8 +18,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
 from lifecycle.models import STAFF_ROLES, Membership
+from notifications.models import EmailStatus, Notification
 
-from ..models import EmailStatus, Notification
 from ..notifications import notification_mark_read, notifications_mark_all_read
 
 PAGE_SIZE = 50

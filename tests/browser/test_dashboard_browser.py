@@ -12,8 +12,8 @@ from factories import PASSWORD, UserFactory, current_stage, enrol, fill_and_subm
 
 from lifecycle import services as lifecycle_services
 from lifecycle.models import AuditEvent, ProjectStage, Role
+from notifications.models import Notification, NotificationKind
 from reviews import services
-from reviews.models import Notification, NotificationKind
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,8 +20,9 @@ from factories import UserFactory, current_stage, declare_no_conflict, fill_and_
 from reauth import confirm_password
 
 from lifecycle.models import Course, ExpertInvitationPolicy
+from notifications.models import Notification
 from reviews import services
-from reviews.models import DossierRender, Notification
+from reviews.models import DossierRender
 
 pytestmark = pytest.mark.django_db
 

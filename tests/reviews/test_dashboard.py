@@ -18,9 +18,10 @@ from factories import CourseFactory, UserFactory, current_stage, enrol, fill_and
 from lifecycle import services as lifecycle_services
 from lifecycle.errors import NotAllowed
 from lifecycle.models import AuditEvent, Project, ProjectStage, Role, StageStatus
+from notifications.models import Notification, NotificationKind
 from reviews import services
 from reviews.dashboard import BoardFilters, bar_chart, course_board, percentile
-from reviews.models import Notification, NotificationKind, ReviewAssignment
+from reviews.models import ReviewAssignment
 
 pytestmark = pytest.mark.django_db
 

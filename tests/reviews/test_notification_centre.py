@@ -23,8 +23,8 @@ from factories import CourseFactory, UserFactory, current_stage, enrol, fill_and
 from accounts.models import EmailFrequency, User
 from lifecycle import services as lifecycle_services
 from lifecycle.models import Role
+from notifications.models import EmailStatus, Notification, NotificationKind
 from reviews.context_processors import unread_count
-from reviews.models import EmailStatus, Notification, NotificationKind
 from reviews.notifications import notification_mark_read
 
 pytestmark = pytest.mark.django_db

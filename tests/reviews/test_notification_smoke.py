@@ -6,8 +6,8 @@ import pytest
 from django.core import mail
 from factories import current_stage, declare_no_conflict, fill_and_submit
 
+from notifications.models import EmailStatus, Notification, NotificationKind
 from reviews import services
-from reviews.models import EmailStatus, Notification, NotificationKind
 
 pytestmark = pytest.mark.django_db
 

@@ -23,8 +23,8 @@ from factories import UserFactory, advance_to, current_stage, declare_no_conflic
 from accounts.models import EmailFrequency, User
 from lifecycle import events
 from lifecycle import services as lifecycle_services
+from notifications.models import EmailStatus, Notification, NotificationKind
 from reviews import outbox, services
-from reviews.models import EmailStatus, Notification, NotificationKind
 
 pytestmark = pytest.mark.django_db
 
@@ -543,7 +543,7 @@ def test_the_admin_lists_the_outbox_and_retries_failed_e_mails(personas):
     admin_user = UserFactory(email="sam@example.test", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(admin_user)
-    url = reverse("admin:reviews_notification_changelist")
+    url = reverse("admin:notifications_notification_changelist")
 
     listing = client.get(url, {"email_status__exact": "failed", "q": "alice@"})
     assert listing.status_code == 200
@@ -558,6 +558,6 @@ def test_the_admin_lists_the_outbox_and_retries_failed_e_mails(personas):
     notification.refresh_from_db()
     assert notification.email_status == EmailStatus.PENDING
     assert notification.email_attempts == 0
-    change = reverse("admin:reviews_notification_change", args=[notification.pk])
+    change = reverse("admin:notifications_notification_change", args=[notification.pk])
     assert "Save" not in client.get(change).content.decode()
-    assert client.get(reverse("admin:reviews_reminder_changelist")).status_code == 200
+    assert client.get(reverse("admin:notifications_reminder_changelist")).status_code == 200

@@ -28,14 +28,9 @@ from factories import UserFactory, current_stage, declare_no_conflict, fill_and_
 from accounts.models import User
 from lifecycle import services as lifecycle_services
 from lifecycle.models import QuestionKind
+from notifications.models import Notification, NotificationKind, Reminder
 from reviews import services
-from reviews.models import (
-    AssignmentState,
-    Notification,
-    NotificationKind,
-    Reminder,
-    ReviewAssignment,
-)
+from reviews.models import AssignmentState, ReviewAssignment
 from reviews.reminders import sweep_reminders
 
 pytestmark = pytest.mark.django_db

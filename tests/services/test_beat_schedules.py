@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from factories import UserFactory
 
-from reviews.models import EmailStatus, Notification, NotificationKind
+from notifications.models import EmailStatus, Notification, NotificationKind
 
 # serialized_rollback: the schedule rows come from a migration, and every transactional test
 # empties the tables afterwards; this brings the migrated rows back first.

@@ -16,7 +16,7 @@ import pytest
 from celery_harness import DEAD_BROKER_URL, delivery_outcomes, wait_until
 from django.db import connections, transaction
 
-from reviews.models import EmailStatus, Notification, NotificationKind
+from notifications.models import EmailStatus, Notification, NotificationKind
 from reviews.notifications import notify
 from reviews.tasks import deliver_notification, sweep_outbox
 

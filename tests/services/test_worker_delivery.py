@@ -7,8 +7,8 @@ from celery_harness import wait_until
 from django.core import mail
 from factories import current_stage, declare_no_conflict, fill_and_submit
 
+from notifications.models import EmailStatus, Notification, NotificationKind
 from reviews import services
-from reviews.models import EmailStatus, Notification, NotificationKind
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

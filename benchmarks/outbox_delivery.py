@@ -15,7 +15,7 @@ to see the cost of a new connection per task).
 For each worker set-up (the solo pool; prefork with 2 and with 4 processes) two paths are timed,
 from the first write to the last row marked sent:
 
-- on commit: 100 events, each its own transaction notifying 10 people (reviews.notifications
+- on commit: 100 events, each its own transaction notifying 10 people (notifications.services
   .notify), each notification queued as its own delivery task on commit — the normal path;
 - sweeper: 1,000 pending rows whose tasks were lost (a broker outage), delivered by
   reviews.sweep_outbox tasks (500 rows each; another is queued whenever delivery stalls).
@@ -116,7 +116,7 @@ def on_commit_path(people) -> tuple[float, float]:
     from django.db import transaction
 
     from notifications.models import NotificationKind
-    from reviews.notifications import notify
+    from notifications.services import notify
 
     started = time.monotonic()
     for e in range(EVENTS):
@@ -135,7 +135,7 @@ def on_commit_path(people) -> tuple[float, float]:
 
 def sweeper_path(people) -> tuple[float, int]:
     from notifications.models import Notification, NotificationKind
-    from reviews.tasks import sweep_outbox
+    from notifications.tasks import sweep_outbox
 
     Notification.objects.bulk_create(
         Notification(

@@ -1,4 +1,4 @@
-r"""Benchmark: the daily reminder sweep (reviews.reminders.sweep_reminders) over many pending
+r"""Benchmark: the daily reminder sweep (notifications.reminders.sweep_reminders) over many pending
 review assignments. Prints the SQL statements it runs and its wall time; not a test.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/lrb_bench \
@@ -181,8 +181,8 @@ class StatementCounter:
 def measure() -> dict:
     from django.db import connection
 
+    from notifications import reminders, tasks
     from notifications.models import Notification, Reminder
-    from reviews import reminders, tasks
 
     queued = {"seconds": 0.0, "tasks": 0}
     original = tasks.enqueue_delivery
@@ -230,7 +230,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from reviews.reminders import BATCH
+    from notifications.reminders import BATCH
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cur:

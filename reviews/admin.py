@@ -96,7 +96,7 @@ class NotificationAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry failed e-mails", permissions=["retry"])
     def retry_failed_emails(self, request: HttpRequest, queryset: Any) -> None:
-        from . import outbox
+        from notifications import outbox
 
         retried = outbox.retry_failed(queryset.values_list("pk", flat=True))
         skipped = queryset.count() - retried

@@ -9,8 +9,6 @@ class ReviewsConfig(AppConfig):
     def ready(self) -> None:
         from lifecycle.panels import register_stage_panel
 
-        from . import notifications
         from .panels import gate_panel
 
         register_stage_panel(gate_panel)
-        notifications.connect()

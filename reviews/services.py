@@ -25,6 +25,7 @@ from lifecycle import services as lifecycle_services
 from lifecycle.audit import audit_record
 from lifecycle.errors import IllegalTransition, InvalidAnswers, NotAllowed
 from lifecycle.models import (
+    AuditEvent,
     Course,
     ExpertInvitationPolicy,
     Membership,
@@ -35,7 +36,7 @@ from lifecycle.models import (
     StageStatus,
 )
 
-from . import permissions
+from . import events, permissions
 from .gate import GatePolicy, GateResult, Vote, evaluate_gate
 from .models import (
     AssignmentState,
@@ -130,9 +131,7 @@ def assignment_create(
         due_date=due_date,
         assigned_by=actor,
     )
-    from .notifications import on_assignment_created
-
-    on_assignment_created(assignment)
+    events.publish(events.ASSIGNMENT_CREATED, assignment=assignment)
     audit_record(
         actor=actor,
         verb="review.assign",
@@ -466,9 +465,7 @@ def _accept(invitation: Invitation, user: User) -> ReviewAssignment | None:
             confirmed_by=invitation.confirmed_by,
             confirmed_at=invitation.confirmed_at,
         )
-        from .notifications import on_assignment_created
-
-        on_assignment_created(assignment)
+        events.publish(events.ASSIGNMENT_CREATED, assignment=assignment)
     audit_record(
         actor=user,
         verb="invitation.accept",
@@ -983,10 +980,6 @@ def nudge_projects(
         raise InvalidAnswers({"message": [f"Keep it under {NUDGE_MESSAGE_LIMIT} characters."]})
     if any(p.course_id != course.pk for p in projects):
         raise NotAllowed("You can only nudge projects of this course.")
-    from notifications.models import Notification, NotificationKind
-
-    from .notifications import absolute, notify
-
     day = timezone.localdate()
     nudged = []
     # Locked in id order, so two bulk nudges over overlapping selections cannot deadlock; the
@@ -995,22 +988,18 @@ def nudge_projects(
         project = _lock_project(project.pk)
         if not project.is_active:
             continue
-        key = f"nudge:p{project.pk}:a{actor.pk}:{day.isoformat()}"
-        if Notification.objects.filter(dedupe_key__startswith=f"{key}:u").exists():
+        if AuditEvent.objects.filter(
+            verb="project.nudge", project=project, actor=actor, created_at__date=day
+        ).exists():
             continue
         members = list(project.members.filter(is_active=True))
-        stage = project.current_stage
-        link = absolute(stage.get_absolute_url() if stage else project.get_absolute_url())
-        notify(
-            recipients=members,
-            kind=NotificationKind.NUDGE,
-            key=key,
+        events.publish(
+            events.PROJECT_NUDGED,
             project=project,
-            stage=stage,
-            subject=f"[{project.title}] A nudge from {actor.name}",
-            body=message or f"{actor.name} is waiting to hear from your team.",
-            link=link,
-            payload={"nudged_by": actor.pk},
+            actor=actor,
+            stage=project.current_stage,
+            message=message,
+            day=day,
         )
         audit_record(
             actor=actor,

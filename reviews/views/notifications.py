@@ -19,8 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import User
 from lifecycle.models import STAFF_ROLES, Membership
 from notifications.models import EmailStatus, Notification
-
-from ..notifications import notification_mark_read, notifications_mark_all_read
+from notifications.services import notification_mark_read, notifications_mark_all_read
 
 PAGE_SIZE = 50
 FAILED_SHOWN = 20

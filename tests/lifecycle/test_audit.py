@@ -405,7 +405,7 @@ def test_an_edited_checkpoint_is_refused(personas, tmp_path):
 def test_the_daily_checkpoint_is_stored_and_e_mailed_to_course_staff_once(
     personas, django_capture_on_commit_callbacks, mailoutbox
 ):
-    from reviews.tasks import send_audit_checkpoint
+    from notifications.tasks import send_audit_checkpoint
 
     events = events_for(personas)
     with django_capture_on_commit_callbacks(execute=True):

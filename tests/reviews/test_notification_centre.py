@@ -24,8 +24,8 @@ from accounts.models import EmailFrequency, User
 from lifecycle import services as lifecycle_services
 from lifecycle.models import Role
 from notifications.models import EmailStatus, Notification, NotificationKind
+from notifications.services import notification_mark_read
 from reviews.context_processors import unread_count
-from reviews.notifications import notification_mark_read
 
 pytestmark = pytest.mark.django_db
 

@@ -23,8 +23,9 @@ from factories import UserFactory, advance_to, current_stage, declare_no_conflic
 from accounts.models import EmailFrequency, User
 from lifecycle import events
 from lifecycle import services as lifecycle_services
+from notifications import outbox
 from notifications.models import EmailStatus, Notification, NotificationKind
-from reviews import outbox, services
+from reviews import services
 
 pytestmark = pytest.mark.django_db
 

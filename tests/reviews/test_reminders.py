@@ -29,9 +29,9 @@ from accounts.models import User
 from lifecycle import services as lifecycle_services
 from lifecycle.models import QuestionKind
 from notifications.models import Notification, NotificationKind, Reminder
+from notifications.reminders import sweep_reminders
 from reviews import services
 from reviews.models import AssignmentState, ReviewAssignment
-from reviews.reminders import sweep_reminders
 
 pytestmark = pytest.mark.django_db
 

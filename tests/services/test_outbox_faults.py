@@ -17,8 +17,8 @@ from celery_harness import DEAD_BROKER_URL, delivery_outcomes, wait_until
 from django.db import connections, transaction
 
 from notifications.models import EmailStatus, Notification, NotificationKind
-from reviews.notifications import notify
-from reviews.tasks import deliver_notification, sweep_outbox
+from notifications.services import notify
+from notifications.tasks import deliver_notification, sweep_outbox
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -56,7 +56,7 @@ def test_a_broker_outage_loses_nothing_and_the_sweeper_sends_each_once(
     publisher.point_at(DEAD_BROKER_URL)
     ids: list[int] = []
     durations: list[float] = []
-    with caplog.at_level(logging.WARNING, logger="reviews.tasks"):
+    with caplog.at_level(logging.WARNING, logger="notifications.tasks"):
         for i in range(50):
             started = time.monotonic()
             ids += nudge([people[i % len(people)]], f"outage:{i}", p.project)

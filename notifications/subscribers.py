@@ -1,123 +1,23 @@
-"""Who hears about what. Each event writes Notification rows in the transaction of the state
-change (the outbox); delivery is queued on commit and the sweeper catches whatever that missed.
-"""
+"""Who hears about what. The layers below publish domain events (lifecycle.events,
+reviews.events) inside their transactions; the handlers here write the notification rows in
+that same transaction, so an event and what it causes commit together or not at all."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
-from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 
-from accounts.models import EmailFrequency, User
+from accounts.models import User
 from lifecycle import events
 from lifecycle.models import STAFF_ROLES, Membership, Project, ProjectStage
-from notifications.models import EmailStatus, Notification, NotificationKind
+from reviews import events as review_events
+from reviews.models import AssignmentState, Decision, DecisionOutcome, ReviewAssignment
 
-from .models import AssignmentState, Decision, DecisionOutcome, ReviewAssignment
-
-
-def absolute(path: str) -> str:
-    return settings.SITE_URL.rstrip("/") + path
-
-
-def review_link(stage: ProjectStage) -> str:
-    try:
-        return absolute(reverse("reviews:review_stage", args=[stage.pk]))
-    except NoReverseMatch:  # the review pages are not installed (never in production)
-        return absolute(stage.get_absolute_url())
-
-
-def stage_link(stage: ProjectStage) -> str:
-    return absolute(stage.get_absolute_url())
-
-
-def build_notification(
-    user: User,
-    *,
-    kind: str,
-    key: str,
-    subject: str,
-    body: str,
-    link: str,
-    project: Project | None = None,
-    stage: ProjectStage | None = None,
-    payload: dict[str, Any] | None = None,
-) -> Notification:
-    """One person's row for the event ``key``; people on the daily digest wait for it."""
-    return Notification(
-        recipient=user,
-        email=user.email,
-        kind=kind,
-        project=project if project is not None else (stage.project if stage else None),
-        stage=stage,
-        subject=subject[:250],
-        body=body,
-        link=link,
-        payload=payload or {},
-        dedupe_key=f"{key}:u{user.pk}"[:200],
-        email_status=(
-            EmailStatus.DIGEST
-            if user.email_frequency == EmailFrequency.DAILY_DIGEST
-            else EmailStatus.PENDING
-        ),
-    )
-
-
-def store(rows: list[Notification]) -> list[int]:
-    """Insert the rows (those whose dedupe key exists already are left alone) and queue the
-    e-mails due now for after the commit. Returns their ids."""
-    if not rows:
-        return []
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    ids = list(
-        Notification.objects.filter(
-            dedupe_key__in=[r.dedupe_key for r in rows], email_status=EmailStatus.PENDING
-        ).values_list("pk", flat=True)
-    )
-    if ids:
-        from .tasks import enqueue_delivery
-
-        transaction.on_commit(lambda: enqueue_delivery(ids))
-    return ids
-
-
-def notify(
-    *,
-    recipients: Iterable[User],
-    kind: str,
-    key: str,
-    subject: str,
-    body: str,
-    link: str,
-    project: Project | None = None,
-    stage: ProjectStage | None = None,
-    payload: dict[str, Any] | None = None,
-) -> list[int]:
-    """Write one notification per distinct active recipient for the event ``key``; replaying
-    the event writes nothing new. Returns the ids of rows to e-mail now."""
-    people = {u.pk: u for u in recipients if u is not None and u.is_active}
-    return store(
-        [
-            build_notification(
-                user,
-                kind=kind,
-                key=key,
-                subject=subject,
-                body=body,
-                link=link,
-                project=project,
-                stage=stage,
-                payload=payload,
-            )
-            for user in people.values()
-        ]
-    )
-
+from .models import NotificationKind
+from .services import absolute, notify, review_link, stage_link
 
 # --- recipients -----------------------------------------------------------------------------
 
@@ -275,7 +175,7 @@ def on_looped_back(
     )
 
 
-def on_assignment_created(assignment: ReviewAssignment) -> None:
+def on_assignment_created(*, assignment: ReviewAssignment) -> None:
     """A reviewer assigned while the stage waits in review hears about it at once."""
     from lifecycle.models import StageStatus
 
@@ -298,27 +198,28 @@ def on_assignment_created(assignment: ReviewAssignment) -> None:
         )
 
 
+def on_project_nudged(
+    *, project: Project, actor: Any, stage: ProjectStage | None, message: str, day: dt.date
+) -> None:
+    """Course staff nudged the team from the board: once per project, person and day."""
+    link = absolute(stage.get_absolute_url() if stage else project.get_absolute_url())
+    notify(
+        recipients=project.members.filter(is_active=True),
+        kind=NotificationKind.NUDGE,
+        key=f"nudge:p{project.pk}:a{actor.pk}:{day.isoformat()}",
+        project=project,
+        stage=stage,
+        subject=f"[{project.title}] A nudge from {actor.name}",
+        body=message or f"{actor.name} is waiting to hear from your team.",
+        link=link,
+        payload={"nudged_by": actor.pk},
+    )
+
+
 def connect() -> None:
     events.subscribe(events.STAGE_SUBMITTED, on_stage_submitted)
     events.subscribe(events.STAGE_CHANGES_REQUESTED, on_changes_requested)
     events.subscribe(events.STAGE_APPROVED, on_stage_approved)
     events.subscribe(events.PROJECT_LOOPED_BACK, on_looped_back)
-
-
-# --- reading in the app ---------------------------------------------------------------------
-# A person's own flag on their own rows: no lock, no audit event. The conditional UPDATE names
-# the recipient, so nobody can mark someone else's notification, and a second click is a no-op.
-
-
-def notification_mark_read(*, user: User, notification: Notification) -> bool:
-    return bool(
-        Notification.objects.filter(
-            pk=notification.pk, recipient_id=user.pk, read_at__isnull=True
-        ).update(read_at=timezone.now())
-    )
-
-
-def notifications_mark_all_read(*, user: User) -> int:
-    return Notification.objects.filter(recipient_id=user.pk, read_at__isnull=True).update(
-        read_at=timezone.now()
-    )
+    review_events.subscribe(review_events.ASSIGNMENT_CREATED, on_assignment_created)
+    review_events.subscribe(review_events.PROJECT_NUDGED, on_project_nudged)

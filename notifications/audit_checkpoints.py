@@ -12,9 +12,9 @@ from django.urls import reverse
 from accounts.models import User
 from lifecycle.checkpoints import CHECKPOINT_KEY, checkpoint_text, checkpoint_write
 from lifecycle.models import STAFF_ROLES, Membership
-from notifications.models import NotificationKind
 
-from .notifications import absolute, notify
+from .models import NotificationKind
+from .services import absolute, notify
 
 
 def course_staff_everywhere() -> list[User]:

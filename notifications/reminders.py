@@ -19,10 +19,10 @@ from django.db.models import Min
 from django.utils import timezone
 
 from lifecycle.models import STAFF_ROLES, Membership, ProjectStage, ProjectStatus, StageStatus
-from notifications.models import Notification, NotificationKind, Reminder
+from reviews.models import AssignmentState, Decision, DecisionOutcome, ReviewAssignment
 
-from .models import AssignmentState, Decision, DecisionOutcome, ReviewAssignment
-from .notifications import build_notification, review_link, stage_link, store
+from .models import Notification, NotificationKind, Reminder
+from .services import build_notification, review_link, stage_link, store
 
 BATCH = 500
 

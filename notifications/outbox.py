@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from notifications.models import EmailStatus, Notification
+from .models import EmailStatus, Notification
 
 log = logging.getLogger(__name__)
 

@@ -132,7 +132,7 @@ def page_paths(people: dict[str, int]) -> dict[str, str]:
         ),
         "inbox": reverse("reviews:inbox"),
         "board": reverse("reviews:board", args=[people["course"]]),
-        "notifications": reverse("reviews:notifications"),
+        "notifications": reverse("notifications:list"),
     }
 
 

@@ -60,7 +60,7 @@ def pages(course) -> list[tuple[str, object, str]]:
         ("inbox (TA)", ta, reverse("reviews:inbox")),
         ("board", instructor, reverse("reviews:board", args=[course.pk])),
         ("course page", instructor, reverse("lifecycle:course_detail", args=[course.pk])),
-        ("notification centre", student, reverse("reviews:notifications")),
+        ("notification centre", student, reverse("notifications:list")),
         ("audit page", instructor, reverse("lifecycle:audit_export", args=[course.pk])),
     ]
 

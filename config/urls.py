@@ -9,6 +9,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    # The notification centre kept the address it had inside the review pages.
+    path("reviews/notifications/", include("notifications.urls")),
     path("reviews/", include("reviews.urls")),
     path("", lifecycle_projects.home, name="home"),
     path("", include("lifecycle.urls")),

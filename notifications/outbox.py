@@ -67,7 +67,7 @@ def build_message(notification: Notification) -> EmailMultiAlternatives:
     context = {"n": notification, "preferences": preferences_link()}
     message = EmailMultiAlternatives(
         subject=notification.subject,
-        body=render_to_string("reviews/emails/notification.txt", context),
+        body=render_to_string("notifications/emails/notification.txt", context),
         to=[notification.email],
         headers={
             # Receivers and tests can tell a retried delivery of the same notification.
@@ -76,7 +76,7 @@ def build_message(notification: Notification) -> EmailMultiAlternatives:
         },
     )
     message.attach_alternative(
-        render_to_string("reviews/emails/notification.html", context), "text/html"
+        render_to_string("notifications/emails/notification.html", context), "text/html"
     )
     return message
 
@@ -208,11 +208,11 @@ def _send_digest(recipient_id: int, now: dt.datetime) -> int:
         message = EmailMultiAlternatives(
             subject=f"Lifecycle Review Board: {len(rows)} update"
             f"{'s' if len(rows) != 1 else ''} today",
-            body=render_to_string("reviews/emails/digest.txt", context),
+            body=render_to_string("notifications/emails/digest.txt", context),
             to=[rows[-1].email],
         )
         message.attach_alternative(
-            render_to_string("reviews/emails/digest.html", context), "text/html"
+            render_to_string("notifications/emails/digest.html", context), "text/html"
         )
         Notification.objects.filter(pk__in=[r.pk for r in rows]).update(
             email_status=EmailStatus.DIGESTED, email_sent_at=now

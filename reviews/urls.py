@@ -59,23 +59,6 @@ urlpatterns = [
     path("courses/<int:course_pk>/settings/", courses.course_settings, name="course_settings"),
 ]
 
-# The in-app notification centre (reviews/views/notifications.py).
-from .views import notifications as notification_views  # noqa: E402
-
-urlpatterns += [
-    path("notifications/", notification_views.notification_list, name="notifications"),
-    path(
-        "notifications/<int:pk>/read/",
-        notification_views.notification_read,
-        name="notification_read",
-    ),
-    path(
-        "notifications/read-all/",
-        notification_views.notifications_read_all,
-        name="notifications_read_all",
-    ),
-]
-
 # The project dossier: a printable page and its PDF (reviews/views/dossier.py).
 from .views import dossier as dossier_views  # noqa: E402
 

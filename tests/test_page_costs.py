@@ -101,7 +101,7 @@ def _pages(p: Any, stage: ProjectStage) -> dict[str, tuple[Any, str]]:
         "inbox": (p.tina, reverse("reviews:inbox")),
         "board": (p.ian, reverse("reviews:board", args=[p.course.pk])),
         "course page": (p.ian, reverse("lifecycle:course_detail", args=[p.course.pk])),
-        "notification centre": (p.alice, reverse("reviews:notifications")),
+        "notification centre": (p.alice, reverse("notifications:list")),
         "audit page": (p.ian, reverse("lifecycle:audit_export", args=[p.course.pk])),
     }
 
@@ -213,14 +213,14 @@ def test_the_course_page_pages_its_projects_for_staff(personas):
 
 
 def test_the_notification_centre_shows_one_page(personas):
-    from reviews.views.notifications import PAGE_SIZE
+    from notifications.views import PAGE_SIZE
 
     p = personas
     _more_notifications(p.alice, PAGE_SIZE + 4)
     client = _client(p.alice)
-    response = client.get(reverse("reviews:notifications"))
+    response = client.get(reverse("notifications:list"))
     assert len(response.context["page"].object_list) == PAGE_SIZE
-    last = client.get(reverse("reviews:notifications"), {"page": "77"})
+    last = client.get(reverse("notifications:list"), {"page": "77"})
     assert last.status_code == 200
     assert (
         len(last.context["page"].object_list)

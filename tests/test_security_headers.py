@@ -48,7 +48,7 @@ PAGES = {
         lambda p: reverse("reviews:review_stage", args=[current_stage(p.project).pk]),
     ),
     "board": ("ian", lambda p: reverse("reviews:board", args=[p.course.pk])),
-    "notifications": ("alice", lambda p: reverse("reviews:notifications")),
+    "notifications": ("alice", lambda p: reverse("notifications:list")),
     "login": (None, lambda p: reverse("accounts:login")),
     "confirm password": ("ian", lambda p: reverse("accounts:reauth")),
     "admin": (None, lambda p: reverse("admin:login")),

@@ -23,18 +23,18 @@ from factories import CourseFactory, UserFactory, current_stage, enrol, fill_and
 from accounts.models import EmailFrequency, User
 from lifecycle import services as lifecycle_services
 from lifecycle.models import Role
+from notifications.context_processors import unread_count
 from notifications.models import EmailStatus, Notification, NotificationKind
 from notifications.services import notification_mark_read
-from reviews.context_processors import unread_count
 
 pytestmark = pytest.mark.django_db
 
-LIST_URL = reverse("reviews:notifications")
-READ_ALL_URL = reverse("reviews:notifications_read_all")
+LIST_URL = reverse("notifications:list")
+READ_ALL_URL = reverse("notifications:read_all")
 
 
 def read_url(notification: Notification) -> str:
-    return reverse("reviews:notification_read", args=[notification.pk])
+    return reverse("notifications:read", args=[notification.pk])
 
 
 def client_for(user: User | None = None, *, csrf: bool = False) -> Client:

@@ -18,8 +18,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
 from lifecycle.models import STAFF_ROLES, Membership
-from notifications.models import EmailStatus, Notification
-from notifications.services import notification_mark_read, notifications_mark_all_read
+
+from .models import EmailStatus, Notification
+from .services import notification_mark_read, notifications_mark_all_read
 
 PAGE_SIZE = 50
 FAILED_SHOWN = 20
@@ -33,7 +34,7 @@ def link_path(link: str) -> str:
     path = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
     if path.startswith("/") and url_has_allowed_host_and_scheme(path, allowed_hosts=None):
         return path
-    return reverse("reviews:notifications")
+    return reverse("notifications:list")
 
 
 def get_notification_for_user(user: Any, pk: int) -> Notification:
@@ -88,7 +89,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     is_staff, failed, more_failed = failed_emails_for_staff(request.user)
     return render(
         request,
-        "reviews/notifications.html",
+        "notifications/centre.html",
         {
             "page": page,
             "is_course_staff": is_staff,
@@ -115,4 +116,4 @@ def notifications_read_all(request: HttpRequest) -> HttpResponse:
         messages.success(
             request, f"Marked {marked} notification{'s' if marked != 1 else ''} as read."
         )
-    return redirect("reviews:notifications")
+    return redirect("notifications:list")

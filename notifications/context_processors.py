@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from notifications.models import Notification
+from .models import Notification
 
 
 def unread_count(user: Any) -> int:

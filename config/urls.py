@@ -12,6 +12,7 @@ urlpatterns = [
     # The notification centre kept the address it had inside the review pages.
     path("reviews/notifications/", include("notifications.urls")),
     path("reviews/", include("reviews.urls")),
+    path("evidence/", include("evidence.urls")),
     path("", lifecycle_projects.home, name="home"),
     path("", include("lifecycle.urls")),
 ]

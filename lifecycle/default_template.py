@@ -651,6 +651,7 @@ def _stage(
     requires_stakeholders: bool = False,
     allows_not_pursued: bool = False,
     is_iteration: bool = False,
+    risk_min_severity: int = 0,
 ) -> dict[str, Any]:
     staff, expert = 1, (1 if expert_approval else 0)
     return {
@@ -666,6 +667,7 @@ def _stage(
         "requires_stakeholders": requires_stakeholders,
         "allows_not_pursued": allows_not_pursued,
         "is_iteration": is_iteration,
+        "risk_min_severity": risk_min_severity,
         "questions": questions,
     }
 
@@ -728,6 +730,8 @@ DEFAULT_TEMPLATE: dict[str, Any] = {
             STAGE_5_GUIDANCE,
             STAGE_5_QUESTIONS,
             expert_approval=True,
+            # Lecture: a serious harm is measured per subgroup before testing passes.
+            risk_min_severity=4,
         ),
         _stage(
             6,
@@ -749,6 +753,117 @@ DEFAULT_TEMPLATE: dict[str, Any] = {
         ),
     ],
 }
+
+
+# --- Evidence and artefacts -----------------------------------------------------------------
+
+_ANY_FILE = ["pdf", "image", "svg", "csv", "notebook", "text"]
+
+# Which questions accept evidence files: the claims a reviewer should not take on trust.
+DEFAULT_EVIDENCE_SLOTS: dict[str, dict[str, Any]] = {
+    "problem-and-stakeholders/problem-statement": {"max_files": 3, "types": ["pdf", "image"]},
+    "problem-and-stakeholders/stakeholders-consulted": {
+        "max_files": 3,
+        "types": ["pdf", "text", "image"],
+    },
+    "compile-data/data-representative": {"max_files": 5, "types": _ANY_FILE},
+    "compile-data/collected-ethically": {"max_files": 3, "types": ["pdf", "text", "image"]},
+    "compile-data/data-sources-and-licences": {"max_files": 3, "types": ["pdf", "text"]},
+    "build-and-train/objective-loss": {"max_files": 3, "types": ["notebook", "pdf", "image"]},
+    "build-and-train/labelling-process": {"max_files": 3, "types": ["pdf", "text", "csv"]},
+    "test-extensively/classified-correctly": {"max_files": 5, "types": _ANY_FILE},
+    "test-extensively/classified-incorrectly": {"max_files": 5, "types": _ANY_FILE},
+    "test-extensively/subgroup-margins": {"max_files": 5, "types": _ANY_FILE},
+    "test-extensively/within-acceptable-margin": {"max_files": 5, "types": _ANY_FILE},
+    "deploy-and-monitor/monitoring-and-alerts": {"max_files": 3, "types": _ANY_FILE},
+    "deploy-and-monitor/how-measured": {"max_files": 3, "types": _ANY_FILE},
+}
+
+# Where each section of the three artefacts comes from ("<stage key>/<question key>", in order).
+# Sections filled from registers (stakeholders, risks) or decisions (sign-offs) are not listed.
+DEFAULT_ARTEFACT_MAP: dict[str, dict[str, list[str]]] = {
+    "model_card": {
+        "model_details": [
+            "algorithmic-approach/approach-chosen",
+            "algorithmic-approach/alternatives-rejected",
+        ],
+        "intended_uses": [
+            "problem-and-stakeholders/problem-statement",
+            "deploy-and-monitor/deployment-setting",
+        ],
+        "out_of_scope_uses": [
+            "problem-and-stakeholders/comfortable-with-machine-deciding",
+            "algorithmic-approach/ok-without-interpretability",
+        ],
+        "training_data": [
+            "compile-data/data-sources-and-licences",
+            "compile-data/dataset-size",
+            "compile-data/data-representative",
+        ],
+        "training_procedure": [
+            "build-and-train/objective-loss",
+            "build-and-train/labelling-process",
+        ],
+        "evaluation": [
+            "test-extensively/classified-correctly",
+            "test-extensively/classified-incorrectly",
+            "test-extensively/acceptable-error-rate",
+        ],
+        "subgroup_performance": [
+            "test-extensively/subgroup-margins",
+            "test-extensively/within-acceptable-margin",
+        ],
+        "bias_risks_limitations": [
+            "build-and-train/average-error-hides-subgroups",
+            "test-extensively/error-costs",
+            "deploy-and-monitor/unintended-consequences",
+        ],
+        "monitoring": [
+            "deploy-and-monitor/monitoring-and-alerts",
+            "deploy-and-monitor/rollback-plan",
+        ],
+    },
+    "datasheet": {
+        "motivation": ["problem-and-stakeholders/problem-statement"],
+        "composition": [
+            "compile-data/dataset-size",
+            "compile-data/data-representative",
+            "compile-data/sensitive-information",
+        ],
+        "collection": [
+            "compile-data/collected-ethically",
+            "compile-data/collection-date",
+            "compile-data/data-source-url",
+        ],
+        "preprocessing": ["build-and-train/labelling-process", "build-and-train/label-source"],
+        "uses": [
+            "algorithmic-approach/approach-chosen",
+            "algorithmic-approach/enough-training-data",
+        ],
+        "distribution": ["compile-data/data-sources-and-licences"],
+        "maintenance": ["compile-data/collection-date", "iterate/stages-to-revisit"],
+    },
+    "impact_assessment": {
+        "intended_uses": [
+            "problem-and-stakeholders/problem-statement",
+            "deploy-and-monitor/deployment-setting",
+            "problem-and-stakeholders/success-metric",
+        ],
+        "restricted_uses": [
+            "problem-and-stakeholders/comfortable-with-machine-deciding",
+            "algorithmic-approach/ok-without-interpretability",
+            "iterate/needs-social-solution",
+        ],
+        "harms_and_mitigations": [
+            "deploy-and-monitor/unintended-consequences",
+            "test-extensively/error-costs",
+            "deploy-and-monitor/rollback-plan",
+        ],
+    },
+}
+
+DEFAULT_TEMPLATE["evidence_slots"] = DEFAULT_EVIDENCE_SLOTS
+DEFAULT_TEMPLATE["artefact_map"] = DEFAULT_ARTEFACT_MAP
 
 
 # --- Installing it --------------------------------------------------------------------------
@@ -780,6 +895,10 @@ def validate_template_data(data: Mapping[str, Any]) -> None:
                     f"{where}, question {question['key']!r}: choice questions need choices, "
                     "other kinds must have none"
                 )
+
+
+def _has_field(model: Any, name: str) -> bool:
+    return any(field.name == name for field in model._meta.get_fields())
 
 
 def install_default_template(
@@ -818,10 +937,20 @@ def install_default_template(
                 version=data["version"],
                 name=data["name"],
                 description=data.get("description", ""),
+                # Older migrations install through models that predate these fields.
+                **{
+                    field: data[field]
+                    for field in ("evidence_slots", "artefact_map")
+                    if field in data and _has_field(template_model, field)
+                },
             )
             questions = []
             for stage_data in data["stages"]:
-                stage_fields = {k: v for k, v in stage_data.items() if k != "questions"}
+                stage_fields = {
+                    k: v
+                    for k, v in stage_data.items()
+                    if k != "questions" and (k != "risk_min_severity" or _has_field(stage_model, k))
+                }
                 stage = stage_model._default_manager.db_manager(db).create(
                     template=template, **stage_fields
                 )

@@ -48,6 +48,12 @@ class LifecycleTemplate(models.Model):
     version = models.PositiveIntegerField(default=1)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # "<stage key>/<question key>" -> {"max_files": n, "types": [...]}: which questions accept
+    # evidence files, how many and of which types (evidence.checks.FILE_TYPES).
+    evidence_slots = models.JSONField(default=dict, blank=True)
+    # artefact -> section -> ["<stage key>/<question key>", ...]: where the model card, the
+    # datasheet and the impact assessment take each section from (evidence.artefacts).
+    artefact_map = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -91,6 +97,13 @@ class StageDefinition(models.Model):
     is_iteration = models.BooleanField(
         default=False,
         help_text="The Iterate stage: the team loops back, concludes or stops from here.",
+    )
+    # Gate rule "risks traced": every risk of severity >= this has a mitigation and a linked
+    # test before the stage passes (reviews.gate.untraced_risks). 0: no such rule.
+    risk_min_severity = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Every risk of at least this severity (1-5) needs a mitigation and a linked "
+        "test before this stage passes. 0: no such rule.",
     )
 
     class Meta:
@@ -409,6 +422,11 @@ class StageRevision(models.Model):
     # Stages whose definition requires stakeholders freeze the register with the answers, so
     # reviewers approve the register exactly as it stood.
     stakeholders = models.JSONField(default=list, blank=True)
+    # The evidence files attached when it was submitted (question, name, SHA-256, size, type):
+    # the content hash covers them, so a file can be neither swapped nor dropped unseen.
+    evidence = models.JSONField(default=list, blank=True)
+    # The risk register as it stood at submission (every stage: risks are traced through all).
+    risks = models.JSONField(default=list, blank=True)
     content_sha256 = models.CharField(max_length=64)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -483,6 +501,101 @@ class Stakeholder(models.Model):
             "possible_benefits": self.possible_benefits,
             "consulted": self.consulted,
             "consultation": self.consultation,
+        }
+
+
+class Likelihood(models.IntegerChoices):
+    RARE = 1, "1 — rare"
+    UNLIKELY = 2, "2 — unlikely"
+    POSSIBLE = 3, "3 — possible"
+    LIKELY = 4, "4 — likely"
+    ALMOST_CERTAIN = 5, "5 — almost certain"
+
+
+class Severity(models.IntegerChoices):
+    NEGLIGIBLE = 1, "1 — negligible"
+    MINOR = 2, "2 — minor"
+    MODERATE = 3, "3 — moderate"
+    MAJOR = 4, "4 — major"
+    CRITICAL = 5, "5 — critical"
+
+
+# Where a risk is addressed in later stages: the data decision (stage 3), the test that measures
+# it per subgroup (stage 5), the monitor and its alert (stage 6). Each link names a question as
+# "<stage key>/<question key>"; the traceability view marks a missing or unanswered one a gap.
+RISK_LINKS = ("data_link", "test_link", "monitor_link")
+RISK_FIELDS = (
+    "title",
+    "description",
+    "likelihood",
+    "severity",
+    "owner",
+    "mitigation",
+    *RISK_LINKS,
+)
+
+
+class Risk(models.Model):
+    """An entry of the project's risk register: a harm to named stakeholders, scored on the
+    course's scale, owned by a team member, mitigated, and traced to the answers and evidence
+    that address it. Re-scored each cycle; frozen into every revision."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="risks")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    stakeholders = models.ManyToManyField(Stakeholder, blank=True, related_name="risks")
+    likelihood = models.PositiveSmallIntegerField(choices=Likelihood.choices)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The team member who watches this risk.",
+    )
+    mitigation = models.TextField(blank=True)
+    data_link = models.CharField(max_length=130, blank=True)
+    test_link = models.CharField(max_length=130, blank=True)
+    monitor_link = models.CharField(max_length=130, blank=True)
+    # Evidence files that address it: [{"name": ..., "sha256": ...}], set by the evidence layer.
+    evidence = models.JSONField(default=list, blank=True)
+    scored_cycle = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "-severity", "-likelihood", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(likelihood__gte=1, likelihood__lte=5)
+                & Q(severity__gte=1, severity__lte=5),
+                name="risk_scores_on_the_scale",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def score(self) -> int:
+        return self.likelihood * self.severity
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "title": self.title,
+            "description": self.description,
+            "stakeholders": sorted(s.pk for s in self.stakeholders.all()),
+            "likelihood": self.likelihood,
+            "severity": self.severity,
+            "owner": self.owner_id,
+            "mitigation": self.mitigation,
+            "data_link": self.data_link,
+            "test_link": self.test_link,
+            "monitor_link": self.monitor_link,
+            "evidence": list(self.evidence),
+            "scored_cycle": self.scored_cycle,
         }
 
 

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from . import events, permissions
+from . import attachments, events, permissions
 from .answers import clean_answers
 from .audit import audit_record, canonical_json, sha256_hex
 from .errors import DraftConflict, IllegalTransition, InvalidAnswers, NotAllowed
@@ -113,8 +113,20 @@ def _questions(stage: ProjectStage) -> list[Question]:
     return list(stage.definition.questions.all())
 
 
-def revision_content(answers: Mapping[str, Any], stakeholders: list[dict[str, Any]]) -> str:
-    return canonical_json({"answers": answers, "stakeholders": stakeholders})
+def revision_content(
+    answers: Mapping[str, Any],
+    stakeholders: list[dict[str, Any]],
+    evidence: list[dict[str, Any]] | None = None,
+    risks: list[dict[str, Any]] | None = None,
+) -> str:
+    content: dict[str, Any] = {"answers": answers, "stakeholders": stakeholders}
+    # Only revisions with files (or risks) carry the key, so every earlier revision's hash
+    # still verifies.
+    if evidence:
+        content["evidence"] = evidence
+    if risks:
+        content["risks"] = risks
+    return canonical_json(content)
 
 
 # --- courses ------------------------------------------------------------------------------
@@ -556,12 +568,16 @@ def stage_submit(
     if errors:
         raise InvalidAnswers(errors)
     number = (stage.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
-    content = revision_content(answers, stakeholders)
+    evidence = attachments.frozen_attachments(stage)
+    risks = [r.snapshot() for r in project.risks.prefetch_related("stakeholders").order_by("pk")]
+    content = revision_content(answers, stakeholders, evidence, risks)
     revision = StageRevision.objects.create(
         stage=stage,
         number=number,
         answers=answers,
         stakeholders=stakeholders,
+        evidence=evidence,
+        risks=risks,
         content_sha256=sha256_hex(content),
         created_by=actor,
     )
@@ -582,7 +598,16 @@ def stage_submit(
         obj=stage,
         project=project,
         old={"status": old_status},
-        new={"status": stage.status, "revision": number, "sha256": revision.content_sha256},
+        new={
+            "status": stage.status,
+            "revision": number,
+            "sha256": revision.content_sha256,
+            **(
+                {"evidence": [{"name": f["name"], "sha256": f["sha256"]} for f in evidence]}
+                if evidence
+                else {}
+            ),
+        },
     )
     return revision
 

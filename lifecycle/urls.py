@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import projects, stages
+from .views import projects, risks, stages
 
 app_name = "lifecycle"
 
@@ -28,6 +28,10 @@ urlpatterns = [
         projects.stakeholder_remove,
         name="stakeholder_remove",
     ),
+    path("projects/<int:pk>/risks/", risks.risk_register, name="risks"),
+    path("projects/<int:pk>/risks/<int:rid>/edit/", risks.risk_edit, name="risk_edit"),
+    path("projects/<int:pk>/risks/<int:rid>/remove/", risks.risk_remove, name="risk_remove"),
+    path("projects/<int:pk>/traceability/", risks.traceability, name="traceability"),
     path("projects/<int:pk>/loop-back/", projects.project_loop_back, name="project_loop_back"),
     path("projects/<int:pk>/conclude/", projects.project_conclude, name="project_conclude"),
     path(STAGE, stages.stage_detail, name="stage_detail"),

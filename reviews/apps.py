@@ -7,8 +7,12 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews"
 
     def ready(self) -> None:
+        from evidence.permissions import register_stage_viewer
         from lifecycle.panels import register_stage_panel
 
         from .panels import gate_panel
+        from .permissions import can_see_stage
 
         register_stage_panel(gate_panel)
+        # A revision's evidence files are seen by exactly those who see the revision.
+        register_stage_viewer(can_see_stage)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from evidence.services import evidence_attach
 from lifecycle import services
 from lifecycle.default_template import install_default_template
 from lifecycle.models import (
@@ -22,6 +23,7 @@ from lifecycle.models import (
     QuestionKind,
     Role,
 )
+from lifecycle.risks import risk_add
 
 from . import services as review_services
 from .models import ConflictDeclaration
@@ -203,6 +205,31 @@ def seed_demo() -> tuple[Course, bool]:
             possible_harms="Wrong treatment costs a harvest",
         )
         review_services.assignment_create(project=crops, actor=ta, reviewer=expert2, role="expert")
+        risk_add(
+            project=crops,
+            actor=s[2],
+            title="Blight missed on photos from low-end phones",
+            description="Farmers with cheaper phones get more false negatives.",
+            stakeholders=list(crops.stakeholders.all()),
+            likelihood=3,
+            severity=4,
+            owner=s[3],
+            mitigation="Balance the training photos across phone models; tell the farmer when "
+            "a photo is too dark or blurred to judge.",
+            data_link="compile-data/data-representative",
+            test_link="test-extensively/subgroup-margins",
+            monitor_link="deploy-and-monitor/monitoring-and-alerts",
+        )
+        _approve_until(crops, 5, s[2], ta, expert2, "Crop disease")
+        # Stage 5's claim about subgroups comes with its table.
+        evidence_attach(
+            stage=_current(crops),
+            actor=s[2],
+            question_key="subgroup-margins",
+            name="error-rates-by-phone.csv",
+            data=b"phone tier,photos,false negative rate\nlow-end,412,0.081\n"
+            b"mid-range,655,0.052\nhigh-end,380,0.047\n",
+        )
         _approve_until(crops, 7, s[2], ta, expert2, "Crop disease")
         services.project_loop_back(
             project=crops,

@@ -44,6 +44,7 @@ from lifecycle.models import (
     StageStatus,
     Stakeholder,
 )
+from lifecycle.traceability import project_traceability
 
 from .models import Comment, Decision, DecisionOutcome
 
@@ -117,6 +118,9 @@ class Dossier:
     chain_hash: str
     project_event_count: int
     printed_at: dt.datetime
+    # Every file frozen into a revision, with its hash; the risk register and its trace.
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    traceability: Any = None
 
 
 def _answers(questions: list[Question], answers: Mapping[str, Any]) -> list[AnswerEntry]:
@@ -250,6 +254,7 @@ class DossierSources:
     loop_backs: list[AuditEvent]
     members: list[Any]
     stakeholders: list[Stakeholder]
+    risks: list[Any] = field(default_factory=list)
 
 
 def dossier_sources(project: Project) -> DossierSources:
@@ -285,6 +290,7 @@ def dossier_sources(project: Project) -> DossierSources:
         loop_backs=loop_backs,
         members=list(project.members.order_by("display_name", "email")),
         stakeholders=list(project.stakeholders.order_by("created_at", "pk")),
+        risks=list(project.risks.prefetch_related("stakeholders").order_by("pk")),
     )
 
 
@@ -312,6 +318,7 @@ def dossier_content_hash(*, project: Project, viewer: Any, sources: DossierSourc
         _person(viewer),
         [_person(m) for m in sources.members],
         [_row(s) for s in sources.stakeholders],
+        [[_row(r), sorted(s.pk for s in r.stakeholders.all())] for r in sources.risks],
         [_row(e, actor=e.actor) for e in sources.loop_backs],
         [_row(q) for qs in sources.questions_by_definition.values() for q in qs],
     ]
@@ -368,6 +375,17 @@ def project_dossier(
             )
         )
     count, head = chain_head()
+    evidence = [
+        {
+            "stage": stage.definition.title,
+            "cycle": stage.cycle,
+            "revision": revision.number,
+            **f,
+        }
+        for stage in stages
+        for revision in stage.revisions.all()
+        for f in revision.evidence
+    ]
     return Dossier(
         project=project,
         members=members,
@@ -381,6 +399,8 @@ def project_dossier(
         chain_hash=head,
         project_event_count=AuditEvent.objects.filter(project=project).count(),
         printed_at=timezone.now(),
+        evidence=evidence,
+        traceability=project_traceability(project),
     )
 
 

@@ -37,6 +37,40 @@ class Vote:
 
 
 @dataclass(frozen=True)
+class RiskTrace:
+    """A risk as the current revision froze it, for the "risks traced" rule."""
+
+    title: str
+    severity: int
+    has_mitigation: bool
+    has_test: bool
+
+
+def untraced_risks(risks: Iterable[RiskTrace], min_severity: int) -> list[str]:
+    """The "risks traced" rule: every risk of severity >= min_severity has a mitigation and a
+    linked test (0 turns the rule off). One line per risk that falls short."""
+    if min_severity <= 0:
+        return []
+    lines = []
+    for risk in risks:
+        if risk.severity < min_severity:
+            continue
+        lacking = [
+            what
+            for what, present in (
+                ("a mitigation", risk.has_mitigation),
+                ("a linked test", risk.has_test),
+            )
+            if not present
+        ]
+        if lacking:
+            lines.append(
+                f"risk “{risk.title}” (severity {risk.severity}) needs " + " and ".join(lacking)
+            )
+    return lines
+
+
+@dataclass(frozen=True)
 class GateResult:
     satisfied: bool
     approvals: int
@@ -73,10 +107,13 @@ def evaluate_gate(
     current_revision_id: int | None,
     member_ids: Iterable[int] = (),
     question_labels: Mapping[str, str] | None = None,
+    risks: Iterable[RiskTrace] = (),
+    risk_min_severity: int = 0,
 ) -> GateResult:
     """Satisfied when, on the current revision, approvals by distinct non-members reach the
-    minimum with at least the required number from each role, and no assigned reviewer has an
-    unresolved request for changes on it."""
+    minimum with at least the required number from each role, no assigned reviewer has an
+    unresolved request for changes on it, and (when the stage asks) every risk of the frozen
+    register at or above the severity has a mitigation and a linked test."""
     members = set(member_ids)
     labels = question_labels or {}
     approvals: dict[int, Vote] = {}
@@ -117,6 +154,7 @@ def evaluate_gate(
         missing.append(
             "needs " + _plural(other_short, "reviewer").replace("reviewer approval", "approval")
         )
+    missing.extend(untraced_risks(risks, risk_min_severity))
     satisfied = (
         current_revision_id is not None
         and not missing

@@ -37,7 +37,7 @@ from lifecycle.models import (
 )
 
 from . import events, permissions
-from .gate import GatePolicy, GateResult, Vote, evaluate_gate
+from .gate import GatePolicy, GateResult, RiskTrace, Vote, evaluate_gate
 from .models import (
     AssignmentState,
     Comment,
@@ -581,13 +581,44 @@ def gate_for_stage(
         if any(v.question_key for v in votes)
         else {}
     )
+    min_severity = getattr(definition, "risk_min_severity", 0)
+    risks = (
+        risk_traces(stage.current_revision)
+        if min_severity and stage.current_revision_id is not None
+        else []
+    )
     return evaluate_gate(
         policy,
         votes,
         current_revision_id=stage.current_revision_id,
         member_ids=_member_ids(stage.project),
         question_labels=labels,
+        risks=risks,
+        risk_min_severity=min_severity,
     )
+
+
+def risk_traces(revision: Any) -> list[RiskTrace]:
+    """The risk register frozen in the revision, as the gate's "risks traced" rule reads it:
+    a linked test counts when it is set (and, if it names a question of this very stage,
+    answered in this revision)."""
+    stage_key = revision.stage.definition.key
+    traces = []
+    for risk in revision.risks or []:
+        link = str(risk.get("test_link") or "")
+        linked_stage, _, question = link.partition("/")
+        answered = bool(link) and (
+            linked_stage != stage_key or revision.answers.get(question) not in (None, "", [], {})
+        )
+        traces.append(
+            RiskTrace(
+                title=str(risk.get("title", "")),
+                severity=int(risk.get("severity") or 0),
+                has_mitigation=bool(str(risk.get("mitigation") or "").strip()),
+                has_test=answered,
+            )
+        )
+    return traces
 
 
 def decision_refusal(

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "lifecycle",
     "reviews",
     "notifications",
+    "evidence",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +151,40 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# --- Evidence files -------------------------------------------------------------------------
+# Files teams attach to answers (evidence/), named by their SHA-256 and never changed. On disk
+# under var/evidence/ by default; with EVIDENCE_S3_BUCKET set, in S3-compatible object storage
+# (MinIO in docker-compose) through django-storages. Served only through views that check access.
+EVIDENCE_ROOT = Path(env("EVIDENCE_ROOT", str(VAR_DIR / "evidence")))
+EVIDENCE_S3_BUCKET = env("EVIDENCE_S3_BUCKET", "")
+if EVIDENCE_S3_BUCKET:
+    STORAGES["evidence"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": EVIDENCE_S3_BUCKET,
+            "endpoint_url": env("EVIDENCE_S3_ENDPOINT_URL", "") or None,
+            "access_key": env("EVIDENCE_S3_ACCESS_KEY_ID", "") or None,
+            "secret_key": env("EVIDENCE_S3_SECRET_ACCESS_KEY", "") or None,
+            "region_name": env("EVIDENCE_S3_REGION", "us-east-1"),
+            "addressing_style": env("EVIDENCE_S3_ADDRESSING_STYLE", "path"),
+            "location": env("EVIDENCE_S3_PREFIX", "evidence"),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": True,
+            # A MinIO outage fails an upload in seconds, with a message, not after minutes.
+            "client_config": __import__("botocore.config", fromlist=["Config"]).Config(
+                connect_timeout=3, read_timeout=20, retries={"max_attempts": 2}
+            ),
+        },
+    }
+else:
+    STORAGES["evidence"] = {
+        "BACKEND": "evidence.storage.AtomicFileSystemStorage",
+        "OPTIONS": {"location": str(EVIDENCE_ROOT)},
+    }
+EVIDENCE_MAX_BYTES = int(env("EVIDENCE_MAX_BYTES", str(10 * 1024 * 1024)))
+EVIDENCE_MAX_NOTEBOOK_BYTES = int(env("EVIDENCE_MAX_NOTEBOOK_BYTES", str(5 * 1024 * 1024)))
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -1,7 +1,7 @@
 """The embedded default: SQLite, the filesystem broker, console e-mail, DEBUG on."""
 
 from .base import *  # noqa: F403
-from .base import CELERY_BROKER_FOLDER, CONTENT_SECURITY_POLICY, VAR_DIR, env_bool
+from .base import CELERY_BROKER_FOLDER, CONTENT_SECURITY_POLICY, STORAGES, VAR_DIR, env_bool
 
 DEBUG = env_bool("DEBUG", True)
 LRB_DEMO_ALLOWED = True
@@ -17,6 +17,7 @@ for folder in (
 
 # runserver serves static files from STATICFILES_DIRS without collectstatic.
 STORAGES = {
+    **STORAGES,
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

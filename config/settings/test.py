@@ -34,6 +34,14 @@ DATABASES = {"default": _db}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Evidence files of a test run in a folder of its own (tests/evidence swap in S3).
+    "evidence": {
+        "BACKEND": "evidence.storage.AtomicFileSystemStorage",
+        "OPTIONS": {
+            "location": os.environ.get("LRB_TEST_EVIDENCE_ROOT")
+            or str(Path(tempfile.gettempdir()) / f"lrb-test-evidence-{os.getuid()}-{os.getpid()}")
+        },
+    },
 }
 
 # Rendered dossier PDFs: a worker that tests/services starts is pointed at the test's folder.

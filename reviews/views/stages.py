@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.reauth import password_confirmed_recently, reauth_redirect
+from evidence.selectors import evidence_changes, revision_files_by_question
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.diffs import answer_text, diff_answers, stakeholders_text, word_diff
 from lifecycle.errors import DomainError, InvalidAnswers
@@ -58,8 +59,12 @@ def _shown_revision(
 
 
 def _answer_rows(
-    questions: list[Any], answers: Mapping[str, Any], threads: Mapping[str, list[Thread]]
+    questions: list[Any],
+    answers: Mapping[str, Any],
+    threads: Mapping[str, list[Thread]],
+    files: Mapping[str, list[Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    files = files or {}
     rows = []
     for number, question in enumerate(questions, start=1):
         value = answers.get(question.key)
@@ -69,6 +74,7 @@ def _answer_rows(
             "empty": value in (None, "", [], {}),
             "text": answer_text(question, value),
             "threads": threads.get(question.key, []),
+            "files": files.get(question.key, []),
             "comment_label": f"Your comment on question {number}",
         }
         if question.kind == QuestionKind.YES_NO_UNSURE and isinstance(value, Mapping):
@@ -160,6 +166,7 @@ def _review_page(
                 if definition.requires_stakeholders
                 and last.revision.stakeholders != shown.stakeholders
                 else None,
+                "files": evidence_changes(last.revision.evidence, shown.evidence),
             }
 
     # An expert declares conflicts first, and one a team proposed waits for staff to confirm.
@@ -202,7 +209,12 @@ def _review_page(
         "is_instructor": lifecycle_permissions.is_instructor(user, project.course),
         "hide_others": hide_others,
         "question_labels": {q.key: f"question {n}" for n, q in enumerate(questions, start=1)},
-        "rows": _answer_rows(questions, shown.answers if shown else {}, threads),
+        "rows": _answer_rows(
+            questions,
+            shown.answers if shown else {},
+            threads,
+            revision_files_by_question(shown),
+        ),
         "general_threads": threads.get("", []),
         "stakeholders": _stakeholder_rows(shown),
         "decisions": [d for d in decisions if d.replaced_at is None],

@@ -90,6 +90,7 @@ def test_stage_five_waits_for_a_test_linked_to_every_severe_risk(personas):
         base_version=stage.draft_version,
     )
     revision = services.stage_submit(stage=stage, actor=p.alice)
+    stage.refresh_from_db()
     gate = review_services.gate_for_stage(stage)
     assert "risk “Missed urgent referral” (severity 5) needs a linked test" in gate.missing
     review_services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")

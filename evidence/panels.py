@@ -16,6 +16,10 @@ from .slots import slots_for_stage
 
 
 def evidence_panel(request: HttpRequest, stage: Any) -> str:
+    # The stage page's alone: the project overview shows the current stage's gate, not its files.
+    match = getattr(request, "resolver_match", None)
+    if match is None or match.view_name != "lifecycle:stage_detail":
+        return ""
     if stage.status == StageStatus.LOCKED:
         return ""
     project = stage.project

@@ -145,6 +145,7 @@ def as_data(template: LifecycleTemplate) -> dict[str, Any]:
         "requires_stakeholders",
         "allows_not_pursued",
         "is_iteration",
+        "risk_min_severity",
     ]
     question_fields = ["key", "prompt", "help_text", "kind", "choices", "required"]
     return {
@@ -152,6 +153,8 @@ def as_data(template: LifecycleTemplate) -> dict[str, Any]:
         "version": template.version,
         "name": template.name,
         "description": template.description,
+        "evidence_slots": template.evidence_slots,
+        "artefact_map": template.artefact_map,
         "stages": [
             {
                 **{field: getattr(stage, field) for field in stage_fields},

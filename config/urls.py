@@ -12,6 +12,8 @@ urlpatterns = [
     # The notification centre kept the address it had inside the review pages.
     path("reviews/notifications/", include("notifications.urls")),
     path("reviews/", include("reviews.urls")),
+    path("api/v1/", include("api.urls")),
+    path("api/", include("api.page_urls")),
     path("", lifecycle_projects.home, name="home"),
     path("", include("lifecycle.urls")),
 ]

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from lifecycle import events
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle import services as lifecycle_services
 from lifecycle.audit import audit_record
@@ -779,6 +780,7 @@ def comment_add(
             "body": comment.body,
         },
     )
+    events.publish(events.COMMENT_ADDED, comment=comment, project=project, actor=author)
     return comment
 
 

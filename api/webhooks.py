@@ -35,6 +35,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from lifecycle import events
+from reviews import events as review_events
 from lifecycle.models import Project, ProjectStage
 
 from .models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
@@ -353,9 +354,9 @@ def on_project_concluded(*, project: Project, outcome: str, **_: Any) -> None:
     enqueue(project, WebhookEvent.PROJECT_CONCLUDED, {"outcome": outcome})
 
 
-def on_comment_added(*, comment: Any, project: Project, **_: Any) -> None:
+def on_comment_added(*, comment: Any, **_: Any) -> None:
     enqueue(
-        project,
+        comment.revision.stage.project,
         WebhookEvent.COMMENT_ADDED,
         {
             "comment": {
@@ -373,7 +374,7 @@ def connect() -> None:
     events.subscribe(events.STAGE_CHANGES_REQUESTED, on_changes_requested)
     events.subscribe(events.STAGE_APPROVED, on_stage_approved)
     events.subscribe(events.PROJECT_CONCLUDED, on_project_concluded)
-    events.subscribe(events.COMMENT_ADDED, on_comment_added)
+    events.subscribe(review_events.COMMENT_ADDED, on_comment_added)
 
 
 def deliveries_of(hook: Webhook, limit: int = 50) -> Iterable[WebhookDelivery]:

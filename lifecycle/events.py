@@ -16,8 +16,6 @@ STAGE_CHANGES_REQUESTED = "stage.changes_requested"
 STAGE_APPROVED = "stage.approved"
 PROJECT_LOOPED_BACK = "project.looped_back"
 PROJECT_CONCLUDED = "project.concluded"
-# Published by the review layer (reviews.services.comment_add), for the layers above it.
-COMMENT_ADDED = "comment.added"
 
 Subscriber = Callable[..., None]
 _subscribers: dict[str, list[Subscriber]] = defaultdict(list)

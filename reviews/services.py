@@ -20,7 +20,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
-from lifecycle import events
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle import services as lifecycle_services
 from lifecycle.audit import audit_record
@@ -780,7 +779,6 @@ def comment_add(
             "body": comment.body,
         },
     )
-    events.publish(events.COMMENT_ADDED, comment=comment, project=project, actor=author)
     return comment
 
 

@@ -162,7 +162,11 @@ def webhook_create(
 
 @transaction.atomic
 def webhook_delete(*, hook: Webhook, actor: Any) -> None:
-    hook = Webhook.objects.select_for_update().select_related("project__course").get(pk=hook.pk)
+    hook = (
+        Webhook.objects.select_for_update(of=("self",))
+        .select_related("course", "project__course")
+        .get(pk=hook.pk)
+    )
     if not can_manage_hooks(actor, course=hook.course, project=hook.project):
         raise NotAllowed("Only course staff (or the team, for its project) manage webhooks.")
     audit_record(

@@ -28,9 +28,9 @@ from lifecycle.models import (
     ProjectStage,
     StageRevision,
 )
+from notifications.models import Notification
 from reviews import selectors as review_selectors
 from reviews import services as review_services
-from notifications.models import Notification
 from reviews.models import Comment, Decision
 from reviews.services import gate_for_stage
 

@@ -35,8 +35,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from lifecycle import events
-from reviews import events as review_events
 from lifecycle.models import Project, ProjectStage
+from reviews import events as review_events
 
 from .models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.db import connection
 from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiYamlRenderer
@@ -19,6 +20,11 @@ def generated() -> str:
     return OpenApiYamlRenderer().render(schema, renderer_context={}).decode()
 
 
+@pytest.mark.skipif(
+    connection.vendor == "postgresql",
+    reason="The checked-in schema is generated on the embedded default (SQLite): integer field "
+    "ranges in it come from the database backend.",
+)
 def test_the_checked_in_schema_matches_the_code():
     assert CHECKED_IN.exists(), "Run `make api-schema` to write api/openapi.yaml."
     assert CHECKED_IN.read_text() == generated(), (

@@ -14,6 +14,7 @@
 #                       ports 8120 (app) and 8121 (hello-world); installs Debian's wrk if missing.
 #   make bench-scripts  benchmarks/: reminder sweep queries and outbox delivery rate
 #   make lint           ruff check, ruff format --check, mypy
+#   make api-schema     write the REST API's OpenAPI schema to api/openapi.yaml (a test compares)
 #   make mutation       mutation testing (cosmic-ray) of the gate, the transitions, the audit chain
 #                       and the permissions, with their mapped tests; MUTATION_TARGETS=file... for some
 #   make mutation-changed  the same over what the last commit changed among them, in ~5 minutes
@@ -42,7 +43,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-postgres test-services bench bench-scripts lint mutation \
-	mutation-changed migrate clean distclean
+	mutation-changed migrate clean distclean api-schema
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -94,10 +95,13 @@ mutation: $(STAMP)
 mutation-changed: $(STAMP)
 	timeout 360 $(BIN)/python mutation/run.py --changed HEAD~1 --budget 300
 
+api-schema: $(STAMP)
+	$(BIN)/python manage.py spectacular --file api/openapi.yaml --validate --fail-on-warn
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy accounts lifecycle reviews config
+	$(BIN)/mypy accounts lifecycle reviews api config
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis tests/artifacts \

@@ -13,6 +13,8 @@ urlpatterns = [
     path("reviews/notifications/", include("notifications.urls")),
     path("reviews/", include("reviews.urls")),
     path("evidence/", include("evidence.urls")),
+    path("api/v1/", include("api.urls")),
+    path("api/", include("api.page_urls")),
     path("", lifecycle_projects.home, name="home"),
     path("", include("lifecycle.urls")),
 ]

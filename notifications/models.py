@@ -29,6 +29,9 @@ class NotificationKind(models.TextChoices):
     REVIEW_ESCALATION = "review_escalation", "Overdue review escalated"
     NUDGE = "nudge", "Nudge from course staff"
     AUDIT_CHECKPOINT = "audit_checkpoint", "Audit checkpoint"
+    COMMENT = "comment", "New comment"
+    COMMENT_REPLY = "comment_reply", "Reply to a comment"
+    EXPERT_CONFIRMATION = "expert_confirmation", "Expert awaiting confirmation"
 
 
 class EmailStatus(models.TextChoices):

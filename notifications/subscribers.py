@@ -9,12 +9,22 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Q
+from django.urls import reverse
 
 from accounts.models import User
 from lifecycle import events
 from lifecycle.models import STAFF_ROLES, Membership, Project, ProjectStage
 from reviews import events as review_events
-from reviews.models import AssignmentState, Decision, DecisionOutcome, ReviewAssignment
+from reviews.models import (
+    AssignmentState,
+    Comment,
+    Decision,
+    DecisionOutcome,
+    Invitation,
+    ReviewAssignment,
+    ReviewerRole,
+)
+from reviews.permissions import can_review
 
 from .models import NotificationKind
 from .services import absolute, notify, review_link, stage_link
@@ -68,18 +78,48 @@ def _still_asking(stage: ProjectStage, revision: Any) -> list[User]:
     return [d.reviewer for d in latest.values() if d.outcome == DecisionOutcome.REQUEST_CHANGES]
 
 
+def gate_needs_staff(definition: Any) -> bool:
+    """Staff can satisfy a part of this gate: it asks for a staff approval, or for approvals
+    beyond what the role minimums ask, which any reviewer (staff included) can give."""
+    return definition.min_staff_approvals > 0 or definition.min_approvals > (
+        definition.min_staff_approvals + definition.min_expert_approvals
+    )
+
+
+def gate_reviewers(stage: ProjectStage) -> tuple[list[User], list[User]]:
+    """(assigned reviewers, course staff to tell) for a stage that waits for its gate: everyone
+    who can satisfy a part of it. Staff are told whenever the gate needs staff, and also when a
+    part of it has nobody assigned who could satisfy it (then staff must assign someone), so an
+    assigned expert no longer keeps the TA and the instructor from hearing about the stage."""
+    definition = stage.definition
+    assignments = [
+        a
+        for a in ReviewAssignment.objects.filter(
+            project_id=stage.project_id, state=AssignmentState.ACTIVE
+        ).select_related("reviewer")
+        if a.covers(stage.definition_id)
+    ]
+    roles = {a.role for a in assignments}
+    unassigned_part = not assignments or (
+        definition.min_expert_approvals > 0 and ReviewerRole.EXPERT not in roles
+    )
+    staff = course_staff(stage.project) if gate_needs_staff(definition) or unassigned_part else []
+    return [a.reviewer for a in assignments], staff
+
+
 def on_stage_submitted(
     *, stage: ProjectStage, revision: Any, actor: Any, resubmission: bool
 ) -> None:
     project = stage.project
-    assigned = stage_reviewers(project, [stage.definition_id])
-    staff = course_staff(project) if (resubmission or not assigned) else []
-    reviewers = assigned or staff
+    assigned, staff = gate_reviewers(stage)
+    members = {u.pk for u in project_members(project)}
+    reviewers = [u for u in [*assigned, *staff] if u.pk not in members]
     asked: list[User] = []
     if resubmission:
         # Only people who may still review the stage: an expert whose assignment was withdrawn
-        # since asking would get a link to a page they can no longer open.
-        may_review = {u.pk for u in [*assigned, *staff]}
+        # since asking would get a link to a page they can no longer open. Course staff always
+        # may.
+        may_review = {u.pk for u in [*assigned, *course_staff(project)]}
         asked = [u for u in _still_asking(stage, revision) if u.pk in may_review]
         notify(
             recipients=asked,
@@ -216,6 +256,119 @@ def on_project_nudged(
     )
 
 
+# --- review events: comments and experts awaiting confirmation -----------------------------
+
+
+def _thread_of(comment: Comment) -> list[Comment]:
+    """Every comment of the thread ``comment`` belongs to, root first (one query: the
+    revision's comments, walked up to their roots in Python)."""
+    on_revision = {
+        c.pk: c
+        for c in Comment.objects.filter(revision_id=comment.revision_id).select_related("author")
+    }
+    on_revision.setdefault(comment.pk, comment)
+
+    def root(c: Comment) -> int:
+        seen = set()
+        while c.parent_id is not None and c.parent_id in on_revision and c.pk not in seen:
+            seen.add(c.pk)
+            c = on_revision[c.parent_id]
+        return c.pk
+
+    mine = root(comment)
+    return sorted(
+        (c for c in on_revision.values() if root(c) == mine),
+        key=lambda c: (c.parent_id is not None, c.created_at, c.pk),
+    )
+
+
+def on_comment_added(*, comment: Comment) -> None:
+    """A new thread or a reply: the team hears it, and so does every reviewer who wrote in the
+    thread and may still review the stage; the author never hears their own words."""
+    stage = comment.revision.stage
+    project = stage.project
+    thread = _thread_of(comment)
+    members = project_members(project)
+    member_ids = {u.pk for u in members}
+    writers = {c.author_id: c.author for c in thread if c.author_id not in member_ids}
+    reviewers = [u for u in writers.values() if can_review(u, project, stage.definition_id)]
+    recipients = [u for u in [*members, *reviewers] if u.pk != comment.author_id]
+    root = thread[0]
+    question = ""
+    if comment.question_key:
+        prompt = (
+            stage.definition.questions.filter(key=comment.question_key)
+            .values_list("prompt", flat=True)
+            .first()
+        )
+        question = f" on “{prompt or comment.question_key}”"
+    reply = comment.parent_id is not None
+    excerpt = comment.body if len(comment.body) <= 600 else comment.body[:600] + "…"
+    notify(
+        recipients=recipients,
+        kind=NotificationKind.COMMENT_REPLY if reply else NotificationKind.COMMENT,
+        project=project,
+        stage=stage,
+        key=f"comment:c{comment.pk}",
+        subject=f"[{project.title}] {comment.author.name} "
+        + (f"replied{question}" if reply else f"commented{question}")
+        + f" ({_title(stage)})",
+        body=f"{comment.author.name} wrote on revision {comment.revision.number} of "
+        f"{_title(stage)}{question}:\n\n{excerpt}",
+        link=review_link(stage) + f"#comment-{root.pk}",
+        payload={"comment": comment.pk, "thread": root.pk},
+    )
+
+
+def _course_staff_of(course_id: int) -> list[User]:
+    return [
+        m.user
+        for m in Membership.objects.filter(course_id=course_id, role__in=STAFF_ROLES)
+        .select_related("user")
+        .order_by("user_id")
+    ]
+
+
+def _reviewers_link(project: Project) -> str:
+    return absolute(reverse("reviews:project_reviewers", args=[project.pk]))
+
+
+def on_invitation_awaiting_confirmation(*, invitation: Invitation) -> None:
+    """A team invited a domain expert and the course holds the link until staff confirm."""
+    project = invitation.project
+    if project is None:  # only a team's invitation waits, and a team invites to its project
+        return
+    who = f"{invitation.name} <{invitation.email}>" if invitation.name else invitation.email
+    notify(
+        recipients=_course_staff_of(invitation.course_id),
+        kind=NotificationKind.EXPERT_CONFIRMATION,
+        project=project,
+        key=f"expert_confirmation:i{invitation.pk}",
+        subject=f"[{project.title}] Confirm the expert the team invited: {who}",
+        body=f"{invitation.invited_by.name} invited {who} as a domain-expert reviewer. The "
+        "invitation is sent once course staff confirm the expert as independent.",
+        link=_reviewers_link(project),
+        payload={"invitation": invitation.pk},
+    )
+
+
+def on_expert_awaiting_confirmation(*, assignment: ReviewAssignment) -> None:
+    """An expert the team proposed accepted; their decisions count once staff confirm them."""
+    project = assignment.project
+    expert = assignment.reviewer
+    notify(
+        recipients=_course_staff_of(project.course_id),
+        kind=NotificationKind.EXPERT_CONFIRMATION,
+        project=project,
+        key=f"expert_confirmation:a{assignment.pk}",
+        subject=f"[{project.title}] Confirm {expert.name} as an independent expert",
+        body=f"{expert.name} accepted the team's invitation to review “{project.title}”. "
+        "Their decisions count once course staff confirm them as independent.",
+        link=_reviewers_link(project),
+        payload={"assignment": assignment.pk},
+    )
+
+
 def connect() -> None:
     events.subscribe(events.STAGE_SUBMITTED, on_stage_submitted)
     events.subscribe(events.STAGE_CHANGES_REQUESTED, on_changes_requested)
@@ -223,3 +376,10 @@ def connect() -> None:
     events.subscribe(events.PROJECT_LOOPED_BACK, on_looped_back)
     review_events.subscribe(review_events.ASSIGNMENT_CREATED, on_assignment_created)
     review_events.subscribe(review_events.PROJECT_NUDGED, on_project_nudged)
+    review_events.subscribe(review_events.COMMENT_ADDED, on_comment_added)
+    review_events.subscribe(
+        review_events.INVITATION_AWAITING_CONFIRMATION, on_invitation_awaiting_confirmation
+    )
+    review_events.subscribe(
+        review_events.EXPERT_AWAITING_CONFIRMATION, on_expert_awaiting_confirmation
+    )

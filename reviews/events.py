@@ -11,5 +11,19 @@ from lifecycle.events import publish, subscribe
 ASSIGNMENT_CREATED = "review.assignment_created"
 # payload: project, actor, stage (the project's current stage or None), message, day
 PROJECT_NUDGED = "project.nudged"
+# payload: comment (a new thread, or a reply when comment.parent is set)
+COMMENT_ADDED = "review.comment_added"
+# payload: invitation (a team's invitation held until course staff confirm it; not yet sent)
+INVITATION_AWAITING_CONFIRMATION = "review.invitation_awaiting_confirmation"
+# payload: assignment (an expert a team proposed accepted; their decisions count once confirmed)
+EXPERT_AWAITING_CONFIRMATION = "review.expert_awaiting_confirmation"
 
-__all__ = ["ASSIGNMENT_CREATED", "PROJECT_NUDGED", "publish", "subscribe"]
+__all__ = [
+    "ASSIGNMENT_CREATED",
+    "COMMENT_ADDED",
+    "EXPERT_AWAITING_CONFIRMATION",
+    "INVITATION_AWAITING_CONFIRMATION",
+    "PROJECT_NUDGED",
+    "publish",
+    "subscribe",
+]

@@ -297,6 +297,8 @@ def invitation_create(
             "needs_confirmation": needs_confirmation,
         },
     )
+    if needs_confirmation:
+        events.publish(events.INVITATION_AWAITING_CONFIRMATION, invitation=invitation)
     # An invitation awaiting confirmation is not sent: confirming issues and sends a fresh token.
     if not needs_confirmation:
         transaction.on_commit(lambda: _send_invitation(invitation, token))
@@ -466,6 +468,8 @@ def _accept(invitation: Invitation, user: User) -> ReviewAssignment | None:
             confirmed_at=invitation.confirmed_at,
         )
         events.publish(events.ASSIGNMENT_CREATED, assignment=assignment)
+        if assignment.awaiting_confirmation:
+            events.publish(events.EXPERT_AWAITING_CONFIRMATION, assignment=assignment)
     audit_record(
         actor=user,
         verb="invitation.accept",
@@ -810,6 +814,7 @@ def comment_add(
             "body": comment.body,
         },
     )
+    events.publish(events.COMMENT_ADDED, comment=comment)
     return comment
 
 

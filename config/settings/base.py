@@ -51,11 +51,15 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "lifecycle",
     "reviews",
     "notifications",
     "evidence",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -377,3 +381,63 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+
+# --- REST API (api/) ------------------------------------------------------------------------
+# Personal access tokens (Bearer) or the browser session, which DRF holds to Django's CSRF
+# check. Every view also needs the token's scope (api/permissions.py). Rates per token or
+# person and per address are counted in the default cache.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "api.permissions.TokenScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "api.throttling.TokenRateThrottle",
+        "api.throttling.AddressRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env("API_RATE_PER_TOKEN", "600/min"),
+        "address": env("API_RATE_PER_ADDRESS", "1200/min"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.PagePagination",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lifecycle Review Board API",
+    "DESCRIPTION": (
+        "Read what you can see and drive your stages from notebooks and CI. Authenticate with "
+        "`Authorization: Bearer <personal access token>` (profile page → Access tokens). "
+        "Errors are RFC 9457 problem details."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_problem_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "DecisionOutcomeEnum": "reviews.models.DecisionOutcome",
+        "ProjectOutcomeEnum": "lifecycle.models.Outcome",
+    },
+}
+
+# --- Webhooks (api/webhooks.py) --------------------------------------------------------------
+# Outgoing deliveries refuse loopback, private and link-local addresses after DNS resolution;
+# hosts named here (comma-separated, e.g. a test receiver) are allowed anyway, over http too.
+WEBHOOK_ALLOWED_HOSTS = [
+    h.strip() for h in env("WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()
+]
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "5"))
+WEBHOOK_MAX_ATTEMPTS = int(env("WEBHOOK_MAX_ATTEMPTS", "8"))

@@ -82,7 +82,9 @@ def pending_notification(p: Any) -> Notification:
 # --- events and their recipients -----------------------------------------------------------
 
 
-def test_a_submission_asks_the_reviewers_assigned_to_that_stage_or_the_whole_project(personas):
+def test_a_submission_asks_the_reviewers_assigned_to_that_stage_or_the_whole_project_and_staff(
+    personas,
+):
     p = personas
     gwen = UserFactory(display_name="Gwen")
     frank = UserFactory(display_name="Frank")
@@ -93,8 +95,9 @@ def test_a_submission_asks_the_reviewers_assigned_to_that_stage_or_the_whole_pro
 
     revision = fill_and_submit(stage, p.alice)
 
+    # Stage 1's gate needs a staff approval too: the TA and the instructor are asked as well.
     assert received(NotificationKind.REVIEW_REQUESTED) == keyed(
-        f"review_requested:r{revision.pk}", p.erin, gwen
+        f"review_requested:r{revision.pk}", p.erin, gwen, p.tina, p.ian
     )
     replay_changes_nothing(
         events.STAGE_SUBMITTED, stage=stage, revision=revision, actor=p.alice, resubmission=False
@@ -146,9 +149,9 @@ def test_a_resubmission_tells_who_asked_for_changes_and_every_assigned_reviewer_
 
     assert received(NotificationKind.RESUBMITTED) == {
         **keyed(f"resubmitted:r{second.pk}:asked", p.tina, p.erin),
-        **keyed(f"review_requested:r{second.pk}", gwen),
+        # The gate still needs a staff approval: Ian, who did not ask, hears the general news.
+        **keyed(f"review_requested:r{second.pk}", gwen, p.ian),
     }
-    assert not Notification.objects.filter(recipient=p.ian, stage=stage).exists()
     replay_changes_nothing(
         events.STAGE_SUBMITTED, stage=stage, revision=second, actor=p.alice, resubmission=True
     )

@@ -49,6 +49,16 @@ class LifecycleTemplate(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # A course's own template (made in the editor); empty for shared ones like the lecture's.
+    course = models.ForeignKey(
+        "Course", on_delete=models.SET_NULL, null=True, blank=True, related_name="own_templates"
+    )
+    based_on = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["slug", "-version"]
@@ -60,6 +70,12 @@ class LifecycleTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (v{self.version})"
+
+
+class Dismissal(models.TextChoices):
+    ALL = "all", "Every approval (a new revision needs fresh approvals)"
+    OWNERS = "owners", "Only the approvals of owners whose questions changed"
+    EDITORIAL = "editorial", "None, for editorial changes the approving reviewer accepts"
 
 
 class StageDefinition(models.Model):
@@ -91,6 +107,20 @@ class StageDefinition(models.Model):
     is_iteration = models.BooleanField(
         default=False,
         help_text="The Iterate stage: the team loops back, concludes or stops from here.",
+    )
+    # Keys of the earlier stages the Iterate stage may loop back to; empty: any earlier stage.
+    loop_targets = models.JSONField(default=list, blank=True)
+    # Rules beyond the three minimums, as data the review layer's gate evaluates (each a dict
+    # with a "kind" from reviews.gate.RULE_KINDS and an optional "applies_if").
+    gate_rules = models.JSONField(default=list, blank=True)
+    # question key -> the reviewer expertise that must approve it (the template's "code
+    # owners"); kept on the stage so the gate reads it with the definition.
+    question_owners = models.JSONField(default=dict, blank=True)
+    dismissal = models.CharField(
+        max_length=12,
+        choices=Dismissal.choices,
+        default=Dismissal.ALL,
+        help_text="What a new revision dismisses.",
     )
 
     class Meta:
@@ -160,6 +190,26 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return self.prompt
+
+
+class TemplateDraft(models.Model):
+    """A course's template being edited: the JSON document of lifecycle.template_data, saved
+    as a new template version when staff publish it. ``revision`` is bumped by every edit, so
+    the second of two concurrent edits is refused with a conflict."""
+
+    course = models.OneToOneField("Course", on_delete=models.CASCADE, related_name="template_draft")
+    data = models.JSONField(default=dict)
+    revision = models.PositiveIntegerField(default=1)
+    based_on = models.ForeignKey(
+        LifecycleTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Template draft of {self.course} (edit {self.revision})"
 
 
 # --- Courses ------------------------------------------------------------------------------
@@ -247,6 +297,29 @@ class Membership(models.Model):
         return self.role in STAFF_ROLES
 
 
+class RosterEntry(models.Model):
+    """A person on a course's uploaded roster: enrolled at once when they have a verified
+    account, invited by e-mail (the join link) when they do not. Re-uploading the same file
+    finds every row here already and changes nothing."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="roster")
+    email = models.EmailField()
+    name = models.CharField(max_length=150)
+    team = models.CharField(max_length=100, blank=True)
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.STUDENT)
+    invited_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["course", "email"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "email"], name="roster_entry_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} on the roster of {self.course}"
+
+
 # --- Projects -----------------------------------------------------------------------------
 
 
@@ -258,6 +331,16 @@ class ProjectStatus(models.TextChoices):
 class Outcome(models.TextChoices):
     DEPLOYED = "deployed", "Deployed and monitored"
     NOT_PURSUED = "not_pursued", "Not pursued"
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+# The project attributes gate rules may name in "applies if".
+PROJECT_ATTRIBUTES = ("risk_tier", "domain")
 
 
 class Project(models.Model):
@@ -285,6 +368,13 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     concluded_at = models.DateTimeField(null=True, blank=True)
+    # Attributes gate rules read: proposed by the team at stage 1, confirmed by course staff.
+    risk_tier = models.CharField(max_length=8, choices=RiskTier.choices, blank=True)
+    domain = models.CharField(max_length=60, blank=True)
+    attributes_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    attributes_confirmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["course", "title"]
@@ -410,6 +500,9 @@ class StageRevision(models.Model):
     # reviewers approve the register exactly as it stood.
     stakeholders = models.JSONField(default=list, blank=True)
     content_sha256 = models.CharField(max_length=64)
+    # The team marks a resubmission as editorial; under the "editorial" dismissal an approval
+    # of the earlier revision carries when its reviewer accepts the change as editorial.
+    editorial = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

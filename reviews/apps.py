@@ -7,8 +7,17 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews"
 
     def ready(self) -> None:
+        from lifecycle import rule_hooks
         from lifecycle.panels import register_stage_panel
 
+        from . import gate, template_rules
         from .panels import gate_panel
 
         register_stage_panel(gate_panel)
+        # lifecycle validates templates' gate rules by the kinds this layer evaluates.
+        rule_hooks.register(
+            validate=gate.rule_errors,
+            demand=gate.rule_demand,
+            kinds=lambda: sorted(gate.RULE_KINDS),
+        )
+        template_rules.connect()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 STAGE_SUBMITTED = "stage.submitted"
+REVISION_RECORDED = "stage.revision_recorded"
 STAGE_CHANGES_REQUESTED = "stage.changes_requested"
 STAGE_APPROVED = "stage.approved"
 PROJECT_LOOPED_BACK = "project.looped_back"

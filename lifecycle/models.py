@@ -55,6 +55,16 @@ class LifecycleTemplate(models.Model):
     # datasheet and the impact assessment take each section from (evidence.artefacts).
     artefact_map = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # A course's own template (made in the editor); empty for shared ones like the lecture's.
+    course = models.ForeignKey(
+        "Course", on_delete=models.SET_NULL, null=True, blank=True, related_name="own_templates"
+    )
+    based_on = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["slug", "-version"]
@@ -66,6 +76,12 @@ class LifecycleTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (v{self.version})"
+
+
+class Dismissal(models.TextChoices):
+    ALL = "all", "Every approval (a new revision needs fresh approvals)"
+    OWNERS = "owners", "Only the approvals of owners whose questions changed"
+    EDITORIAL = "editorial", "None, for editorial changes the approving reviewer accepts"
 
 
 class StageDefinition(models.Model):
@@ -104,6 +120,20 @@ class StageDefinition(models.Model):
         default=0,
         help_text="Every risk of at least this severity (1-5) needs a mitigation and a linked "
         "test before this stage passes. 0: no such rule.",
+    )
+    # Keys of the earlier stages the Iterate stage may loop back to; empty: any earlier stage.
+    loop_targets = models.JSONField(default=list, blank=True)
+    # Rules beyond the three minimums, as data the review layer's gate evaluates (each a dict
+    # with a "kind" from reviews.gate.RULE_KINDS and an optional "applies_if").
+    gate_rules = models.JSONField(default=list, blank=True)
+    # question key -> the reviewer expertise that must approve it (the template's "code
+    # owners"); kept on the stage so the gate reads it with the definition.
+    question_owners = models.JSONField(default=dict, blank=True)
+    dismissal = models.CharField(
+        max_length=12,
+        choices=Dismissal.choices,
+        default=Dismissal.ALL,
+        help_text="What a new revision dismisses.",
     )
 
     class Meta:
@@ -173,6 +203,26 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return self.prompt
+
+
+class TemplateDraft(models.Model):
+    """A course's template being edited: the JSON document of lifecycle.template_data, saved
+    as a new template version when staff publish it. ``revision`` is bumped by every edit, so
+    the second of two concurrent edits is refused with a conflict."""
+
+    course = models.OneToOneField("Course", on_delete=models.CASCADE, related_name="template_draft")
+    data = models.JSONField(default=dict)
+    revision = models.PositiveIntegerField(default=1)
+    based_on = models.ForeignKey(
+        LifecycleTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Template draft of {self.course} (edit {self.revision})"
 
 
 # --- Courses ------------------------------------------------------------------------------
@@ -260,6 +310,29 @@ class Membership(models.Model):
         return self.role in STAFF_ROLES
 
 
+class RosterEntry(models.Model):
+    """A person on a course's uploaded roster: enrolled at once when they have a verified
+    account, invited by e-mail (the join link) when they do not. Re-uploading the same file
+    finds every row here already and changes nothing."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="roster")
+    email = models.EmailField()
+    name = models.CharField(max_length=150)
+    team = models.CharField(max_length=100, blank=True)
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.STUDENT)
+    invited_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["course", "email"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "email"], name="roster_entry_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} on the roster of {self.course}"
+
+
 # --- Projects -----------------------------------------------------------------------------
 
 
@@ -271,6 +344,16 @@ class ProjectStatus(models.TextChoices):
 class Outcome(models.TextChoices):
     DEPLOYED = "deployed", "Deployed and monitored"
     NOT_PURSUED = "not_pursued", "Not pursued"
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+# The project attributes gate rules may name in "applies if".
+PROJECT_ATTRIBUTES = ("risk_tier", "domain")
 
 
 class Project(models.Model):
@@ -298,6 +381,13 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     concluded_at = models.DateTimeField(null=True, blank=True)
+    # Attributes gate rules read: proposed by the team at stage 1, confirmed by course staff.
+    risk_tier = models.CharField(max_length=8, choices=RiskTier.choices, blank=True)
+    domain = models.CharField(max_length=60, blank=True)
+    attributes_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    attributes_confirmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["course", "title"]
@@ -428,6 +518,9 @@ class StageRevision(models.Model):
     # The risk register as it stood at submission (every stage: risks are traced through all).
     risks = models.JSONField(default=list, blank=True)
     content_sha256 = models.CharField(max_length=64)
+    # The team marks a resubmission as editorial; under the "editorial" dismissal an approval
+    # of the earlier revision carries when its reviewer accepts the change as editorial.
+    editorial = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

@@ -325,6 +325,13 @@ def project_create(
     return project
 
 
+def _prefill(definition: Any, revision: StageRevision | None) -> dict[str, Any]:
+    if revision is None:
+        return {}
+    keys = {q.key for q in definition.questions.all()}
+    return {k: v for k, v in revision.answers.items() if k in keys}
+
+
 @transaction.atomic
 def project_loop_back(*, project: Project, actor: Any, to_order: int, reason: str) -> Project:
     """From the Iterate stage, open cycle c+1 at stage k: stages k..end reopen prefilled with
@@ -341,20 +348,26 @@ def project_loop_back(*, project: Project, actor: Any, to_order: int, reason: st
         )
     if not reason.strip():
         raise InvalidAnswers({"reason": ["Say why you are looping back: what did you learn?"]})
-    definitions = list(project.template.stages.order_by("order"))
+    definitions = list(project.template.stages.order_by("order").prefetch_related("questions"))
     orders = [d.order for d in definitions]
     if to_order not in orders or to_order >= current.definition.order:
         raise InvalidAnswers({"to_order": ["Choose a stage before the Iterate stage."]})
+    targets = current.definition.loop_targets
+    if targets and not any(d.order == to_order and d.key in targets for d in definitions):
+        raise InvalidAnswers(
+            {"to_order": ["This template's Iterate stage cannot loop back there."]}
+        )
 
-    # The last approved revision of each stage, from whichever cycle approved it last.
-    approved: dict[int, StageRevision] = {}
+    # The last approved revision of each stage, from whichever cycle approved it last; by key,
+    # since a project migrated to a new template version has new definitions of old stages.
+    approved: dict[str, StageRevision] = {}
     for stage in (
         ProjectStage.objects.filter(project=project, status=StageStatus.APPROVED)
-        .select_related("current_revision")
-        .order_by("definition_id", "-cycle")
+        .select_related("current_revision", "definition")
+        .order_by("-cycle")
     ):
         if stage.current_revision is not None:
-            approved.setdefault(stage.definition_id, stage.current_revision)
+            approved.setdefault(stage.definition.key, stage.current_revision)
 
     new_cycle = project.cycle + 1
     now = timezone.now()
@@ -366,10 +379,8 @@ def project_loop_back(*, project: Project, actor: Any, to_order: int, reason: st
                 cycle=new_cycle,
                 status=StageStatus.DRAFTING if definition.order == to_order else StageStatus.LOCKED,
                 opened_at=now if definition.order == to_order else None,
-                draft_answers=dict(approved[definition.pk].answers)
-                if definition.pk in approved
-                else {},
-                prefilled_from=approved.get(definition.pk),
+                draft_answers=_prefill(definition, approved.get(definition.key)),
+                prefilled_from=approved.get(definition.key),
                 due_date=None,
             )
             for definition in definitions
@@ -543,7 +554,7 @@ def stage_save_draft(
 
 @transaction.atomic
 def stage_submit(
-    *, stage: ProjectStage, actor: Any, base_version: int | None = None
+    *, stage: ProjectStage, actor: Any, base_version: int | None = None, editorial: bool = False
 ) -> StageRevision:
     """Freeze the draft into a new revision and send the stage to review."""
     project, stage = _lock_project_and_stage(stage)
@@ -580,6 +591,7 @@ def stage_submit(
         risks=risks,
         content_sha256=sha256_hex(content),
         created_by=actor,
+        editorial=editorial and number > 1,
     )
     old_status = _move(stage, StageStatus.IN_REVIEW)
     stage.current_revision = revision
@@ -607,8 +619,12 @@ def stage_submit(
                 if evidence
                 else {}
             ),
+            **({"editorial": True} if revision.editorial else {}),
         },
     )
+    # After the submission's own event: the review layer may find approvals of an earlier
+    # revision that carry (a stage's dismissal rule) and approve the stage at once.
+    events.publish(events.REVISION_RECORDED, stage=stage, revision=revision, actor=actor)
     return revision
 
 
@@ -670,7 +686,14 @@ def stage_mark_approved(
     next_stage = (
         ProjectStage.objects.select_for_update(of=("self",), no_key=True)
         .select_related("definition")
-        .filter(project=project, cycle=stage.cycle, definition__order__gt=stage.definition.order)
+        .filter(
+            project=project,
+            cycle=stage.cycle,
+            # A stage kept as history when the project migrated to another template version
+            # is never reopened.
+            definition__template_id=project.template_id,
+            definition__order__gt=stage.definition.order,
+        )
         .order_by("definition__order")
         .first()
     )

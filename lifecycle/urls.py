@@ -47,3 +47,44 @@ urlpatterns += [
     path("audit/public-key/", audit_key.audit_public_key, name="audit_public_key"),
     path("courses/<int:course_pk>/audit/", exports.audit_export, name="audit_export"),
 ]
+
+from .views import template_editor as te  # noqa: E402
+
+TEMPLATE = "courses/<int:course_pk>/template/"
+TSTAGE = TEMPLATE + "stages/<int:index>/"
+
+urlpatterns += [
+    path(TEMPLATE, te.template_editor, name="template_editor"),
+    path(TEMPLATE + "start/", te.template_start, name="template_start"),
+    path(TEMPLATE + "publish/", te.template_publish, name="template_publish"),
+    path(TEMPLATE + "discard/", te.template_discard, name="template_discard"),
+    path(TEMPLATE + "export/", te.template_export, name="template_export"),
+    path(TEMPLATE + "import/", te.template_import, name="template_import"),
+    path(
+        TEMPLATE + "versions/<int:template_pk>/delete/",
+        te.template_version_delete,
+        name="template_version_delete",
+    ),
+    path(TEMPLATE + "stages/add/", te.template_stage_add, name="template_stage_add"),
+    path(TSTAGE, te.template_stage, name="template_stage"),
+    path(TSTAGE + "move/", te.template_stage_move, name="template_stage_move"),
+    path(TSTAGE + "remove/", te.template_stage_remove, name="template_stage_remove"),
+    path(TSTAGE + "questions/add/", te.template_question_add, name="template_question_add"),
+    path(TSTAGE + "questions/<int:q>/", te.template_question, name="template_question"),
+    path(
+        TSTAGE + "questions/<int:q>/move/", te.template_question_move, name="template_question_move"
+    ),
+    path(
+        TSTAGE + "questions/<int:q>/remove/",
+        te.template_question_remove,
+        name="template_question_remove",
+    ),
+    path(TSTAGE + "rules/<int:r>/remove/", te.template_rule_remove, name="template_rule_remove"),
+    path("projects/<int:pk>/attributes/", te.project_attributes, name="project_attributes"),
+]
+
+from .views import rosters as roster_views  # noqa: E402
+
+urlpatterns += [
+    path("courses/<int:course_pk>/roster/", roster_views.course_roster, name="course_roster"),
+]

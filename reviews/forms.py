@@ -88,6 +88,12 @@ class AssignmentForm(_PersonMixin, forms.Form):
         widget=forms.RadioSelect,
         help_text="Gates count course-staff and domain-expert approvals separately.",
     )
+    expertise_tags = forms.CharField(
+        label="Expertise",
+        required=False,
+        help_text="Comma-separated tags, e.g. “ethics, clinical”: questions owned by a tag need "
+        "an approval from an expert who carries it.",
+    )
     due_date = forms.DateField(label="Due", required=False, widget=_date_input())
 
     def __init__(
@@ -104,6 +110,7 @@ class AssignmentForm(_PersonMixin, forms.Form):
             "email",
             "stage_definition",
             "role",
+            "expertise_tags",
             "due_date",
             StrictButton("Assign the reviewer", type="submit", css_class="btn-primary"),
         )
@@ -148,6 +155,12 @@ class InvitationForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Why you are asking them: what consequences might the team not foresee?",
     )
+    expertise_tags = forms.CharField(
+        label="Expertise",
+        required=False,
+        help_text="Comma-separated tags, e.g. “ethics, clinical”: questions owned by a tag need "
+        "an approval from an expert who carries it.",
+    )
     due_date = forms.DateField(label="Due", required=False, widget=_date_input())
 
     def __init__(
@@ -169,6 +182,7 @@ class InvitationForm(forms.Form):
             "name",
             "stage_definition",
             "message",
+            "expertise_tags",
             "due_date",
             StrictButton(label, type="submit", css_class="btn-outline-primary"),
         )

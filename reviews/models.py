@@ -67,6 +67,8 @@ class ReviewAssignment(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # What this reviewer may approve as a question's owner, e.g. ["ethics", "clinical"].
+    expertise_tags = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["project", "stage_definition__order", "created_at"]
@@ -184,6 +186,8 @@ class Invitation(models.Model):
         blank=True,
         related_name="+",
     )
+    # Copied to the expert's assignment on acceptance (owners per question).
+    expertise_tags = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -255,6 +259,28 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer}: {self.get_outcome_display()} on {self.revision}"
+
+
+class EditorialAcceptance(models.Model):
+    """A reviewer accepts that a revision the team marked editorial changes nothing they
+    judged: under the stage's "editorial" dismissal their approval of the earlier revision
+    carries to this one."""
+
+    revision = models.ForeignKey(StageRevision, on_delete=models.PROTECT, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["revision", "reviewer"], name="editorial_acceptance_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} accepts {self.revision} as editorial"
 
 
 class Comment(models.Model):

@@ -18,6 +18,7 @@ from django.db.models import prefetch_related_objects
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from accounts.models import User
 from lifecycle import permissions as lifecycle_permissions
@@ -37,13 +38,22 @@ from lifecycle.models import (
 )
 
 from . import events, permissions
-from .gate import GatePolicy, GateResult, RiskTrace, Vote, evaluate_gate
+from .gate import (
+    DISMISS_ALL,
+    GatePolicy,
+    GateResult,
+    RevisionDelta,
+    RiskTrace,
+    Vote,
+    evaluate_gate,
+)
 from .models import (
     AssignmentState,
     Comment,
     ConflictDeclaration,
     Decision,
     DecisionOutcome,
+    EditorialAcceptance,
     Invitation,
     ReviewAssignment,
     ReviewerRole,
@@ -91,6 +101,7 @@ def assignment_create(
     role: str,
     stage_definition: StageDefinition | None = None,
     due_date: dt.date | None = None,
+    expertise_tags: Iterable[str] = (),
 ) -> ReviewAssignment:
     project = _lock_project(project.pk)
     _require_staff(actor, project.course)
@@ -130,6 +141,7 @@ def assignment_create(
         stage_definition=stage_definition,
         due_date=due_date,
         assigned_by=actor,
+        expertise_tags=clean_expertise_tags(expertise_tags),
     )
     events.publish(events.ASSIGNMENT_CREATED, assignment=assignment)
     audit_record(
@@ -138,6 +150,7 @@ def assignment_create(
         obj=assignment,
         project=project,
         new={
+            **({"expertise": assignment.expertise_tags} if assignment.expertise_tags else {}),
             "reviewer": reviewer.email,
             "role": role,
             "due_date": due_date,
@@ -233,6 +246,14 @@ def _check_invitee(email: str, *, course: Course, project: Project | None) -> No
         )
 
 
+def clean_expertise_tags(tags: Iterable[str]) -> list[str]:
+    """Expertise tags as owners name them: lower-case slugs, each once, at most ten."""
+    cleaned = list(dict.fromkeys(slugify(t.strip()) for t in tags if t and t.strip()))
+    if len(cleaned) > 10 or any(len(t) > 60 for t in cleaned):
+        raise InvalidAnswers({"expertise_tags": ["At most ten tags of up to 60 characters."]})
+    return [t for t in cleaned if t]
+
+
 @transaction.atomic
 def invitation_create(
     *,
@@ -244,6 +265,7 @@ def invitation_create(
     name: str = "",
     message: str = "",
     due_date: dt.date | None = None,
+    expertise_tags: list[str] | tuple[str, ...] = (),
 ) -> tuple[Invitation, str]:
     """Invite a domain expert by e-mail. Returns the invitation and its token, which exists
     nowhere else than in the e-mail: the database keeps its hash."""
@@ -282,6 +304,7 @@ def invitation_create(
         invited_by=actor,
         needs_confirmation=needs_confirmation,
         expires_at=invitation_expiry(course),
+        expertise_tags=clean_expertise_tags(expertise_tags),
     )
     audit_record(
         actor=actor,
@@ -295,6 +318,7 @@ def invitation_create(
             "stage": stage_definition.key if stage_definition else None,
             "expires_at": invitation.expires_at,
             "needs_confirmation": needs_confirmation,
+            "expertise": invitation.expertise_tags,
         },
     )
     if needs_confirmation:
@@ -466,6 +490,7 @@ def _accept(invitation: Invitation, user: User) -> ReviewAssignment | None:
             needs_confirmation=needs_confirmation,
             confirmed_by=invitation.confirmed_by,
             confirmed_at=invitation.confirmed_at,
+            expertise_tags=list(invitation.expertise_tags),
         )
         events.publish(events.ASSIGNMENT_CREATED, assignment=assignment)
         if assignment.awaiting_confirmation:
@@ -543,6 +568,7 @@ def votes_of(decisions: Iterable[Decision]) -> list[Vote]:
             outcome=d.outcome,
             revision_id=d.revision_id,
             question_key=d.question_key,
+            expertise=frozenset(d.assignment.expertise_tags if d.assignment else ()),
         )
         for d in decisions
         if decision_counts(d)
@@ -564,25 +590,98 @@ def _member_ids(project: Project) -> list[int]:
     return list(project.members.values_list("pk", flat=True))
 
 
+def gate_policy(definition: StageDefinition) -> GatePolicy:
+    """A stage definition's gate as the pure gate function reads it."""
+    owners = tuple(sorted((definition.question_owners or {}).items()))
+    return GatePolicy(
+        definition.min_approvals,
+        definition.min_staff_approvals,
+        definition.min_expert_approvals,
+        rules=tuple(definition.gate_rules or ()),
+        dismissal=definition.dismissal,
+        owners=owners,
+    )
+
+
+def project_attributes(project: Project) -> dict[str, str]:
+    return {"risk_tier": project.risk_tier, "domain": project.domain}
+
+
+def _earlier(stage: ProjectStage) -> tuple[list[Vote], dict[int, RevisionDelta]]:
+    """Standing approvals of the stage's earlier revisions, and what changed since each, for a
+    policy that lets some of them carry."""
+    revisions = list(
+        StageRevision.objects.filter(stage=stage)
+        .order_by("number")
+        .only("pk", "number", "answers", "editorial")
+    )
+    current = next((r for r in revisions if r.pk == stage.current_revision_id), None)
+    if current is None:
+        return [], {}
+    earlier = [r for r in revisions if r.number < current.number]
+    if not earlier:
+        return [], {}
+    accepted = {
+        (a.revision_id, a.reviewer_id) for a in EditorialAcceptance.objects.filter(revision=current)
+    }
+    deltas: dict[int, RevisionDelta] = {}
+    for revision in earlier:
+        keys = set(revision.answers) | set(current.answers)
+        later = [r for r in revisions if revision.number < r.number <= current.number]
+        deltas[revision.pk] = RevisionDelta(
+            changed_questions=frozenset(
+                k for k in keys if revision.answers.get(k) != current.answers.get(k)
+            ),
+            editorial=all(r.editorial for r in later),
+            accepted_by=frozenset(reviewer for (_rev, reviewer) in accepted),
+        )
+    decisions = Decision.objects.filter(
+        revision_id__in=list(deltas), replaced_at__isnull=True, outcome=DecisionOutcome.APPROVE
+    ).select_related("reviewer", "assignment")
+    return votes_of(decisions), deltas
+
+
 def gate_for_stage(
     stage: ProjectStage, *, current_decisions: Iterable[Decision] | None = None
 ) -> GateResult:
     """The gate of a stage as it stands, for panels and for the decision service.
     ``current_decisions``: the standing decisions on the current revision, when the caller has
     them already (reviewer selected), so a page reads them once."""
-    definition = stage.definition
-    policy = GatePolicy(
-        definition.min_approvals, definition.min_staff_approvals, definition.min_expert_approvals
-    )
+    return gate_for_definition(stage, stage.definition, current_decisions=current_decisions)
+
+
+def gate_for_definition(
+    stage: ProjectStage,
+    definition: StageDefinition,
+    *,
+    current_decisions: Iterable[Decision] | None = None,
+    rules: list[dict[str, Any]] | None = None,
+) -> GateResult:
+    """The gate of ``stage`` judged by ``definition`` (its own, or another version's for a
+    migration preview) and, for a dry run, by ``rules`` instead of the definition's."""
+    policy = gate_policy(definition)
+    if rules is not None:
+        policy = GatePolicy(
+            policy.min_approvals,
+            policy.min_staff,
+            policy.min_expert,
+            rules=tuple(rules),
+            dismissal=policy.dismissal,
+            owners=policy.owners,
+        )
     votes: list[Vote] = []
     if current_decisions is not None:
         votes = votes_of(current_decisions)
     elif stage.current_revision_id is not None:
         votes = current_votes(stage.current_revision)  # type: ignore[arg-type]
-    # The labels only name the question of a request for changes: read them when one names one.
+    deltas: dict[int, RevisionDelta] = {}
+    if policy.dismissal != DISMISS_ALL and stage.current_revision_id is not None:
+        earlier_votes, deltas = _earlier(stage)
+        votes = [*votes, *earlier_votes]
+    # The labels name the question of a request for changes or of an owner rule.
     labels = (
         {q.key: f"question {i}" for i, q in enumerate(definition.questions.all(), start=1)}
-        if any(v.question_key for v in votes)
+        if any(v.question_key for v in votes) or policy.owners or policy.rules
         else {}
     )
     min_severity = getattr(definition, "risk_min_severity", 0)
@@ -599,6 +698,8 @@ def gate_for_stage(
         question_labels=labels,
         risks=risks,
         risk_min_severity=min_severity,
+        attributes=project_attributes(stage.project),
+        earlier=deltas,
     )
 
 

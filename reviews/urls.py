@@ -88,3 +88,28 @@ urlpatterns += [
     path("courses/<int:course_pk>/board/", dashboard_views.board, name="board"),
     path("courses/<int:course_pk>/board/bulk/", dashboard_views.board_bulk, name="board_bulk"),
 ]
+
+from .views import template_rules  # noqa: E402
+
+urlpatterns += [
+    path(
+        "courses/<int:course_pk>/template/stages/<int:index>/rules/",
+        template_rules.template_rule_add,
+        name="template_rule_add",
+    ),
+    path(
+        "courses/<int:course_pk>/template/migrations/",
+        template_rules.template_migrations,
+        name="template_migrations",
+    ),
+    path(
+        "courses/<int:course_pk>/template/migrations/<int:project_pk>/",
+        template_rules.project_migrate,
+        name="project_migrate",
+    ),
+    path(
+        "stages/<int:stage_pk>/editorial/",
+        template_rules.editorial_accept,
+        name="editorial_accept",
+    ),
+]

@@ -446,6 +446,16 @@ def _outcome_panel(project: Project, is_member: bool) -> str:
     return "not_pursued" if stage.definition.allows_not_pursued else ""
 
 
+def _attributes_form(project: Project, is_member: bool) -> Any:
+    """The risk tier and domain gate rules read: the team proposes until staff confirm;
+    staff (everyone else who sees the page) confirm or change them."""
+    from lifecycle.template_forms import AttributesForm
+
+    if not project.is_active or (is_member and project.attributes_confirmed_at is not None):
+        return None
+    return AttributesForm(initial={"risk_tier": project.risk_tier, "domain": project.domain})
+
+
 def _project_page(
     request: HttpRequest,
     project: Project,
@@ -481,6 +491,7 @@ def _project_page(
         "stakeholder_count": project.stakeholders.count(),
         "panel": panel,
         "iterate_prompts": ITERATE_PROMPTS,
+        "attributes_form": _attributes_form(project, is_member),
     }
     if panel == "iterate":
         context["loop_form"] = loop_form or _loop_back_form(project)

@@ -244,7 +244,12 @@ def stage_submit(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
         except ValueError:
             base = None
         try:
-            revision = services.stage_submit(stage=stage, actor=request.user, base_version=base)
+            revision = services.stage_submit(
+                stage=stage,
+                actor=request.user,
+                base_version=base,
+                editorial=request.POST.get("editorial") == "1",
+            )
         except DraftConflict as conflict:
             messages.warning(request, conflict.message + " Read their changes before submitting.")
             return redirect(stage.get_absolute_url())

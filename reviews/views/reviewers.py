@@ -157,6 +157,7 @@ def assignment_create(request: HttpRequest, pk: int) -> HttpResponse:
                 role=data["role"],
                 stage_definition=data["stage_definition"],
                 due_date=data["due_date"],
+                expertise_tags=data["expertise_tags"].split(","),
             )
         except InvalidAnswers as invalid:
             add_service_errors(form, invalid.errors)
@@ -243,6 +244,7 @@ def invitation_create(request: HttpRequest, pk: int) -> HttpResponse:
                 stage_definition=data["stage_definition"],
                 message=data["message"],
                 due_date=data["due_date"],
+                expertise_tags=data["expertise_tags"].split(","),
             )
         except InvalidAnswers as invalid:
             add_service_errors(form, invalid.errors)

@@ -1,0 +1,176 @@
+"""Forms of the template editor. They check shape only; the document's rules (unique keys, a
+satisfiable gate, Iterate targets) are the services' (lifecycle.template_data), and their
+errors come back keyed by field path, which ``add_document_errors`` puts next to the field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+
+from .default_template import QUESTION_KINDS
+from .models import Dismissal, QuestionKind, RiskTier
+
+KIND_CHOICES = [(k, QuestionKind(k).label) for k in QUESTION_KINDS]
+
+
+class StartForm(forms.Form):
+    source = forms.ChoiceField(
+        label="Start from",
+        choices=[
+            ("current", "This course's current version"),
+            ("default", "The lecture default"),
+            ("course", "Another course's template (one you teach)"),
+            ("empty", "Nothing: an empty template"),
+        ],
+    )
+    source_course = forms.TypedChoiceField(
+        label="Course to copy", coerce=int, required=False, empty_value=None
+    )
+
+    def __init__(self, *args: Any, courses: list[Any] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+        self.fields["source_course"].choices = [("", "—")] + [(c.pk, c.title) for c in courses]
+
+
+class StageForm(forms.Form):
+    # The stage page shows three forms: ids of their own keep every label on its field.
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "stage_%s")
+        super().__init__(*args, **kwargs)
+
+    key = forms.SlugField(max_length=60)
+    title = forms.CharField(max_length=200)
+    summary = forms.CharField(max_length=300, required=False)
+    guidance = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 10}), required=False, help_text="Markdown."
+    )
+    min_approvals = forms.IntegerField(min_value=1, max_value=20)
+    min_staff_approvals = forms.IntegerField(min_value=0, max_value=20)
+    min_expert_approvals = forms.IntegerField(min_value=0, max_value=20)
+    dismissal = forms.ChoiceField(choices=Dismissal.choices, label="A new revision dismisses")
+    independent_review = forms.BooleanField(required=False)
+    requires_stakeholders = forms.BooleanField(required=False)
+    allows_not_pursued = forms.BooleanField(
+        required=False, label="Allows “we should not build this”"
+    )
+    is_iteration = forms.BooleanField(required=False, label="This is the Iterate stage")
+    loop_targets = forms.CharField(
+        required=False,
+        help_text="Iterate stage only: keys of earlier stages it may loop back to, comma-separated "
+        "(empty: any earlier stage).",
+    )
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        data["loop_targets"] = [
+            t.strip() for t in data.get("loop_targets", "").split(",") if t.strip()
+        ]
+        return data
+
+
+class QuestionForm(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "question_%s")
+        super().__init__(*args, **kwargs)
+
+    key = forms.SlugField(max_length=60)
+    prompt = forms.CharField(max_length=500)
+    help_text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    kind = forms.ChoiceField(choices=KIND_CHOICES)
+    choices = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Choice questions: one option per line.",
+    )
+    required = forms.BooleanField(required=False, initial=True)
+    owner_expertise = forms.SlugField(
+        max_length=60,
+        required=False,
+        label="Owner (expertise)",
+        help_text="A reviewer with this expertise tag must approve the stage, e.g. “ethics”.",
+    )
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        data["choices"] = [c.strip() for c in data.get("choices", "").splitlines() if c.strip()]
+        return data
+
+
+class RuleForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=[
+            ("min_approvals", "Minimum approvals by role"),
+            ("question_owner", "An owner must approve a question"),
+        ]
+    )
+    role = forms.ChoiceField(
+        choices=[("expert", "Domain experts"), ("staff", "Course staff"), ("any", "Anyone")],
+        required=False,
+    )
+    count = forms.IntegerField(min_value=1, max_value=20, initial=1)
+    question = forms.ChoiceField(required=False)
+    expertise = forms.SlugField(max_length=60, required=False)
+    risk_tiers = forms.MultipleChoiceField(
+        choices=RiskTier.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Applies if the risk tier is",
+        help_text="None ticked: whatever the tier.",
+    )
+    domains = forms.CharField(
+        required=False,
+        label="Applies if the domain is",
+        help_text="Comma-separated; empty: any domain.",
+    )
+
+    def __init__(self, *args: Any, questions: list[Mapping[str, Any]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        kwargs.setdefault("auto_id", "rule_%s")
+        super().__init__(*args, **kwargs)
+        self.fields["question"].choices = [("", "—")] + [
+            (q["key"], f"{q['key']}: {q['prompt'][:60]}") for q in questions
+        ]
+
+    def rule(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        rule: dict[str, Any] = {"kind": data["kind"], "count": data["count"]}
+        if data["kind"] == "min_approvals":
+            rule["role"] = data.get("role") or "any"
+        else:
+            rule["question"] = data.get("question", "")
+            rule["expertise"] = data.get("expertise", "")
+        condition: dict[str, list[str]] = {}
+        if data.get("risk_tiers"):
+            condition["risk_tier"] = list(data["risk_tiers"])
+        domains = [d.strip().lower() for d in data.get("domains", "").split(",") if d.strip()]
+        if domains:
+            condition["domain"] = domains
+        if condition:
+            rule["applies_if"] = condition
+        return rule
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label="Template JSON", help_text="Up to 1 MB.")
+
+
+class AttributesForm(forms.Form):
+    risk_tier = forms.ChoiceField(choices=RiskTier.choices)
+    domain = forms.SlugField(max_length=60, required=False, help_text="e.g. health, education.")
+
+
+def add_document_errors(
+    form: forms.Form, errors: Mapping[str, list[str]], prefix: str
+) -> list[str]:
+    """Put each error whose path is ``prefix.<field>`` next to that field; return the rest
+    (shown above the form, with their paths)."""
+    rest = []
+    for path, messages in errors.items():
+        name = path[len(prefix) + 1 :] if prefix and path.startswith(prefix + ".") else ""
+        if name in form.fields:
+            for message in messages:
+                form.add_error(name, message)
+        else:
+            rest.extend(f"{path or 'template'}: {m}" for m in messages)
+    return rest

@@ -101,7 +101,7 @@ api-schema: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy accounts lifecycle reviews api config
+	$(BIN)/mypy accounts lifecycle reviews notifications api config
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis tests/artifacts \

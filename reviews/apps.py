@@ -9,13 +9,15 @@ class ReviewsConfig(AppConfig):
     def ready(self) -> None:
         from evidence.permissions import register_stage_viewer
         from lifecycle import rule_hooks
-        from lifecycle.panels import register_stage_panel
+        from lifecycle.panels import register_home_panel, register_stage_panel
 
         from . import gate, template_rules
+        from .home import waiting_panel
         from .panels import gate_panel
         from .permissions import can_see_stage
 
         register_stage_panel(gate_panel)
+        register_home_panel(waiting_panel)
         # A revision's evidence files are seen by exactly those who see the revision.
         register_stage_viewer(can_see_stage)
         # lifecycle validates templates' gate rules by the kinds this layer evaluates.

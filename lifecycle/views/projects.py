@@ -55,6 +55,7 @@ from lifecycle.models import (
     StageStatus,
     Stakeholder,
 )
+from lifecycle.panels import render_home_panels
 
 from .common import domain_error_page, require_member
 
@@ -172,6 +173,7 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "lifecycle/home.html",
         {
+            "waiting": render_home_panels(request),
             "cards": cards,
             "orphan_projects": orphans,
             "project_count": sum(card.project_total for card in cards) + len(orphans),

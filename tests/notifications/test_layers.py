@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BELOW_NOTIFICATIONS = ["accounts", "lifecycle", "reviews"]
+BELOW_NOTIFICATIONS = ["accounts", "lifecycle", "evidence", "reviews"]
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -264,8 +264,9 @@ def test_a_reviewer_assigned_while_the_stage_is_in_review_is_asked_at_once(perso
 
     assign(p, p.erin, order=1)
 
+    # Stage 1's gate needs staff: the TA and instructor were asked at submission too.
     assert received(NotificationKind.REVIEW_REQUESTED) == keyed(
-        f"review_requested:r{revision.pk}", gwen, p.erin
+        f"review_requested:r{revision.pk}", gwen, p.erin, p.tina, p.ian
     )
     assert not Notification.objects.filter(recipient=frank).exists()
 

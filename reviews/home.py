@@ -1,0 +1,202 @@
+"""The home page's "waiting for you" panel: what each person must act on, from the review layer.
+
+A reviewer (domain expert or course staff) sees the stages waiting for their decision with due
+dates; an expert also sees their assignments (so one who accepted an invitation and has
+nothing to decide yet sees what they will review); course staff see the experts waiting for
+their confirmation; a student sees the open comment threads on their projects. Every list is
+capped at HOME_CAP rows with the total beside it, and the panel costs the same few queries
+however large the courses are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from lifecycle.models import ProjectStage, ProjectStatus, Question
+from lifecycle.selectors import member_project_ids, taught_course_ids
+
+from .models import AssignmentState, Comment, Invitation, ReviewAssignment, ReviewerRole
+from .selectors import as_pending_reviews, pending_counts, pending_review_stages
+
+HOME_CAP = 8
+
+
+@dataclass
+class Section:
+    rows: list[Any] = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.rows)
+
+
+def _capped(queryset: QuerySet[Any]) -> Section:
+    """The first HOME_CAP rows, and the total: counted only when there are more (one query)."""
+    rows = list(queryset[: HOME_CAP + 1])
+    if len(rows) <= HOME_CAP:
+        return Section(rows, len(rows))
+    return Section(rows[:HOME_CAP], queryset.order_by().count())
+
+
+@dataclass
+class Waiting:
+    decisions: Section
+    overdue: int
+    is_staff: bool
+    assignments: Section
+    invitations_to_confirm: Section
+    experts_to_confirm: Section
+    threads: Section
+
+    @property
+    def empty(self) -> bool:
+        return not any(
+            s.total
+            for s in (
+                self.decisions,
+                self.assignments,
+                self.invitations_to_confirm,
+                self.experts_to_confirm,
+                self.threads,
+            )
+        )
+
+
+def _decisions(user: Any) -> tuple[Section, int]:
+    stages = pending_review_stages(user)
+    rows = as_pending_reviews(stages[:HOME_CAP])
+    if not rows:
+        return Section(), 0
+    total, overdue = pending_counts(stages)
+    linked = [(r, reverse("reviews:review_stage", args=[r.stage.pk])) for r in rows]
+    return Section(linked, total), overdue
+
+
+def _assignments(user: Any) -> Section:
+    """The user's active expert assignments, soonest due first, with the status of the stage
+    they cover in the project's current cycle (a whole-project one: the project's current
+    stage)."""
+    stage = ProjectStage.objects.filter(
+        project_id=OuterRef("project_id"),
+        definition_id=OuterRef("stage_definition_id"),
+        cycle=OuterRef("project__cycle"),
+    )
+    section = _capped(
+        ReviewAssignment.objects.filter(
+            reviewer=user,
+            state=AssignmentState.ACTIVE,
+            role=ReviewerRole.EXPERT,
+            project__status=ProjectStatus.ACTIVE,
+        )
+        .annotate(stage_status=Subquery(stage.values("status")[:1]))
+        .select_related("project__course", "stage_definition", "project__current_stage__definition")
+        .order_by("due_date", "pk")
+    )
+    labels = dict(ProjectStage._meta.get_field("status").choices)  # type: ignore[arg-type]
+    for a in section.rows:
+        if a.stage_definition is None:
+            current = a.project.current_stage
+            a.scope = "every stage"
+            a.status_label = (
+                f"now at {current.definition.order}. {current.definition.title}: "
+                f"{current.get_status_display().lower()}"
+                if current
+                else ""
+            )
+        else:
+            a.scope = f"{a.stage_definition.order}. {a.stage_definition.title}"
+            a.status_label = labels.get(a.stage_status, "").lower()
+    return section
+
+
+def _to_confirm(user: Any) -> tuple[Section, Section]:
+    taught = taught_course_ids(user)
+    invitations = _capped(
+        Invitation.objects.filter(
+            course_id__in=taught,
+            needs_confirmation=True,
+            confirmed_at__isnull=True,
+            revoked_at__isnull=True,
+            accepted_at__isnull=True,
+            expires_at__gt=timezone.now(),
+            project__isnull=False,
+        )
+        .select_related("project", "invited_by")
+        .order_by("created_at", "pk")
+    )
+    experts = _capped(
+        ReviewAssignment.objects.filter(
+            project__course_id__in=taught,
+            state=AssignmentState.ACTIVE,
+            needs_confirmation=True,
+            confirmed_at__isnull=True,
+        )
+        .select_related("project", "reviewer")
+        .order_by("created_at", "pk")
+    )
+    for row in [*invitations.rows, *experts.rows]:
+        row.href = reverse("reviews:project_reviewers", args=[row.project_id])
+    return invitations, experts
+
+
+def _threads(user: Any) -> Section:
+    """Unresolved threads on the user's own active projects, newest first."""
+    section = _capped(
+        Comment.objects.filter(
+            parent__isnull=True,
+            resolved_at__isnull=True,
+            revision__stage__project_id__in=member_project_ids(user),
+            revision__stage__project__status=ProjectStatus.ACTIVE,
+        )
+        .select_related("author", "revision__stage__definition", "revision__stage__project")
+        .order_by("-created_at", "-pk")
+    )
+    if not section.rows:
+        return section
+    prompts = {
+        (stage_id, key): prompt
+        for stage_id, key, prompt in Question.objects.filter(
+            stage_id__in={c.revision.stage.definition_id for c in section.rows},
+            key__in={c.question_key for c in section.rows if c.question_key},
+        ).values_list("stage_id", "key", "prompt")
+    }
+    for c in section.rows:
+        stage = c.revision.stage
+        c.question = prompts.get((stage.definition_id, c.question_key), "")
+        c.href = reverse("reviews:review_stage", args=[stage.pk]) + f"#comment-{c.pk}"
+    return section
+
+
+def waiting_for(user: Any) -> Waiting:
+    decisions, overdue = _decisions(user)
+    invitations, experts = _to_confirm(user)
+    return Waiting(
+        decisions=decisions,
+        overdue=overdue,
+        is_staff=taught_course_ids(user).exists(),
+        assignments=_assignments(user),
+        invitations_to_confirm=invitations,
+        experts_to_confirm=experts,
+        threads=_threads(user),
+    )
+
+
+def waiting_panel(request: HttpRequest) -> str:
+    user = request.user
+    if not getattr(user, "is_authenticated", False):
+        return ""
+    waiting = waiting_for(user)
+    if waiting.empty:
+        return ""
+    return render_to_string(
+        "reviews/partials/home_waiting.html",
+        {"w": waiting, "today": timezone.localdate()},
+        request=request,
+    )

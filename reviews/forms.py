@@ -380,3 +380,24 @@ class CourseSettingsForm(forms.Form):
             "reminder_limit",
             StrictButton("Save the settings", type="submit", css_class="btn-primary"),
         )
+
+
+class ProposalDecisionForm(DecisionForm):
+    """Approve a "we should not build this" proposal (the project concludes once its gate is
+    satisfied), or request changes to its reasoning."""
+
+    def __init__(self, *args: Any, action: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, questions=[], action=action, **kwargs)
+        del self.fields["question_key"]
+        self.fields[
+            "comment"
+        ].help_text = "Required when you request changes: what does the reasoning miss?"
+        self.helper.form_id = "proposal-decision-form"
+        button = "Change my decision" if self.initial.get("change") else "Record my decision"
+        self.helper.layout = Layout(
+            "revision",
+            "change",
+            "outcome",
+            "comment",
+            StrictButton(button, type="submit", css_class="btn-primary"),
+        )

@@ -938,6 +938,7 @@ COURSE_SETTING_FIELDS = (
     "allows_experts",
     "expert_invitations",
     "team_experts_need_confirmation",
+    "not_pursued_gate",
     "invitation_expiry_days",
     "join_code_expires_on",
     "reminder_interval_days",

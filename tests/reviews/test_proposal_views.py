@@ -208,3 +208,26 @@ def test_an_expert_reviews_a_proposal_made_at_their_stage(personas):
     declare_no_conflict(p.project, p.erin)
     page = text(client_for(p, "erin").get(url))
     assert 'id="proposal-decision-form"' in page
+
+
+def test_the_instructor_chooses_who_approves_a_proposal_in_the_course_settings(personas):
+    url = reverse("reviews:course_settings", args=[personas.course.pk])
+    ian = client_for(personas, "ian")
+    assert 'name="not_pursued_gate"' in text(ian.get(url))
+    data = {
+        "allows_experts": "on",
+        "expert_invitations": "allowed",
+        "team_experts_need_confirmation": "on",
+        "invitation_expiry_days": 14,
+        "reminder_interval_days": 3,
+        "reminder_limit": 2,
+    }
+    assert ian.post(url, {**data, "not_pursued_gate": "staff"}).status_code == 302
+    personas.course.refresh_from_db()
+    assert personas.course.not_pursued_gate == "staff"
+    assert ian.post(url, data).status_code == 302  # omitted: kept
+    personas.course.refresh_from_db()
+    assert personas.course.not_pursued_gate == "staff"
+    event = AuditEvent.objects.get(verb="course.settings")
+    assert event.new == {"not_pursued_gate": "staff"}
+    assert client_for(personas, "tina").post(url, data).status_code == 404

@@ -22,8 +22,9 @@ from lifecycle.models import (
     ProposalStatus,
     Role,
 )
+from notifications.models import Notification, NotificationKind
 from reviews import proposals, services
-from reviews.models import Notification, NotificationKind, ProposalDecision
+from reviews.models import ProposalDecision
 
 ANSWERS = {"reasons": ["should_not"], "reasoning": "Nobody asked the referred families."}
 

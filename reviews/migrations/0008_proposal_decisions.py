@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("lifecycle", "0009_not_pursued_proposals"),
+        ("lifecycle", "0010_not_pursued_proposals"),
         ("reviews", "0007_move_notifications_out"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -20,8 +20,10 @@ from .models import (
     Course,
     LifecycleTemplate,
     Membership,
+    NotPursuedProposal,
     Project,
     ProjectStage,
+    ProposalRevision,
     Question,
     StageDefinition,
     StageRevision,
@@ -238,6 +240,25 @@ class StageRevisionAdmin(ViewOnlyAdmin):
 
     @admin.display(description="SHA-256")
     def short_sha256(self, obj: StageRevision) -> str:
+        return obj.content_sha256[:12]
+
+
+@admin.register(NotPursuedProposal)
+class NotPursuedProposalAdmin(ViewOnlyAdmin):
+    list_display = ("project", "status", "stage", "created_by", "created_at", "closed_at")
+    list_filter = ("status",)
+    list_select_related = ("project", "stage__definition", "stage__project", "created_by")
+    search_fields = ("project__title",)
+
+
+@admin.register(ProposalRevision)
+class ProposalRevisionAdmin(ViewOnlyAdmin):
+    list_display = ("__str__", "number", "created_by", "created_at", "short_sha256")
+    list_select_related = ("proposal__project", "created_by")
+    search_fields = ("proposal__project__title", "content_sha256")
+
+    @admin.display(description="SHA-256")
+    def short_sha256(self, obj: ProposalRevision) -> str:
         return obj.content_sha256[:12]
 
 

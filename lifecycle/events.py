@@ -17,6 +17,10 @@ STAGE_CHANGES_REQUESTED = "stage.changes_requested"
 STAGE_APPROVED = "stage.approved"
 PROJECT_LOOPED_BACK = "project.looped_back"
 PROJECT_CONCLUDED = "project.concluded"
+PROPOSAL_SUBMITTED = "proposal.submitted"
+PROPOSAL_CHANGES_REQUESTED = "proposal.changes_requested"
+PROPOSAL_WITHDRAWN = "proposal.withdrawn"
+PROPOSAL_APPROVED = "proposal.approved"
 
 Subscriber = Callable[..., None]
 _subscribers: dict[str, list[Subscriber]] = defaultdict(list)

@@ -248,8 +248,8 @@ class LoopBackForm(forms.Form):
 
 
 class ConcludeForm(forms.Form):
-    """The outcome of a project. With only "not pursued" on offer (stages 1 and 2) the choice
-    is implied, so the form is just the reason and the button that says it."""
+    """The outcome a team records itself: deployed and monitored. ("Not pursued" is a proposal
+    the reviewers approve: NotPursuedProposalForm.)"""
 
     outcome = forms.ChoiceField(choices=Outcome.choices, widget=forms.RadioSelect)
     reason = forms.CharField(
@@ -273,31 +273,15 @@ class ConcludeForm(forms.Form):
         self.helper = FormHelper()
         self.helper.form_action = action
         self.helper.form_id = "conclude-form"
-        if outcomes == [Outcome.NOT_PURSUED]:
-            self.fields["outcome"].widget = forms.HiddenInput()
-            self.fields["outcome"].initial = Outcome.NOT_PURSUED
-            self.fields["reason"].label = "Why should this not be built?"
-            self.fields["reason"].help_text = (
-                "Who would be harmed, what the algorithm cannot capture, or why the problem "
-                "needs a social solution rather than a technical one."
-            )
-            button = StrictButton(
-                "We should not build this",
-                type="submit",
-                name="conclude",
-                css_class="btn-outline-danger",
-            )
-        else:
-            button = StrictButton(
-                "Record the outcome",
-                type="submit",
-                name="conclude",
-                css_class="btn-outline-dark",
-            )
+        button = StrictButton(
+            "Record the outcome",
+            type="submit",
+            name="conclude",
+            css_class="btn-outline-dark",
+        )
         self.helper.layout = Layout(
             "outcome",
             "reason",
-            HTML('<p class="form-text">"We should not build this" is a legitimate outcome.</p>'),
             button,
         )
 
@@ -425,3 +409,115 @@ class InviteStudentsForm(forms.Form):
                 params={"max": self.MAX_ADDRESSES},
             )
         return addresses
+
+
+# --- "We should not build this" and team membership ---------------------------------------
+
+
+class NotPursuedProposalForm(forms.Form):
+    """The team's proposal that the project should not be built, guided by the lecture's
+    questions. Shape only: lifecycle.proposals decides what a complete proposal is."""
+
+    reasons = forms.MultipleChoiceField(
+        label="Which of the lecture's questions does this project fail?",
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    reasoning = forms.CharField(
+        label="Why should this not be built? What did you learn?",
+        help_text="Who would be harmed, what an algorithm cannot capture, who the “we” is that "
+        "would be comfortable with a machine deciding.",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=20_000,
+        required=False,
+    )
+    alternative = forms.CharField(
+        label="What could be done instead? (optional)",
+        help_text="Perhaps a social rather than a technical solution.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=20_000,
+        required=False,
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        reasons: Iterable[tuple[str, str]] = (),
+        action: str = "",
+        button: str = "Propose: we should not build this",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("auto_id", "proposal_%s")
+        super().__init__(*args, **kwargs)
+        cast(forms.MultipleChoiceField, self.fields["reasons"]).choices = list(reasons)
+        self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_id = "proposal-form"
+        self.helper.layout = Layout(
+            "reasons",
+            "reasoning",
+            "alternative",
+            HTML(
+                '<p class="form-text">Reviewers approve or request changes, like a stage; '
+                "only their approval concludes the project as not pursued.</p>"
+            ),
+            StrictButton(button, type="submit", name="propose", css_class="btn-outline-danger"),
+        )
+
+    def answers(self) -> dict[str, Any]:
+        return {k: self.cleaned_data[k] for k in ("reasons", "reasoning", "alternative")}
+
+
+class TeamMemberForm(forms.Form):
+    """A classmate to add to a team, or (for course staff) someone to take off one."""
+
+    email = forms.EmailField(label="Classmate's e-mail address", max_length=254)
+    # The teams on the course page's current page are offered; any team of the course is
+    # accepted (the view looks it up within the course).
+    project = forms.IntegerField(label="Team", required=False, widget=forms.Select)
+
+    def __init__(
+        self,
+        *args: Any,
+        projects: Iterable[tuple[int, str]] | None = None,
+        action: str = "",
+        form_id: str = "team-member-form",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("auto_id", "team_%s")
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_action = action
+        self.helper.form_id = form_id
+        if projects is None:
+            del self.fields["project"]
+            self.helper.layout = Layout(
+                "email",
+                StrictButton("Add to the team", type="submit", css_class="btn-outline-primary"),
+            )
+        else:
+            field = self.fields["project"]
+            cast(forms.Select, field.widget).choices = list(projects)
+            field.required = True
+            self.fields["email"].label = "Student's e-mail address"
+            self.helper.layout = Layout(
+                "project",
+                "email",
+                Div(
+                    StrictButton(
+                        "Add to the team",
+                        type="submit",
+                        name="action",
+                        value="add",
+                        css_class="btn-outline-primary btn-sm",
+                    ),
+                    StrictButton(
+                        "Remove from the team",
+                        type="submit",
+                        name="action",
+                        value="remove",
+                        css_class="btn-outline-danger btn-sm",
+                    ),
+                    css_class="d-flex gap-2",
+                ),
+            )

@@ -31,6 +31,13 @@ class Role(models.TextChoices):
 STAFF_ROLES = (Role.INSTRUCTOR, Role.TA)
 
 
+class NotPursuedGate(models.TextChoices):
+    """Who must approve a team's proposal that the project should not be built."""
+
+    STAGE = "stage", "The gate of the stage the project is at"
+    STAFF = "staff", "Course staff only"
+
+
 class ExpertInvitationPolicy(models.TextChoices):
     NOT_ALLOWED = "not_allowed", "Teams may not invite experts"
     ALLOWED = "allowed", "Teams may invite experts"
@@ -258,6 +265,14 @@ class Course(models.Model):
         default=True,
         help_text="A domain expert a team invited decides only once course staff confirm them "
         "as independent.",
+    )
+    not_pursued_gate = models.CharField(
+        "who approves “we should not build this”",
+        max_length=8,
+        choices=NotPursuedGate.choices,
+        default=NotPursuedGate.STAGE,
+        help_text="A team's proposal not to build passes the gate of the stage it is at, or "
+        "needs course staff only.",
     )
     invitation_expiry_days = models.PositiveSmallIntegerField(default=14)
     reminder_interval_days = models.PositiveSmallIntegerField(default=3)
@@ -538,6 +553,111 @@ class StageRevision(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None and not self._state.adding:
             raise ValueError("A stage revision is immutable once written.")
+        super().save(*args, **kwargs)
+
+
+# --- "We should not build this" ---------------------------------------------------------
+
+
+class ProposalStatus(models.TextChoices):
+    IN_REVIEW = "in_review", "In review"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    APPROVED = "approved", "Approved: not pursued"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+# The proposal's legal transitions; its services consult this before every status write. Only
+# APPROVED concludes the project (as not pursued); WITHDRAWN leaves it where it was.
+PROPOSAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    ProposalStatus.IN_REVIEW: frozenset(
+        {ProposalStatus.CHANGES_REQUESTED, ProposalStatus.APPROVED, ProposalStatus.WITHDRAWN}
+    ),
+    ProposalStatus.CHANGES_REQUESTED: frozenset(
+        {ProposalStatus.IN_REVIEW, ProposalStatus.WITHDRAWN}
+    ),
+    ProposalStatus.APPROVED: frozenset(),
+    ProposalStatus.WITHDRAWN: frozenset(),
+}
+
+OPEN_PROPOSAL_STATUSES = (ProposalStatus.IN_REVIEW, ProposalStatus.CHANGES_REQUESTED)
+
+
+def can_transition_proposal(current: str, target: str) -> bool:
+    return target in PROPOSAL_TRANSITIONS.get(current, frozenset())
+
+
+class NotPursuedProposal(models.Model):
+    """A team's proposal that the project should not be built (lecture: an algorithm may not
+    be the right approach; the problem may need a social solution). Reviewed like a stage; only
+    its approval concludes the project as not pursued. At most one is open per project."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="not_pursued_proposals"
+    )
+    # The stage the project was at when the current revision was submitted: its gate applies
+    # (unless the course has staff alone decide).
+    stage = models.ForeignKey(ProjectStage, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        max_length=20, choices=ProposalStatus.choices, default=ProposalStatus.IN_REVIEW
+    )
+    current_revision = models.ForeignKey(
+        "ProposalRevision", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status__in=["in_review", "changes_requested"]),
+                name="not_pursued_one_open_per_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project}: we should not build this ({self.get_status_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("lifecycle:project_detail", args=[self.project_id]) + "#proposal"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_PROPOSAL_STATUSES
+
+
+class ProposalRevision(models.Model):
+    """What the team proposed, frozen and hashed like a stage revision; decisions name it."""
+
+    proposal = models.ForeignKey(
+        NotPursuedProposal, on_delete=models.PROTECT, related_name="revisions"
+    )
+    number = models.PositiveIntegerField()
+    answers = models.JSONField(default=dict)
+    content_sha256 = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["proposal", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["proposal", "number"], name="proposal_revision_number_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.proposal.project} — not-to-build revision {self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("A proposal revision is immutable once written.")
         super().save(*args, **kwargs)
 
 

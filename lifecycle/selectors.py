@@ -88,3 +88,19 @@ def cycle_timeline(project: Project, cycle: int | None = None) -> list[ProjectSt
 
 def current_cycle_timeline(project: Project) -> list[ProjectStage]:
     return cycle_timeline(project)
+
+
+# A concluded project has no work in progress: a stage left drafting, in review or with changes
+# requested when it concluded shows as closed (the stored status stays as history), one never
+# opened as not reached.
+CLOSED = ("closed", "Closed")
+NOT_REACHED = ("not_reached", "Not reached")
+
+
+def shown_status(stage: ProjectStage, project: Project) -> tuple[str, str]:
+    """(key, label) of the status a page shows for ``stage`` of ``project``."""
+    if project.is_active or stage.status == "approved":
+        return stage.status, stage.get_status_display()
+    if stage.status == "locked":
+        return NOT_REACHED
+    return CLOSED

@@ -23,6 +23,7 @@ from .answers import clean_answers
 from .audit import audit_record, canonical_json, sha256_hex
 from .errors import DraftConflict, IllegalTransition, InvalidAnswers, NotAllowed
 from .models import (
+    OPEN_PROPOSAL_STATUSES,
     STAFF_ROLES,
     STAKEHOLDER_FIELDS,
     Course,
@@ -417,8 +418,8 @@ def project_loop_back(*, project: Project, actor: Any, to_order: int, reason: st
 
 @transaction.atomic
 def project_conclude(*, project: Project, actor: Any, outcome: str, reason: str) -> Project:
-    """Deployed and monitored (from an approved Iterate stage) or not pursued (from stages that
-    allow it, and from Iterate): 'we should not build this' is a legitimate outcome."""
+    """Deployed and monitored, from an approved Iterate stage. 'We should not build this' is a
+    legitimate outcome too, but it goes through review: lifecycle.proposals."""
     project = _lock_project(project.pk)
     _require_member(actor, project)
     _require_active(project)
@@ -430,10 +431,16 @@ def project_conclude(*, project: Project, actor: Any, outcome: str, reason: str)
             raise IllegalTransition(
                 "A project concludes as deployed once its Iterate stage has been approved."
             )
-    elif not (definition.allows_not_pursued or definition.is_iteration):
+    else:
+        # "We should not build this" is a proposal reviewers approve (lifecycle.proposals);
+        # no single member ends a project that way.
         raise IllegalTransition(
-            f"'Not pursued' can be chosen at the Iterate stage and at the stages that allow it, "
-            f"not at {definition.title}."
+            "“Not pursued” is proposed to the reviewers with your reasoning, and the project "
+            "concludes once they approve it."
+        )
+    if project.not_pursued_proposals.filter(status__in=OPEN_PROPOSAL_STATUSES).exists():
+        raise IllegalTransition(
+            "Your proposal not to build this is still open: withdraw it before concluding."
         )
     if not reason.strip():
         raise InvalidAnswers({"reason": ["Give the reason for this outcome."]})
@@ -954,6 +961,7 @@ COURSE_SETTING_FIELDS = (
     "allows_experts",
     "expert_invitations",
     "team_experts_need_confirmation",
+    "not_pursued_gate",
     "invitation_expiry_days",
     "join_code_expires_on",
     "reminder_interval_days",

@@ -34,6 +34,27 @@ urlpatterns = [
     path("projects/<int:pk>/traceability/", risks.traceability, name="traceability"),
     path("projects/<int:pk>/loop-back/", projects.project_loop_back, name="project_loop_back"),
     path("projects/<int:pk>/conclude/", projects.project_conclude, name="project_conclude"),
+    path(
+        "projects/<int:pk>/not-pursued/propose/",
+        projects.proposal_submit,
+        name="proposal_submit",
+    ),
+    path(
+        "projects/<int:pk>/not-pursued/<int:proposal_pk>/withdraw/",
+        projects.proposal_withdraw,
+        name="proposal_withdraw",
+    ),
+    path("projects/<int:pk>/members/add/", projects.project_member_add, name="project_member_add"),
+    path(
+        "projects/<int:pk>/members/<int:user_pk>/remove/",
+        projects.project_member_remove,
+        name="project_member_remove",
+    ),
+    path(
+        "courses/<int:course_pk>/teams/",
+        projects.course_team_change,
+        name="course_team_change",
+    ),
     path(STAGE, stages.stage_detail, name="stage_detail"),
     path(STAGE + "autosave/", stages.stage_autosave, name="stage_autosave"),
     path(STAGE + "submit/", stages.stage_submit, name="stage_submit"),

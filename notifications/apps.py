@@ -7,6 +7,7 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self) -> None:
-        from . import subscribers
+        from . import proposal_subscribers, subscribers
 
         subscribers.connect()
+        proposal_subscribers.connect()

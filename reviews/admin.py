@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Comment, Decision, Invitation, ReviewAssignment
+from .models import Comment, Decision, Invitation, ProposalDecision, ReviewAssignment
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -58,6 +58,14 @@ class DecisionAdmin(ReadOnlyAdmin):
     search_fields = ["reviewer__email", "revision__stage__project__title", "comment"]
     list_select_related = ["reviewer", "revision__stage__project", "revision__stage__definition"]
     date_hierarchy = "created_at"
+
+
+@admin.register(ProposalDecision)
+class ProposalDecisionAdmin(ReadOnlyAdmin):
+    list_display = ["reviewer", "revision", "role", "outcome", "created_at", "replaced_at"]
+    list_filter = ["outcome", "role"]
+    search_fields = ["reviewer__email", "revision__proposal__project__title", "comment"]
+    list_select_related = ["reviewer", "revision__proposal__project"]
 
 
 @admin.register(Comment)

@@ -36,6 +36,7 @@ from lifecycle.models import (
     StageDefinition,
     StageStatus,
 )
+from lifecycle.selectors import shown_status
 
 from .models import AssignmentState, Decision, Invitation, ReviewAssignment
 
@@ -596,7 +597,9 @@ def _cell_html(cell: Cell, project: Project, stage_url: str) -> SafeString:
             '<td class="board-cell text-body-secondary" data-order="{}" data-status="">—</td>',
             cell.order,
         )
-    css = f"board-cell status-{stage.status}"
+    # A concluded project has no stage at work: an open one shows as closed.
+    status, label = shown_status(stage, project)
+    css = f"board-cell status-{status}"
     if cell.overdue:
         css += " is-overdue"
     if project.is_active and stage.pk == project.current_stage_id:
@@ -620,14 +623,14 @@ def _cell_html(cell: Cell, project: Project, stage_url: str) -> SafeString:
         "</a></td>",
         css,
         cell.order,
-        stage.status,
+        status,
         stage.cycle,
         "1" if cell.overdue else "0",
         stage_url.format(stage.pk),
         project.title,
         stage.definition.title,
         stage.cycle,
-        StageStatus(stage.status).label,
+        label,
         stage.cycle,
         reviewers,
         due,

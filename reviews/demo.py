@@ -17,7 +17,6 @@ from lifecycle.default_template import install_default_template
 from lifecycle.models import (
     Course,
     Membership,
-    Outcome,
     Project,
     ProjectStage,
     QuestionKind,
@@ -27,6 +26,7 @@ from lifecycle.risks import risk_add
 
 from . import services as review_services
 from .models import ConflictDeclaration
+from .proposals import proposal_submit_and_approve
 
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_COURSE_CODE = "dl-demo"
@@ -255,12 +255,19 @@ def seed_demo() -> tuple[Course, bool]:
             interests="Liberty, due process",
             possible_harms="Unexplained denials of bail",
         )
-        services.project_conclude(
+        # The team proposes "we should not build this"; stage 1's gate (the TA and the bail
+        # expert) approves it, and only that concludes the project.
+        review_services.assignment_create(project=bail, actor=ta, reviewer=expert2, role="expert")
+        _declare_no_conflict(bail, expert2)
+        proposal_submit_and_approve(
             project=bail,
-            actor=s[5],
-            outcome=Outcome.NOT_PURSUED,
-            reason="A denial of bail must be explained; the problem needs a social "
-            "solution (more pre-trial services), not a model.",
+            proposer=s[5],
+            reasons=["should_not", "explanation", "social"],
+            reasoning="A denial of bail must be explained to the person denied; a risk score "
+            "cannot, and the defendants we asked do not want a machine to decide.",
+            alternative="More pre-trial services and court reminders: a social solution, "
+            "not a model.",
+            approvers=[ta, expert2],
         )
     return course, True
 

@@ -14,7 +14,7 @@ from django.utils.text import Truncator
 
 from accounts.forms import NewPasswordForm
 from accounts.models import User
-from lifecycle.models import ExpertInvitationPolicy, Question, StageDefinition
+from lifecycle.models import ExpertInvitationPolicy, NotPursuedGate, Question, StageDefinition
 
 from .models import DecisionOutcome, ReviewerRole
 
@@ -362,6 +362,13 @@ class CourseSettingsForm(forms.Form):
         help_text="Recommended: otherwise a team can invite an address it controls and approve "
         "its own stages as their 'expert'.",
     )
+    not_pursued_gate = forms.ChoiceField(
+        label="Who approves a team's proposal “we should not build this”",
+        choices=NotPursuedGate.choices,
+        widget=forms.RadioSelect,
+        required=False,
+        help_text="Only an approved proposal concludes a project as not pursued.",
+    )
     join_code_expires_on = forms.DateField(
         label="The join code works until (inclusive)",
         required=False,
@@ -388,9 +395,36 @@ class CourseSettingsForm(forms.Form):
             "allows_experts",
             "expert_invitations",
             "team_experts_need_confirmation",
+            "not_pursued_gate",
             "invitation_expiry_days",
             "join_code_expires_on",
             "reminder_interval_days",
             "reminder_limit",
             StrictButton("Save the settings", type="submit", css_class="btn-primary"),
+        )
+
+    def clean_not_pursued_gate(self) -> str:
+        # A form posted without it (an older page) keeps the course's setting.
+        value = self.cleaned_data.get("not_pursued_gate")
+        return value or self.initial.get("not_pursued_gate") or NotPursuedGate.STAGE
+
+
+class ProposalDecisionForm(DecisionForm):
+    """Approve a "we should not build this" proposal (the project concludes once its gate is
+    satisfied), or request changes to its reasoning."""
+
+    def __init__(self, *args: Any, action: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, questions=[], action=action, **kwargs)
+        del self.fields["question_key"]
+        self.fields[
+            "comment"
+        ].help_text = "Required when you request changes: what does the reasoning miss?"
+        self.helper.form_id = "proposal-decision-form"
+        button = "Change my decision" if self.initial.get("change") else "Record my decision"
+        self.helper.layout = Layout(
+            "revision",
+            "change",
+            "outcome",
+            "comment",
+            StrictButton(button, type="submit", css_class="btn-primary"),
         )

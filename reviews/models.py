@@ -10,7 +10,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from lifecycle.models import Course, Project, StageDefinition, StageRevision
+from lifecycle.models import (
+    Course,
+    Project,
+    ProposalRevision,
+    StageDefinition,
+    StageRevision,
+)
 
 
 class ReviewerRole(models.TextChoices):
@@ -281,6 +287,43 @@ class EditorialAcceptance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer} accepts {self.revision} as editorial"
+
+
+class ProposalDecision(models.Model):
+    """A reviewer's judgement of one exact revision of a "we should not build this" proposal:
+    the same rules as a stage's Decision (one standing decision per reviewer and revision; a
+    changed one is kept with ``replaced_at``)."""
+
+    revision = models.ForeignKey(
+        ProposalRevision, on_delete=models.PROTECT, related_name="decisions"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proposal_decisions"
+    )
+    assignment = models.ForeignKey(
+        ReviewAssignment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    role = models.CharField(max_length=8, choices=ReviewerRole.choices)
+    outcome = models.CharField(max_length=16, choices=DecisionOutcome.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    replaced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["revision", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["revision", "reviewer"],
+                condition=Q(replaced_at__isnull=True),
+                name="proposal_decision_one_current",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer}: {self.get_outcome_display()} on {self.revision}"
+
+    # The gate's Vote reads these, as on a stage decision.
+    question_key = ""
 
 
 class Comment(models.Model):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import courses, inbox, invitations, reviewers, stages
+from .views import courses, inbox, invitations, proposals, reviewers, stages
 
 app_name = "reviews"
 
@@ -36,6 +36,8 @@ urlpatterns = [
     ),
     path("invitations/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
     path("stages/<int:stage_pk>/", stages.review_stage, name="review_stage"),
+    path("proposals/<int:pk>/", proposals.review_proposal, name="review_proposal"),
+    path("proposals/<int:pk>/decide/", proposals.proposal_decide, name="proposal_decide"),
     path("stages/<int:stage_pk>/decide/", stages.stage_decide, name="stage_decide"),
     path("stages/<int:stage_pk>/conflicts/", stages.conflict_declare, name="conflict_declare"),
     path(

@@ -125,3 +125,20 @@ def declare_no_conflict(project: Project, expert: User) -> Any:
     return found or conflict_declare(
         project=project, reviewer=expert, has_conflict=False, details="No ties to the team."
     )
+
+
+def conclude_not_pursued(
+    project: Project, member: User, reviewer: User, reasoning: str = "A social solution fits."
+) -> Project:
+    """Propose "we should not build this" and approve it at the lifecycle level (as
+    advance_to approves stages): the project concludes as not pursued."""
+    from lifecycle import proposals
+
+    revision = proposals.proposal_submit(
+        project=project,
+        actor=member,
+        answers={"reasons": ["social"], "reasoning": reasoning},
+    )
+    return proposals.proposal_mark_approved(
+        proposal=revision.proposal, revision=revision, actor=reviewer
+    )

@@ -16,6 +16,9 @@ STATUS_BADGES = {
     "in_review": "text-bg-warning",
     "changes_requested": "text-bg-danger",
     "approved": "text-bg-success",
+    "closed": "text-bg-dark",
+    "not_reached": "text-bg-light border",
+    "withdrawn": "text-bg-light border",
 }
 
 

@@ -32,15 +32,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from lifecycle import permissions, selectors, services
+from lifecycle import permissions, proposals, selectors, services, teams
 from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
 from lifecycle.forms import (
     ConcludeForm,
     InviteStudentsForm,
     JoinCourseForm,
     LoopBackForm,
+    NotPursuedProposalForm,
     ProjectCreateForm,
     StakeholderForm,
+    TeamMemberForm,
     add_service_errors,
 )
 from lifecycle.models import (
@@ -51,6 +53,7 @@ from lifecycle.models import (
     Outcome,
     Project,
     ProjectStage,
+    ProposalStatus,
     Role,
     StageStatus,
     Stakeholder,
@@ -260,6 +263,11 @@ def _course_page(
         context["invite_form"] = invite_form or InviteStudentsForm(
             action=reverse("lifecycle:course_invite", args=[course.pk])
         )
+        context["team_form"] = TeamMemberForm(
+            projects=[(p.pk, p.title) for p in context["projects"]],
+            action=reverse("lifecycle:course_team_change", args=[course.pk]),
+            form_id="course-team-form",
+        )
     return render(request, "lifecycle/course_detail.html", context, status=status)
 
 
@@ -397,18 +405,13 @@ def _cycle_origin(project: Project, cycle: int, rows: list[ProjectStage]) -> dic
 
 
 def _allowed_outcomes(project: Project) -> list[str]:
-    """The outcomes the team may record now, in the order the page offers them."""
+    """The outcomes the team may record itself: "deployed and monitored" once the Iterate
+    stage is approved. "Not pursued" is a proposal the reviewers approve (the proposal panel)."""
     stage = project.current_stage
     if not project.is_active or stage is None:
         return []
-    definition = stage.definition
-    if definition.is_iteration:
-        if stage.status in (StageStatus.IN_REVIEW, StageStatus.LOCKED):
-            return []
-        deployed = [Outcome.DEPLOYED] if stage.status == StageStatus.APPROVED else []
-        return [*deployed, Outcome.NOT_PURSUED]
-    if definition.allows_not_pursued:
-        return [Outcome.NOT_PURSUED]
+    if stage.definition.is_iteration and stage.status == StageStatus.APPROVED:
+        return [Outcome.DEPLOYED]
     return []
 
 
@@ -439,13 +442,77 @@ def _conclude_form(project: Project, data: Any = None, *, outcomes: Any = None) 
 
 
 def _outcome_panel(project: Project, is_member: bool) -> str:
-    """'iterate' (loop back or conclude), 'not_pursued' (stages 1 and 2) or ''."""
+    """'iterate' (loop back or conclude as deployed) or ''."""
     if not (is_member and project.is_active and project.current_stage is not None):
         return ""
     stage = project.current_stage
-    if stage.definition.is_iteration:
-        return "iterate" if _allowed_outcomes(project) else ""
-    return "not_pursued" if stage.definition.allows_not_pursued else ""
+    if stage.definition.is_iteration and stage.status not in (
+        StageStatus.IN_REVIEW,
+        StageStatus.LOCKED,
+    ):
+        return "iterate"
+    return ""
+
+
+def _proposal_form(
+    project: Project, data: Any = None, *, initial: Any = None, button: str = ""
+) -> NotPursuedProposalForm:
+    return NotPursuedProposalForm(
+        data,
+        initial=initial,
+        reasons=proposals.PROPOSAL_REASONS,
+        action=reverse("lifecycle:proposal_submit", args=[project.pk]),
+        **({"button": button} if button else {}),
+    )
+
+
+def _proposal_context(
+    project: Project, is_member: bool, form: NotPursuedProposalForm | None
+) -> dict[str, Any]:
+    """The "we should not build this" panel: the open proposal (or the approved one of a
+    concluded project) with the latest request for changes, and the form when the team may
+    propose or revise."""
+    proposal = (
+        project.not_pursued_proposals.select_related(
+            "current_revision__created_by", "stage__definition"
+        )
+        .exclude(status=ProposalStatus.WITHDRAWN)
+        .first()
+    )
+    context: dict[str, Any] = {"proposal": proposal, "proposal_form": None}
+    if proposal is not None and proposal.current_revision is not None:
+        answers = proposal.current_revision.answers
+        context["proposal_reasons"] = [
+            proposals.REASON_LABELS.get(k, k) for k in answers.get("reasons", [])
+        ]
+        if proposal.status == ProposalStatus.CHANGES_REQUESTED:
+            event = (
+                AuditEvent.objects.filter(
+                    project=project,
+                    verb="proposal.request_changes",
+                    object_id=str(proposal.pk),
+                )
+                .select_related("actor")
+                .order_by("-seq")
+                .first()
+            )
+            if event is not None:
+                context["proposal_change_request"] = {
+                    "by": event.actor.name if event.actor else event.actor_label,
+                    "reason": (event.new or {}).get("reason", ""),
+                }
+    if not (is_member and project.is_active):
+        return context
+    if proposal is None or not proposal.is_open:
+        context["proposal"] = None if project.is_active else proposal
+        context["proposal_form"] = form or _proposal_form(project)
+    elif proposal.status == ProposalStatus.CHANGES_REQUESTED:
+        context["proposal_form"] = form or _proposal_form(
+            project,
+            initial=proposal.current_revision.answers if proposal.current_revision else None,
+            button="Propose again with these changes",
+        )
+    return context
 
 
 def _attributes_form(project: Project, is_member: bool) -> Any:
@@ -464,6 +531,8 @@ def _project_page(
     *,
     loop_form: LoopBackForm | None = None,
     conclude_form: ConcludeForm | None = None,
+    proposal_form: NotPursuedProposalForm | None = None,
+    member_form: TeamMemberForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     try:
@@ -480,6 +549,9 @@ def _project_page(
     viewing_current = cycle == project.cycle
     panel = _outcome_panel(project, is_member) if viewing_current else ""
     rows = selectors.cycle_timeline(project, cycle)
+    for row in rows:
+        row.shown_status, row.shown_label = selectors.shown_status(row, project)
+    is_staff = permissions.is_course_staff(request.user, project.course)
     context: dict[str, Any] = {
         "project": project,
         "course": project.course,
@@ -494,12 +566,18 @@ def _project_page(
         "panel": panel,
         "iterate_prompts": ITERATE_PROMPTS,
         "attributes_form": _attributes_form(project, is_member),
+        "is_staff": is_staff,
+        "member_form": (
+            member_form or _member_form(project)
+            if project.is_active and (is_member or is_staff)
+            else None
+        ),
+        **_proposal_context(project, is_member, proposal_form),
     }
     if panel == "iterate":
         context["loop_form"] = loop_form or _loop_back_form(project)
-        context["conclude_form"] = conclude_form or _conclude_form(project)
-    elif panel == "not_pursued":
-        context["conclude_form"] = conclude_form or _conclude_form(project)
+        if _allowed_outcomes(project):
+            context["conclude_form"] = conclude_form or _conclude_form(project)
     return render(request, "lifecycle/project_detail.html", context, status=status)
 
 
@@ -697,3 +775,138 @@ def stakeholder_remove(request: HttpRequest, pk: int, sid: int) -> HttpResponse:
             "register as it was when they were submitted.",
         )
     return redirect(_register_url(project))
+
+
+# --- "We should not build this" -----------------------------------------------------------
+
+
+@login_required
+@require_POST
+def proposal_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    """The team proposes (or, after a request for changes, proposes again) that the project
+    should not be built; reviewers decide on the review page."""
+    project = selectors.get_project_for_user(request.user, pk)
+    require_member(request.user, project)
+    form = _proposal_form(project, request.POST)
+    if form.is_valid():
+        try:
+            revision = proposals.proposal_submit(
+                project=project, actor=request.user, answers=form.answers()
+            )
+        except InvalidAnswers as invalid:
+            add_service_errors(form, invalid.errors)
+        except DomainError as error:
+            messages.error(request, error.message)
+            return redirect(project)
+        else:
+            messages.success(
+                request,
+                f"Your proposal not to build “{project.title}” is in review (revision "
+                f"{revision.number}). The project concludes only if the reviewers approve it.",
+            )
+            return redirect(f"{project.get_absolute_url()}#proposal")
+    messages.error(request, "Not proposed: correct the fields marked below.")
+    return _project_page(request, project, proposal_form=form, status=400)
+
+
+@login_required
+@require_POST
+def proposal_withdraw(request: HttpRequest, pk: int, proposal_pk: int) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, pk)
+    require_member(request.user, project)
+    proposal = get_object_or_404(project.not_pursued_proposals.all(), pk=proposal_pk)
+    try:
+        proposals.proposal_withdraw(proposal=proposal, actor=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Proposal withdrawn: the project goes on where it is.")
+    return redirect(project)
+
+
+# --- Team membership ----------------------------------------------------------------------
+
+
+def _member_form(project: Project, data: Any = None) -> TeamMemberForm:
+    return TeamMemberForm(data, action=reverse("lifecycle:project_member_add", args=[project.pk]))
+
+
+def _course_student(course: Course, email: str) -> User | None:
+    return User.objects.filter(
+        email__iexact=email.strip(),
+        memberships__course=course,
+        memberships__role=Role.STUDENT,
+    ).first()
+
+
+@login_required
+@require_POST
+def project_member_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """A team member adds a classmate; course staff add any student of the course."""
+    project = selectors.get_project_for_user(request.user, pk)
+    form = _member_form(project, request.POST)
+    if form.is_valid():
+        try:
+            teams.project_member_add(
+                project=project,
+                actor=request.user,
+                user=_course_student(project.course, form.cleaned_data["email"]),
+            )
+        except InvalidAnswers as invalid:
+            add_service_errors(form, invalid.errors)
+        except DomainError as error:
+            messages.error(request, error.message)
+            return redirect(project)
+        else:
+            messages.success(request, f"{form.cleaned_data['email']} is on the team now.")
+            return redirect(f"{project.get_absolute_url()}#team")
+    messages.error(request, "Nobody was added: correct the field marked below.")
+    return _project_page(request, project, member_form=form, status=400)
+
+
+@login_required
+@require_POST
+def project_member_remove(request: HttpRequest, pk: int, user_pk: int) -> HttpResponse:
+    """Course staff take someone off the team."""
+    project = selectors.get_project_for_user(request.user, pk)
+    if not permissions.is_course_staff(request.user, project.course):
+        raise Http404("Only course staff remove someone from a team.")
+    user = get_object_or_404(project.members.all(), pk=user_pk)
+    try:
+        teams.project_member_remove(project=project, actor=request.user, user=user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{user.name} is no longer on the team.")
+    return redirect(f"{project.get_absolute_url()}#team")
+
+
+@login_required
+@require_POST
+def course_team_change(request: HttpRequest, course_pk: int) -> HttpResponse:
+    """Course staff add a student to a team, or take one off, from the course page."""
+    course = get_object_or_404(selectors.courses_for_user(request.user), pk=course_pk)
+    if not permissions.is_course_staff(request.user, course):
+        raise Http404("Only course staff change teams from here.")
+    projects = Project.objects.filter(course=course)
+    form = TeamMemberForm(request.POST, projects=[])
+    back = reverse("lifecycle:course_detail", args=[course.pk])
+    if not form.is_valid():
+        messages.error(request, "Choose a team and enter a student's e-mail address.")
+        return redirect(f"{back}#teams")
+    project = get_object_or_404(projects, pk=form.cleaned_data["project"])
+    user = _course_student(course, form.cleaned_data["email"])
+    try:
+        if request.POST.get("action") == "remove":
+            teams.project_member_remove(project=project, actor=request.user, user=user)
+            done = f"{form.cleaned_data['email']} is no longer on “{project.title}”."
+        else:
+            teams.project_member_add(project=project, actor=request.user, user=user)
+            done = f"{form.cleaned_data['email']} is on “{project.title}” now."
+    except InvalidAnswers as invalid:
+        messages.error(request, " ".join(m for msgs in invalid.errors.values() for m in msgs))
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, done)
+    return redirect(f"{back}#teams")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core import mail
-from factories import UserFactory, default_template
+from factories import UserFactory, conclude_not_pursued, default_template
 
 from lifecycle import services
 from lifecycle.errors import IllegalTransition, InvalidAnswers, NotAllowed
@@ -228,7 +228,7 @@ def test_removing_a_stakeholder_is_audited_with_what_it_was(personas):
 def test_the_register_of_a_concluded_project_is_closed(personas):
     p = personas
     s = services.stakeholder_add(project=p.project, actor=p.alice, name="Nurses", kind="operator")
-    services.project_conclude(project=p.project, actor=p.alice, outcome="not_pursued", reason="x")
+    conclude_not_pursued(p.project, p.alice, p.tina)
     with pytest.raises(IllegalTransition):
         services.stakeholder_add(project=p.project, actor=p.alice, name="B", kind="other")
     with pytest.raises(IllegalTransition):

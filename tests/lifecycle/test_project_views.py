@@ -19,7 +19,14 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from factories import CourseFactory, UserFactory, advance_to, enrol, fill_and_submit
+from factories import (
+    CourseFactory,
+    UserFactory,
+    advance_to,
+    conclude_not_pursued,
+    enrol,
+    fill_and_submit,
+)
 
 from lifecycle import services
 from lifecycle.models import (
@@ -181,7 +188,7 @@ WRITES_EXPECTED = {
     # action: (allowed personas, status for the allowed)
     "course_invite": ({"tina", "ian"}, 302),
     "project_create": ({"alice", "bob", "carol"}, 302),
-    "project_conclude": ({"alice", "bob"}, 302),
+    "proposal_submit": ({"alice", "bob"}, 302),
     "project_loop_back": ({"alice", "bob"}, 302),
     "stakeholder_add": ({"alice", "bob"}, 302),
     "stakeholder_edit": ({"alice", "bob"}, 302),
@@ -200,9 +207,9 @@ def _write(personas: Any, stakeholder: Stakeholder, action: str) -> tuple[str, d
             reverse("lifecycle:project_create", args=[personas.course.pk]),
             {"title": "Essay feedback bot", "summary": ""},
         ),
-        "project_conclude": (
-            reverse("lifecycle:project_conclude", args=[p]),
-            {"outcome": Outcome.NOT_PURSUED, "reason": "A machine should not decide this."},
+        "proposal_submit": (
+            reverse("lifecycle:proposal_submit", args=[p]),
+            {"reasons": ["should_not"], "reasoning": "A machine should not decide this."},
         ),
         "project_loop_back": (
             reverse("lifecycle:project_loop_back", args=[p]),
@@ -226,7 +233,7 @@ def _effect(personas: Any, stakeholder: Stakeholder, action: str) -> bool:
     return {
         "course_invite": AuditEvent.objects.filter(verb="course.invite").exists(),
         "project_create": Project.objects.filter(title="Essay feedback bot").exists(),
-        "project_conclude": project.status == ProjectStatus.CONCLUDED,
+        "proposal_submit": project.not_pursued_proposals.exists(),
         # At stage 1 the service refuses; nobody's request may get as far as a new cycle.
         "project_loop_back": project.cycle > 1,
         "stakeholder_add": project.stakeholders.filter(name=STAKEHOLDER_POST["name"]).exists(),
@@ -323,10 +330,10 @@ def _csrf_case(personas: Any, name: str) -> tuple[str, str, dict[str, Any], Call
         )
     if name == "conclude":
         return (
-            reverse("lifecycle:project_conclude", args=[project.pk]),
-            reverse("lifecycle:project_conclude", args=[project.pk]),
-            {"outcome": Outcome.NOT_PURSUED, "reason": "Not a problem for an algorithm."},
-            lambda: Project.objects.get(pk=project.pk).status == ProjectStatus.CONCLUDED,
+            project.get_absolute_url(),
+            reverse("lifecycle:proposal_submit", args=[project.pk]),
+            {"reasons": ["social"], "reasoning": "Not a problem for an algorithm."},
+            lambda: project.not_pursued_proposals.exists(),
         )
     if name == "stakeholder_add":
         url = reverse("lifecycle:stakeholders", args=[project.pk])
@@ -392,12 +399,7 @@ def test_home_shows_staff_every_project_of_their_courses(personas):
 
 
 def test_home_shows_the_outcome_of_a_concluded_project(personas):
-    services.project_conclude(
-        project=personas.project,
-        actor=personas.alice,
-        outcome=Outcome.NOT_PURSUED,
-        reason="Should not be built.",
-    )
+    conclude_not_pursued(personas.project, personas.alice, personas.tina)
     text = page_text(client_for(personas, "alice").get(reverse("home")))
     assert "Concluded" in text
     assert "Not pursued" in text
@@ -657,7 +659,7 @@ def test_looping_back_from_iterate_opens_a_new_cycle_at_the_chosen_stage(persona
     assert len(ids) == len(set(ids)), "two forms side by side must not share element ids"
     # Iterate is drafting, not approved: "deployed" is not on offer yet.
     assert 'value="deployed"' not in overview
-    assert 'value="not_pursued"' in overview
+    assert 'id="proposal-form"' in overview
 
     response = client.post(
         reverse("lifecycle:project_loop_back", args=[personas.project.pk]),
@@ -737,56 +739,59 @@ def test_looping_back_before_the_iterate_stage_is_refused_with_a_message(persona
     assert Project.objects.get(pk=personas.project.pk).cycle == 1
 
 
-def test_not_pursued_is_offered_and_works_on_stage_one(personas):
+def test_not_pursued_is_offered_on_stage_one_as_a_proposal_that_does_not_conclude(personas):
     client = client_for(personas, "alice")
     overview = page_text(client.get(personas.project.get_absolute_url()))
     assert "We should not build this" in overview
     assert 'value="deployed"' not in overview
 
     response = client.post(
-        reverse("lifecycle:project_conclude", args=[personas.project.pk]),
-        {"outcome": Outcome.NOT_PURSUED, "reason": "A denial must be explained."},
+        reverse("lifecycle:proposal_submit", args=[personas.project.pk]),
+        {"reasons": ["explanation"], "reasoning": "A denial must be explained."},
         follow=True,
     )
     project = Project.objects.get(pk=personas.project.pk)
-    assert project.status == ProjectStatus.CONCLUDED
-    assert project.outcome == Outcome.NOT_PURSUED
+    assert project.status == ProjectStatus.ACTIVE
     text = page_text(response)
-    assert response.redirect_chain[-1][0] == project.get_absolute_url()
-    assert "Outcome: Not pursued" in text
+    assert response.redirect_chain[-1][0] == project.get_absolute_url() + "#proposal"
+    assert "is in review" in text
     assert "A denial must be explained." in text
-    assert 'id="outcome-panel"' not in text
+    assert 'id="proposal-form"' not in text  # one open proposal at a time
 
 
-def test_not_pursued_is_refused_on_stage_three(personas):
+def test_not_pursued_is_offered_on_stage_three_too(personas):
     advance_to(personas.project, 3, team_member=personas.alice, reviewer=personas.tina)
     client = client_for(personas, "alice")
     overview = page_text(client.get(personas.project.get_absolute_url()))
     assert 'id="outcome-panel"' not in overview
+    assert 'id="proposal-form"' in overview
     response = client.post(
         reverse("lifecycle:project_conclude", args=[personas.project.pk]),
         {"outcome": Outcome.NOT_PURSUED, "reason": "Changed our minds."},
         follow=True,
     )
     assert response.redirect_chain[-1][0] == personas.project.get_absolute_url()
-    assert "not at Compile data" in page_text(response)
+    assert "proposed to the reviewers" in page_text(response)
     assert Project.objects.get(pk=personas.project.pk).status == ProjectStatus.ACTIVE
 
 
 def test_the_conclude_page_confirms_and_explains_when_nothing_can_be_concluded(personas):
     client = client_for(personas, "alice")
     url = reverse("lifecycle:project_conclude", args=[personas.project.pk])
-    assert "We should not build this" in page_text(client.get(url))
     advance_to(personas.project, 3, team_member=personas.alice, reviewer=personas.tina)
     text = page_text(client.get(url))
-    assert "can be concluded at its Iterate stage" in text
+    assert "once its Iterate stage is approved" in text
+    assert "propose “we should not build this”" in text
     assert 'name="reason"' not in text
 
 
 def test_concluding_without_a_reason_shows_the_error_on_the_confirmation_page(personas):
+    iterate = advance_to(personas.project, 7, team_member=personas.alice, reviewer=personas.tina)
+    revision = fill_and_submit(iterate, personas.alice)
+    services.stage_mark_approved(stage=iterate, revision=revision, actor=personas.tina)
     response = client_for(personas, "alice").post(
         reverse("lifecycle:project_conclude", args=[personas.project.pk]),
-        {"outcome": Outcome.NOT_PURSUED, "reason": ""},
+        {"outcome": Outcome.DEPLOYED, "reason": ""},
     )
     assert response.status_code == 400
     assert field_error(response, "reason")
@@ -866,9 +871,7 @@ def test_a_stakeholder_without_a_name_shows_the_error_next_to_the_field(personas
 
 
 def test_the_register_of_a_concluded_project_is_read_only(personas, stakeholder):
-    services.project_conclude(
-        project=personas.project, actor=personas.alice, outcome="not_pursued", reason="No."
-    )
+    conclude_not_pursued(personas.project, personas.alice, personas.tina)
     client = client_for(personas, "alice")
     register = reverse("lifecycle:stakeholders", args=[personas.project.pk])
     assert 'name="name"' not in page_text(client.get(register))
@@ -975,10 +978,9 @@ def test_the_iterate_panel_costs_a_fixed_number_of_queries(personas):
 
 
 def test_a_concluded_project_says_where_it_stopped_and_highlights_nothing(personas):
-    services.project_conclude(
-        project=personas.project, actor=personas.bob, outcome="not_pursued", reason="Stop."
-    )
+    conclude_not_pursued(personas.project, personas.bob, personas.tina)
     html = client_for(personas, "ian").get(personas.project.get_absolute_url()).content.decode()
     assert 'aria-current="step"' not in html
     assert "The project was concluded here" in html
-    assert html.count("Not reached") == 6
+    assert html.count('data-shown-status="not_reached"') == 6
+    assert html.count('data-shown-status="closed"') == 1

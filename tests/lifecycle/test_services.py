@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from factories import advance_to, complete_answers, current_stage, fill_and_submit
+from factories import (
+    advance_to,
+    complete_answers,
+    conclude_not_pursued,
+    current_stage,
+    fill_and_submit,
+)
 
-from lifecycle import services
+from lifecycle import proposals, services
 from lifecycle.audit import verify_chain
 from lifecycle.errors import DraftConflict, IllegalTransition, InvalidAnswers, NotAllowed
 from lifecycle.models import (
@@ -414,12 +420,12 @@ def test_a_second_loop_back_prefills_from_the_latest_approval(personas):
     assert stage5_cycle3.prefilled_from.stage.cycle == 2
 
 
-def test_not_pursued_is_a_legitimate_outcome_at_stages_one_and_two(personas):
-    project = services.project_conclude(
-        project=personas.project,
-        actor=personas.alice,
-        outcome=Outcome.NOT_PURSUED,
-        reason="A social solution fits better: more staff, not a model.",
+def test_not_pursued_is_a_legitimate_outcome_once_reviewers_approve_it(personas):
+    project = conclude_not_pursued(
+        personas.project,
+        personas.alice,
+        personas.tina,
+        reasoning="A social solution fits better: more staff, not a model.",
     )
     assert project.status == ProjectStatus.CONCLUDED
     assert project.outcome == Outcome.NOT_PURSUED
@@ -429,13 +435,11 @@ def test_not_pursued_is_a_legitimate_outcome_at_stages_one_and_two(personas):
         )
 
 
-def test_not_pursued_is_refused_at_stage_three(personas):
+def test_not_pursued_can_be_proposed_at_stage_three_too(personas):
     p = personas
     advance_to(p.project, 3, team_member=p.alice, reviewer=p.tina)
-    with pytest.raises(IllegalTransition):
-        services.project_conclude(
-            project=p.project, actor=p.alice, outcome=Outcome.NOT_PURSUED, reason="x"
-        )
+    project = conclude_not_pursued(p.project, p.alice, p.tina)
+    assert project.outcome == Outcome.NOT_PURSUED
 
 
 def test_deployed_needs_an_approved_iterate_stage(personas):
@@ -462,8 +466,10 @@ def test_deployed_needs_an_approved_iterate_stage(personas):
 
 def test_conclusion_needs_a_reason_and_a_team_member(personas):
     with pytest.raises(InvalidAnswers):
-        services.project_conclude(
-            project=personas.project, actor=personas.alice, outcome=Outcome.NOT_PURSUED, reason=""
+        proposals.proposal_submit(
+            project=personas.project,
+            actor=personas.alice,
+            answers={"reasons": ["social"], "reasoning": "  "},
         )
     with pytest.raises(NotAllowed):
         services.project_conclude(

@@ -7,7 +7,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from factories import UserFactory, advance_to, current_stage, default_template, fill_and_submit
+from factories import (
+    UserFactory,
+    advance_to,
+    conclude_not_pursued,
+    current_stage,
+    default_template,
+    fill_and_submit,
+)
 
 from lifecycle import services
 from lifecycle.models import AuditEvent, Role
@@ -81,5 +88,10 @@ def test_loop_back_and_conclusion_run_in_their_own_transaction(personas):
     advance_to(p.project, 7, team_member=p.alice, reviewer=p.tina)
     start = last_seq()
     services.project_loop_back(project=p.project, actor=p.alice, to_order=2, reason="Drift")
-    services.project_conclude(project=p.project, actor=p.alice, outcome="not_pursued", reason="x")
-    assert verbs_since(start) == ["project.loop_back", "project.conclude"]
+    conclude_not_pursued(p.project, p.alice, p.tina)
+    assert verbs_since(start) == [
+        "project.loop_back",
+        "proposal.submit",
+        "proposal.approve",
+        "project.conclude",
+    ]

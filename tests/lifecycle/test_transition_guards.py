@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from factories import advance_to, current_stage, fill_and_submit
+from factories import advance_to, conclude_not_pursued, current_stage, fill_and_submit
 
 from lifecycle import events, services
 from lifecycle.errors import IllegalTransition, InvalidAnswers, NotAllowed
@@ -123,7 +123,7 @@ def test_looping_back_to_a_stage_that_does_not_exist_is_refused(personas):
 def test_a_concluded_project_cannot_loop_back(personas):
     p = personas
     advance_to(p.project, 7, team_member=p.alice, reviewer=p.tina)
-    services.project_conclude(project=p.project, actor=p.alice, outcome="not_pursued", reason="x")
+    conclude_not_pursued(p.project, p.alice, p.tina)
     with pytest.raises(IllegalTransition, match="concluded"):
         services.project_loop_back(project=p.project, actor=p.alice, to_order=3, reason="Again")
 
@@ -133,10 +133,9 @@ def test_a_concluded_project_cannot_loop_back(personas):
 
 def test_concluding_an_already_concluded_project_is_refused(personas):
     p = personas
-    services.project_conclude(
-        project=p.project, actor=p.alice, outcome=Outcome.NOT_PURSUED, reason="No data"
-    )
+    conclude_not_pursued(p.project, p.alice, p.tina, reasoning="No data")
     before = snapshot(p.project)
+    p.project.refresh_from_db()
     concluded_at = p.project.concluded_at
     for outcome in (Outcome.NOT_PURSUED, Outcome.DEPLOYED):
         with pytest.raises(IllegalTransition, match="concluded"):
@@ -145,47 +144,30 @@ def test_concluding_an_already_concluded_project_is_refused(personas):
             )
     assert snapshot(p.project) == before
     p.project.refresh_from_db()
-    assert (p.project.outcome, p.project.outcome_reason) == (Outcome.NOT_PURSUED, "No data")
+    assert p.project.outcome == Outcome.NOT_PURSUED
+    assert p.project.outcome_reason.startswith("No data")
     assert p.project.concluded_at == concluded_at
 
 
-def test_the_conclusion_event_and_audit_record_the_outcome(personas, published):
+def test_one_member_cannot_conclude_a_project_as_not_pursued(personas, published):
     p = personas
-    services.project_conclude(
-        project=p.project, actor=p.bob, outcome="not_pursued", reason="  A rota fits better. "
-    )
-    p.project.refresh_from_db()
-    assert p.project.status == ProjectStatus.CONCLUDED
-    assert p.project.outcome_reason == "A rota fits better."
-    event = last_event("project.conclude")
-    assert event.actor == p.bob and event.project == p.project
-    assert event.old == {"status": "active"}
-    assert event.new == {
-        "status": "concluded",
-        "outcome": "not_pursued",
-        "reason": "A rota fits better.",
-        "stage": stage1(p).definition.key,
-        "cycle": 1,
-    }
-    assert published == [
-        (
-            events.PROJECT_CONCLUDED,
-            {
-                "project": p.project,
-                "actor": p.bob,
-                "outcome": Outcome.NOT_PURSUED,
-                "reason": "A rota fits better.",
-            },
+    before = snapshot(p.project)
+    with pytest.raises(IllegalTransition, match="proposed to the reviewers"):
+        services.project_conclude(
+            project=p.project, actor=p.bob, outcome="not_pursued", reason="A rota fits better."
         )
-    ]
+    assert snapshot(p.project) == before
+    assert published == []
+    assert not AuditEvent.objects.filter(verb="project.conclude").exists()
 
 
-def test_not_pursued_can_be_chosen_at_the_iterate_stage(personas):
+def test_not_pursued_can_be_proposed_and_approved_at_the_iterate_stage(personas):
     p = personas
     advance_to(p.project, 7, team_member=p.alice, reviewer=p.tina)
-    services.project_conclude(project=p.project, actor=p.alice, outcome="not_pursued", reason="x")
+    conclude_not_pursued(p.project, p.alice, p.tina)
     p.project.refresh_from_db()
     assert p.project.status == ProjectStatus.CONCLUDED
+    assert p.project.outcome == Outcome.NOT_PURSUED
 
 
 def test_deployed_is_refused_before_the_iterate_stage_even_when_a_stage_is_approved(personas):
@@ -266,7 +248,7 @@ def test_changes_cannot_be_requested_on_a_superseded_revision_or_a_concluded_pro
     fill_and_submit(stage, p.alice)
     with pytest.raises(IllegalTransition, match="superseded by revision 2"):
         services.stage_request_changes(stage=stage, revision=first, actor=p.tina, reason="x")
-    services.project_conclude(project=p.project, actor=p.alice, outcome="not_pursued", reason="x")
+    conclude_not_pursued(p.project, p.alice, p.tina)
     with pytest.raises(IllegalTransition, match="concluded"):
         services.stage_request_changes(stage=stage, revision=first, actor=p.tina, reason="x")
 

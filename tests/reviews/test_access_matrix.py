@@ -20,6 +20,7 @@ from factories import UserFactory, current_stage, declare_no_conflict, fill_and_
 from reauth import confirm_password
 
 from lifecycle.models import Course, ExpertInvitationPolicy
+from lifecycle.proposals import proposal_submit
 from notifications.models import Notification
 from reviews import services
 from reviews.models import DossierRender
@@ -96,6 +97,10 @@ TABLE: dict[str, dict[str, dict]] = {
     "project_dossier_pdf": {"GET": _row(404, alice=200, tina=200, ian=200)},
     # A rendered PDF is its reader's own (it shows what they may see): Alice asked for this one.
     "project_dossier_pdf_download": {"GET": _row(404, alice=200)},
+    # "We should not build this", proposed at stage 1: the team, course staff and the stage's
+    # expert read it; staff and that expert decide.
+    "review_proposal": {"GET": _row(404, alice=200, tina=200, ian=200, expert=200)},
+    "proposal_decide": _post_only(expert=DONE, **STAFF),
 }
 
 
@@ -189,6 +194,12 @@ def world(personas, settings, tmp_path) -> World:
         email="fresh@example.test",
     )
 
+    proposal_revision = proposal_submit(
+        project=p.project,
+        actor=p.alice,
+        answers={"reasons": ["social"], "reasoning": "A social solution fits."},
+    )
+
     dossier_pdf = DossierRender.objects.create(
         project=p.project, requested_by=p.alice, content_hash="0" * 64, status="ready"
     )
@@ -237,12 +248,15 @@ def world(personas, settings, tmp_path) -> World:
             "reminder_limit": 2,
         },
     }
+    posts["proposal_decide"] = {"revision": proposal_revision.pk, "outcome": "approve"}
     notification = Notification.objects.filter(recipient=p.erin).order_by("pk").first()
     assert notification is not None, "the expert was told about the submitted stage"
     kwargs_for = {
         "notifications:read": {"pk": notification.pk},
         "expert_confirm": {"assignment_pk": expert_assignment.pk},
         "expert_revoke": {"assignment_pk": expert_assignment.pk},
+        "review_proposal": {"pk": proposal_revision.proposal_id},
+        "proposal_decide": {"pk": proposal_revision.proposal_id},
     }
     return World(users, kwargs, posts, kwargs_for)
 

@@ -13,7 +13,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from factories import CourseFactory, UserFactory, current_stage, enrol, fill_and_submit
+from factories import (
+    CourseFactory,
+    UserFactory,
+    conclude_not_pursued,
+    current_stage,
+    enrol,
+    fill_and_submit,
+)
 
 from lifecycle import services as lifecycle_services
 from lifecycle.errors import NotAllowed
@@ -67,9 +74,7 @@ def scene(personas) -> Scene:
     faye = UserFactory(email="faye@example.test", display_name="Faye")
     enrol(p.course, faye, Role.STUDENT)
     stopped = lifecycle_services.project_create(course=p.course, actor=faye, title="Exam proctor")
-    lifecycle_services.project_conclude(
-        project=stopped, actor=faye, outcome="not_pursued", reason="Nobody wants to be watched."
-    )
+    conclude_not_pursued(stopped, faye, p.tina, reasoning="Nobody wants to be watched.")
     return Scene(p, p.project, p.other_project, changes, stopped)
 
 

@@ -5,7 +5,13 @@ invitations in test_invitations.py."""
 from __future__ import annotations
 
 import pytest
-from factories import UserFactory, current_stage, declare_no_conflict, fill_and_submit
+from factories import (
+    UserFactory,
+    conclude_not_pursued,
+    current_stage,
+    declare_no_conflict,
+    fill_and_submit,
+)
 
 from lifecycle import services as lifecycle_services
 from lifecycle.audit import verify_chain
@@ -546,9 +552,7 @@ def test_a_request_for_changes_on_an_approved_stage_is_refused(personas):
 def test_decisions_on_a_concluded_project_are_refused(personas):
     p = personas
     _stage, revision = submitted_stage_one(p)
-    lifecycle_services.project_conclude(
-        project=p.project, actor=p.alice, outcome="not_pursued", reason="We should not build it."
-    )
+    conclude_not_pursued(p.project, p.alice, p.ian, reasoning="We should not build it.")
     for reviewer in (p.tina, p.erin):
         with pytest.raises(IllegalTransition) as refused:
             services.decision_record(revision=revision, reviewer=reviewer, outcome="approve")

@@ -36,6 +36,10 @@ def test_seed_demo_creates_three_teams_spread_over_the_stages(capsys):
     bail = Project.objects.get(title="Bail risk scorer")
     assert bail.status == ProjectStatus.CONCLUDED
     assert bail.outcome == Outcome.NOT_PURSUED
+    # Concluded through the reviewed proposal, not by one student.
+    proposal = bail.not_pursued_proposals.get()
+    assert proposal.status == "approved"
+    assert proposal.current_revision.content_sha256
 
     for email, *_ in PEOPLE:
         assert email in out

@@ -18,11 +18,14 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 AXE_SOURCE = (Path(__file__).resolve().parent / "vendor" / "axe.min.js").read_text()
 # WCAG 2.2 at levels A and AA (axe tags the 2.0, 2.1 and 2.2 criteria separately).
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+# axe refuses a second run while one is going: runs on one page wait for each other.
 RUN_AXE = """async (tags) => {
-  const result = await axe.run(document, {
+  const run = () => axe.run(document, {
     runOnly: {type: "tag", values: tags},
     resultTypes: ["violations"],
   });
+  window.__axeQueue = (window.__axeQueue || Promise.resolve()).catch(() => null).then(run);
+  const result = await window.__axeQueue;
   return result.violations.map((v) => ({
     id: v.id,
     impact: v.impact,

@@ -61,7 +61,7 @@ def test_every_page_a_reviewer_opens_passes_wcag_22_aa(demo, open_session):
     expert.sign_in("expert1@demo.test", DEMO_PASSWORD)
     sepsis = _project("Sepsis early warning")
     page = _open(expert, reverse("reviews:inbox"))
-    page.locator("main").get_by_role("link", name="Sepsis early warning").first.click()
+    page.locator("main").get_by_role("link", name="1. Identify a problem").first.click()
     page.wait_for_load_state()
     assert page.url.endswith(reverse("reviews:review_stage", args=[sepsis.current_stage.pk]))
 
@@ -101,7 +101,7 @@ def test_every_page_a_team_and_the_instructor_open_passes_wcag_22_aa(demo, open_
 def test_the_demo_site_admin_reaches_the_django_admin(demo, open_session):
     admin = open_session()
     page = admin.sign_in(ADMIN_EMAIL, DEMO_PASSWORD)
-    page.get_by_role("link", name="Admin").click()
+    page.get_by_role("link", name="Admin", exact=True).click()
     page.wait_for_load_state()
     assert page.url.endswith("/admin/")
     assert page.get_by_role("heading", name="Site administration").is_visible()

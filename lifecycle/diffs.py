@@ -121,8 +121,9 @@ def stakeholders_text(stakeholders: Iterable[Mapping[str, Any]]) -> str:
             if s.get("consulted")
             else "not consulted"
         )
+        kind = _kind_label(s.get("kind"))
         lines.append(
-            f"{s.get('name')} [{_kind_label(s.get('kind'))}] — interests: {s.get('interests') or '—'}; "
+            f"{s.get('name')} [{kind}] — interests: {s.get('interests') or '—'}; "
             f"harms: {s.get('possible_harms') or '—'}; benefits: "
             f"{s.get('possible_benefits') or '—'}; {consulted}"
         )

@@ -30,7 +30,8 @@ RUN_AXE = """async (tags) => {
     id: v.id,
     impact: v.impact,
     help: v.help,
-    nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${(n.failureSummary || "").split("\\n").slice(1).join(" ")}`),
+    nodes: v.nodes.map((n) =>
+      `${n.target.join(" ")}: ${(n.failureSummary || "").split("\\n").slice(1).join(" ")}`),
   }));
 }"""
 CHROMIUM_ARGS = [

@@ -77,9 +77,7 @@ def test_every_page_a_team_and_the_instructor_open_passes_wcag_22_aa(demo, open_
     stage = triage.current_stage
     _open(
         team,
-        reverse(
-            "lifecycle:stage_revisions", args=[triage.pk, stage.cycle, stage.definition.key]
-        ),
+        reverse("lifecycle:stage_revisions", args=[triage.pk, stage.cycle, stage.definition.key]),
     )
     _open(team, reverse("lifecycle:stakeholders", args=[triage.pk]))
     _open(team, reverse("reviews:project_reviewers", args=[triage.pk]))

@@ -7,10 +7,7 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import RequestFactory
-
-from django.test import Client
-from django.urls import reverse
+from django.test import Client, RequestFactory
 
 from accounts.models import User
 from lifecycle.audit import verify_chain
@@ -101,7 +98,8 @@ def test_the_demo_site_admin_signs_in_to_the_django_admin():
     assert admin.is_staff and admin.is_superuser and admin.email_verified_at is not None
     assert not admin.memberships.exists()
     client = Client()
-    assert client.login(request=RequestFactory().post("/"), username=ADMIN_EMAIL, password=DEMO_PASSWORD)
+    request = RequestFactory().post("/")
+    assert client.login(request=request, username=ADMIN_EMAIL, password=DEMO_PASSWORD)
     assert client.get("/admin/").status_code == 200
     student = Client()
     student.force_login(User.objects.get(email="student1@demo.test"))

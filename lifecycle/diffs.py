@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .models import Question, QuestionKind
+from .models import Question, QuestionKind, StakeholderKind
 
 _TOKEN = re.compile(r"\s+|[^\s]+")
 
@@ -107,6 +107,12 @@ def diff_answers(
     return diffs
 
 
+def _kind_label(kind: Any) -> str:
+    """A stored kind key as the register shows it ("affected_community" → "Affected community");
+    a key no longer among the choices stays as stored."""
+    return str(StakeholderKind(kind).label) if kind in StakeholderKind.values else str(kind)
+
+
 def stakeholders_text(stakeholders: Iterable[Mapping[str, Any]]) -> str:
     lines = []
     for s in stakeholders:
@@ -115,8 +121,9 @@ def stakeholders_text(stakeholders: Iterable[Mapping[str, Any]]) -> str:
             if s.get("consulted")
             else "not consulted"
         )
+        kind = _kind_label(s.get("kind"))
         lines.append(
-            f"{s.get('name')} [{s.get('kind')}] — interests: {s.get('interests') or '—'}; "
+            f"{s.get('name')} [{kind}] — interests: {s.get('interests') or '—'}; "
             f"harms: {s.get('possible_harms') or '—'}; benefits: "
             f"{s.get('possible_benefits') or '—'}; {consulted}"
         )

@@ -1,6 +1,8 @@
-"""Demo data for the embedded default: a course on the lecture's template with three teams
-spread over the stages. Everything is written through the services, so the demo's audit trail
-verifies like a real one."""
+"""Demo data for the embedded default: a course on the lecture's template with four teams
+spread over the stages, so that whoever signs in finds something to do at once: the TA and each
+demo expert have a stage waiting for their decision, a team has changes requested with a comment
+thread to answer, and a site admin reaches the Django admin. Everything is written through the
+services, so the demo's audit trail verifies like a real one."""
 
 from __future__ import annotations
 
@@ -32,12 +34,19 @@ DEMO_PASSWORD = "demo-pass-2026"
 DEMO_COURSE_CODE = "dl-demo"
 DEMO_JOIN_CODE = "DEMO2026"
 
+STUDENTS = 8
+ADMIN_EMAIL = "admin@demo.test"
 PEOPLE = [
     ("instructor@demo.test", "Prof. Ada Instructor", "Brown University", ""),
     ("ta@demo.test", "Tom TA", "Brown University", ""),
     ("expert1@demo.test", "Dr Mei Chen", "Rhode Island Hospital", "Clinical triage, paediatrics"),
     ("expert2@demo.test", "Dr Sam Okafor", "Public Defender's Office", "Criminal justice, bail"),
-] + [(f"student{i}@demo.test", f"Student {i}", "Brown University", "") for i in range(1, 7)]
+] + [
+    (f"student{i}@demo.test", f"Student {i}", "Brown University", "")
+    for i in range(1, STUDENTS + 1)
+]
+# The site admin: the Django admin at /admin/, and no role in the demo course.
+ADMIN = (ADMIN_EMAIL, "Demo Site Admin", "Brown University", "")
 
 
 def _answer(kind: str, choices: list[str], topic: str, prompt: str) -> Any:
@@ -107,23 +116,56 @@ def _approve_until(
         stage = _current(project)
 
 
+def _demo_user(email: str, name: str, affiliation: str, expertise: str) -> User:
+    existing = User.objects.filter(email=email).first()
+    if existing is not None:
+        return existing
+    create = User.objects.create_superuser if email == ADMIN_EMAIL else User.objects.create_user
+    return create(
+        email=email,
+        password=DEMO_PASSWORD,
+        display_name=name,
+        affiliation=affiliation,
+        expertise=expertise,
+        email_verified_at=timezone.now(),
+    )
+
+
+def _comment_thread(revision: Any, team: list[User], reviewer: User, ta: User) -> None:
+    """A thread on one question of the revision sent back: the expert asks, a teammate answers,
+    the TA follows up; left open for the team to resolve once they have revised."""
+    question = "collected-ethically"
+    ask = review_services.comment_add(
+        revision=revision,
+        author=reviewer,
+        question_key=question,
+        body="The referral letters were written for clinicians, not for a model. Did the "
+        "families consent to this use, or does the clinic's data agreement cover it?",
+    )
+    review_services.comment_add(
+        revision=revision,
+        author=team[1],
+        parent=ask,
+        body="The clinic's agreement covers service improvement only. We are asking its "
+        "ethics board whether training a model counts.",
+    )
+    review_services.comment_add(
+        revision=revision,
+        author=ta,
+        parent=ask,
+        body="Good: add the board's answer to the revision, and what you do if it says no.",
+    )
+
+
 def seed_demo() -> tuple[Course, bool]:
-    """Create the demo course; returns (course, created). Running it again changes nothing."""
+    """Create the demo course; returns (course, created). Running it again changes nothing,
+    except that it adds the site admin to a demo seeded before there was one."""
+    _demo_user(*ADMIN)
     existing = Course.objects.filter(code=DEMO_COURSE_CODE).first()
     if existing is not None:
         return existing, False
     with transaction.atomic():
-        users = {}
-        for email, name, affiliation, expertise in PEOPLE:
-            user = User.objects.filter(email=email).first() or User.objects.create_user(
-                email=email,
-                password=DEMO_PASSWORD,
-                display_name=name,
-                affiliation=affiliation,
-                expertise=expertise,
-                email_verified_at=timezone.now(),
-            )
-            users[email.split("@")[0]] = user
+        users = {email.split("@")[0]: _demo_user(email, *rest) for email, *rest in PEOPLE}
         template = install_default_template()
         instructor, ta = users["instructor"], users["ta"]
         course = services.course_create(
@@ -135,13 +177,14 @@ def seed_demo() -> tuple[Course, bool]:
             join_code=DEMO_JOIN_CODE,
         )
         services.course_add_member(course=course, actor=instructor, user=ta, role=Role.TA)
-        for i in range(1, 7):
+        for i in range(1, STUDENTS + 1):
             services.course_add_member(
                 course=course, actor=instructor, user=users[f"student{i}"], role=Role.STUDENT
             )
-        s = [users[f"student{i}"] for i in range(1, 7)]
+        s = [users[f"student{i}"] for i in range(1, STUDENTS + 1)]
 
-        # Team 1: stages 1-2 approved, stage 3 sent back with changes requested.
+        # Team 1: stages 1-2 approved, stage 3 sent back with changes requested, and a comment
+        # thread on it for the team to answer.
         triage = services.project_create(
             course=course,
             actor=s[0],
@@ -186,9 +229,11 @@ def seed_demo() -> tuple[Course, bool]:
             question_key="data-representative",
             comment="Is the data representative of rural clinics? Say how you checked.",
         )
+        _comment_thread(revision, s[0:2], expert1, ta)
         services.stage_set_due_date(stage=stage3, actor=ta, due_date=dt.date(2026, 12, 12))
 
-        # Team 2: went all the way round and looped back to stage 3 in cycle 2.
+        # Team 2: went all the way round, looped back to stage 3 in cycle 2 and resubmitted it:
+        # it waits for the TA and for expert2.
         crops = services.project_create(
             course=course,
             actor=s[2],
@@ -238,6 +283,7 @@ def seed_demo() -> tuple[Course, bool]:
             reason="Monitoring showed the model fails on photos taken at dusk; "
             "our data had almost none.",
         )
+        _submit(_current(crops), s[2], "Crop disease, with dusk photos")
 
         # Team 3: decided at stage 1 that this should not be built.
         bail = services.project_create(
@@ -269,6 +315,32 @@ def seed_demo() -> tuple[Course, bool]:
             "not a model.",
             approvers=[ta, expert2],
         )
+
+        # Team 4: stage 1 submitted; it waits for the TA and for expert1.
+        sepsis = services.project_create(
+            course=course,
+            actor=s[6],
+            members=[s[7]],
+            title="Sepsis early warning",
+            summary="Alert the children's ward when vital signs suggest early sepsis.",
+        )
+        services.stakeholder_add(
+            project=sepsis,
+            actor=s[6],
+            name="Ward nurses",
+            kind="operator",
+            interests="Fewer missed deteriorations, not more alarms",
+            possible_harms="Alarm fatigue",
+        )
+        review_services.assignment_create(
+            project=sepsis,
+            actor=ta,
+            reviewer=expert1,
+            role="expert",
+            due_date=dt.date(2026, 12, 14),
+        )
+        _declare_no_conflict(sepsis, expert1)
+        _submit(_current(sepsis), s[7], "Sepsis early warning")
     return course, True
 
 
@@ -279,4 +351,4 @@ def demo_logins() -> list[tuple[str, str]]:
     return [
         (email, Role(roles[email]).label if email in roles else "Domain expert (no course role)")
         for email, *_ in PEOPLE
-    ]
+    ] + [(ADMIN_EMAIL, "Site admin: the Django admin at /admin/")]

@@ -99,6 +99,10 @@ class AssignmentForm(_PersonMixin, forms.Form):
     def __init__(
         self, *args: Any, candidates: Any, stages: Any, action: str = "", **kwargs: Any
     ) -> None:
+        # The reviewers page shows this form beside the invitation form, which has fields of the
+        # same names: each form's element ids carry its own prefix, so a label focuses its own
+        # field. Only the ids: the posted field names stay as they are.
+        kwargs.setdefault("auto_id", "assign-%s")
         super().__init__(*args, **kwargs)
         _choice_field(self, "reviewer").queryset = candidates
         _choice_field(self, "stage_definition").queryset = stages
@@ -171,6 +175,7 @@ class InvitationForm(forms.Form):
         needs_confirmation: bool = False,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("auto_id", "invite-%s")  # ids apart from the assignment form's
         super().__init__(*args, **kwargs)
         _choice_field(self, "stage_definition").queryset = stages
         self.helper = FormHelper()

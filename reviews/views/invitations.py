@@ -91,7 +91,10 @@ def _page(
         here = reverse("reviews:invitation_accept", args=[token])
         context["login_url"] = f"{reverse('accounts:login')}?{urlencode({'next': here})}"
         if form is None and not context["account_exists"]:
-            context["form"] = AcceptInvitationForm(email=invitation.email)
+            # The name the inviter typed, for the expert to keep or correct.
+            context["form"] = AcceptInvitationForm(
+                email=invitation.email, initial={"display_name": invitation.name}
+            )
     return render(request, "reviews/invitation_accept.html", context, status=status)
 
 

@@ -38,6 +38,37 @@
     }
   });
 
+  // A table wider than the screen scrolls within its .table-responsive box (never the page);
+  // keyboard users must be able to scroll it too, so a box that overflows takes focus, named
+  // after its table's caption (WCAG 2.1.1; axe-core's scrollable-region-focusable).
+  function markScrollableRegions() {
+    document.querySelectorAll(".table-responsive").forEach(function (box) {
+      var overflows = box.scrollWidth > box.clientWidth + 1;
+      if (overflows && !box.hasAttribute("tabindex")) {
+        var caption = box.querySelector("caption");
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        box.setAttribute(
+          "aria-label",
+          (caption && caption.textContent.trim()) || "Table (scrolls sideways)"
+        );
+        box.dataset.scrollRegion = "1";
+      } else if (!overflows && box.dataset.scrollRegion) {
+        box.removeAttribute("tabindex");
+        box.removeAttribute("role");
+        box.removeAttribute("aria-label");
+        delete box.dataset.scrollRegion;
+      }
+    });
+  }
+  markScrollableRegions();
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(markScrollableRegions, 150);
+  });
+  document.addEventListener("htmx:afterSettle", markScrollableRegions);
+
   document.addEventListener("htmx:sendError", function (event) {
     if (event.target.closest("[data-handles-errors]")) return;
     showError("The server could not be reached. Check your connection; your last change was not saved.");

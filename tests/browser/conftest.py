@@ -8,7 +8,32 @@ from pathlib import Path
 import pytest
 from environment import chromium_path, require_or_skip
 
+try:
+    from playwright.sync_api import Error as PlaywrightError
+except ImportError:  # pragma: no cover - dev extras missing; the browser fixture skips
+    PlaywrightError = Exception  # type: ignore[assignment,misc]
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+# axe-core, vendored for the tests only (tests/browser/vendor/README.md): never served by the app.
+AXE_SOURCE = (Path(__file__).resolve().parent / "vendor" / "axe.min.js").read_text()
+# WCAG 2.2 at levels A and AA (axe tags the 2.0, 2.1 and 2.2 criteria separately).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+# axe refuses a second run while one is going: runs on one page wait for each other.
+RUN_AXE = """async (tags) => {
+  const run = () => axe.run(document, {
+    runOnly: {type: "tag", values: tags},
+    resultTypes: ["violations"],
+  });
+  window.__axeQueue = (window.__axeQueue || Promise.resolve()).catch(() => null).then(run);
+  const result = await window.__axeQueue;
+  return result.violations.map((v) => ({
+    id: v.id,
+    impact: v.impact,
+    help: v.help,
+    nodes: v.nodes.map((n) =>
+      `${n.target.join(" ")}: ${(n.failureSummary || "").split("\\n").slice(1).join(" ")}`),
+  }));
+}"""
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -63,12 +88,21 @@ document.addEventListener("securitypolicyviolation", (event) => {
 class Session:
     """One person in their own browser context. Every page it opens reports Content-Security-
     Policy violations (the securitypolicyviolation event, and Chromium's console message about
-    them); the open_session fixture fails the test if there were any."""
+    them), and every document it loads is checked by axe-core against WCAG 2.2 A and AA; the
+    open_session fixture fails the test if there were any violations of either.
 
-    def __init__(self, browser, base_url: str):
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+    axe runs from Python on each page's load event, through the DevTools protocol, so the site's
+    Content-Security-Policy stays as strict as in production. A page the test left before axe
+    finished (a click that navigates at once) is opened again, by GET in the same browser
+    context, when the test ends: every page a test visits is checked."""
+
+    def __init__(self, browser, base_url: str, *, viewport: dict[str, int] | None = None):
+        self.context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
         self.context.set_default_timeout(15_000)
         self.csp_violations: list[str] = []
+        self.a11y_violations: list[str] = []
+        self.checked: list[str] = []
+        self.unchecked: list[str] = []
         self.console: list[str] = []
         self.context.expose_binding(
             "__reportCspViolation", lambda source, text: self.csp_violations.append(text)
@@ -80,6 +114,43 @@ class Session:
 
     def _watch(self, page) -> None:
         page.on("console", self._console)
+        page.on("load", lambda: self._audit(page))
+
+    def _audit(self, page) -> None:
+        url = page.url
+        if not url.startswith(self.base_url):
+            return
+        try:
+            found = self.axe(page)
+        except PlaywrightError:
+            # The test moved on (or the page closed) before axe finished: checked at the end.
+            self.unchecked.append(url)
+            return
+        self.checked.append(url)
+        self.a11y_violations.extend(found)
+
+    def axe(self, page) -> list[str]:
+        """The WCAG 2.2 A/AA violations on the page as it is now, one line per rule."""
+        if not page.evaluate("() => typeof window.axe === 'object'"):
+            page.evaluate(AXE_SOURCE)
+        path = page.url.removeprefix(self.base_url)
+        return [
+            f"{path} [{v['impact']}] {v['id']}: {v['help']}\n    " + "\n    ".join(v["nodes"])
+            for v in page.evaluate(RUN_AXE, AXE_TAGS)
+        ]
+
+    def audit_unchecked(self) -> None:
+        """Open again each page the test left before axe could finish with it, and check it."""
+        pending = [url for url in dict.fromkeys(self.unchecked) if url not in self.checked]
+        if not pending:
+            return
+        page = self.context.new_page()
+        for url in pending:
+            page.goto(url)
+            page.wait_for_load_state()
+            self.a11y_violations.extend(self.axe(page))
+            self.checked.append(url)
+        page.close()
 
     def _console(self, message) -> None:
         text = message.text
@@ -107,13 +178,19 @@ class Session:
 def open_session(browser, live_server):
     sessions: list[Session] = []
 
-    def open_() -> Session:
-        session = Session(browser, live_server.url)
+    def open_(*, viewport: dict[str, int] | None = None) -> Session:
+        session = Session(browser, live_server.url, viewport=viewport)
         sessions.append(session)
         return session
 
     yield open_
+    for session in sessions:
+        session.audit_unchecked()
     violations = [text for session in sessions for text in session.csp_violations]
+    inaccessible = list(
+        dict.fromkeys(text for session in sessions for text in session.a11y_violations)
+    )
     for session in sessions:
         session.close()
     assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
+    assert inaccessible == [], "WCAG 2.2 AA violations (axe-core):\n" + "\n".join(inaccessible)

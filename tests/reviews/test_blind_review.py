@@ -336,7 +336,7 @@ def test_the_team_never_sees_a_reviewers_name_or_address(reviewed_anonymously):
         review_url(stage),
         reverse("reviews:project_reviewers", args=[p.project.pk]),
         reverse("reviews:project_dossier", args=[p.project.pk]),
-        reverse("reviews:notifications"),
+        reverse("notifications:list"),
     ):
         assert must in visited, f"the crawl missed {must}"
     for url, html in pages.items():

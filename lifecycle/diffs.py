@@ -205,13 +205,13 @@ def diff_question(
         return QuestionDiff(question, before, after)
     if question.kind in TEXT_KINDS:
         return QuestionDiff(question, before, after, text=side_by_side(before, after, budget))
-    values = before_after(_values(question, old), _values(question, new))
+    values: BeforeAfter | None = before_after(_values(question, old), _values(question, new))
     text = None
     if question.kind == QuestionKind.YES_NO_UNSURE:
         old_why, new_why = _justification(old), _justification(new)
         if old_why != new_why:
             text = side_by_side(old_why, new_why, budget)
-        if [i.text for i in values.before] == [i.text for i in values.after]:
+        if values is not None and [i.text for i in values.before] == [i.text for i in values.after]:
             values = None  # only the justification changed
     return QuestionDiff(question, before, after, text=text, values=values)
 

@@ -87,13 +87,14 @@ def reviewer_labels(project: Project) -> dict[int, str]:
         .order_by()
     ):
         seen(row["reviewer_id"], row["at"], row["role"])
-    for row in (
+    for author_id, at in (
         Comment.objects.filter(revision__stage__project=project)
         .values("author_id")
         .annotate(at=Min("created_at"))
         .order_by()
+        .values_list("author_id", "at")
     ):
-        seen(row["author_id"], row["at"], None)
+        seen(author_id, at, None)
     order = sorted(first, key=lambda person: (first[person], person))
     return {
         person: f"Reviewer {_letters(n)}, "
@@ -135,7 +136,7 @@ class ReviewerNames:
         for row in rows:
             for name in fields:
                 person_id = getattr(row, f"{name}_id", None)
-                if self.is_masked(person_id):
+                if person_id is not None and self.is_masked(person_id):
                     row._meta.get_field(name).set_cached_value(row, self.stand_in(person_id))
 
     def mask_threads(self, threads: Iterable[Any]) -> None:

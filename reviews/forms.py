@@ -387,7 +387,7 @@ class CourseSettingsForm(forms.Form):
     def __init__(self, *args: Any, stages: Iterable[StageDefinition] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stages = list(stages)
-        short = {
+        short: dict[str, str] = {
             IndependentReview.OFF: "Off",
             IndependentReview.EXPERTS: "Domain experts decide blind",
             IndependentReview.EVERYONE: "Every reviewer decides blind",

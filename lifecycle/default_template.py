@@ -905,8 +905,8 @@ def _has_field(model: Any, name: str) -> bool:
 
 
 def _fit_independent_review(stage_model: Any, fields: dict[str, Any]) -> None:
-    """Migrations before lifecycle 0009 knew independent review as a yes/no flag that meant
-    "everyone"; 0009 converts the flag and sets the default template's stages from this data."""
+    """Migrations before lifecycle 0010 knew independent review as a yes/no flag that meant
+    "everyone"; 0010 converts the flag and sets the default template's stages from this data."""
     field = stage_model._meta.get_field("independent_review")
     if field.get_internal_type() == "BooleanField" and "independent_review" in fields:
         fields["independent_review"] = fields["independent_review"] in (True, "everyone")

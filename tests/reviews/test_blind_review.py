@@ -266,7 +266,7 @@ def test_a_blind_reviewer_cannot_reply_to_a_hidden_comment(personas, in_review):
 
 def test_the_migration_turned_the_old_flag_into_everyone(personas):
     """The flag an earlier issue added meant every reviewer decides blind; templates other
-    than the default keep that meaning (lifecycle 0009)."""
+    than the default keep that meaning (lifecycle 0010)."""
     field = StageDefinition._meta.get_field("independent_review")
     assert {c[0] for c in field.choices} == {"off", "experts", "everyone"}
 

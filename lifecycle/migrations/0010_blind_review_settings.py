@@ -32,7 +32,7 @@ def restore_flag(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("lifecycle", "0008_invites_join_codes_and_expert_confirmation")]
+    dependencies = [("lifecycle", "0009_evidence_files_risks_and_template_maps")]
 
     operations = [
         migrations.RenameField(

@@ -24,7 +24,7 @@ from typing import Any
 from django.db.models import Min
 
 from lifecycle import permissions as lifecycle_permissions
-from lifecycle.models import Project
+from lifecycle.models import Course, Project
 
 from .models import Comment, Decision, ReviewAssignment, ReviewerRole
 
@@ -155,9 +155,17 @@ def team_sees_anonymous(project: Project) -> bool:
     return bool(project.course.anonymous_reviewers)
 
 
-def names_for_team(project: Project) -> ReviewerNames:
-    """How the team sees this project's reviewers (notifications to the team use it)."""
-    if not team_sees_anonymous(project):
+def names_for_team(project: Project, *, fresh: bool = True) -> ReviewerNames:
+    """How the team sees this project's reviewers (notifications to the team use it). The
+    setting is read afresh: an event handler's project may carry a course read long before."""
+    anonymous = (
+        Course.objects.filter(pk=project.course_id)
+        .values_list("anonymous_reviewers", flat=True)
+        .first()
+        if fresh
+        else team_sees_anonymous(project)
+    )
+    if not anonymous:
         return NAMED
     return ReviewerNames(reviewer_labels(project))
 
@@ -169,4 +177,4 @@ def names_for(viewer: Any, project: Project, *, is_member: bool | None = None) -
         return NAMED
     if is_member is None:
         is_member = lifecycle_permissions.is_project_member(viewer, project)
-    return names_for_team(project) if is_member else NAMED
+    return names_for_team(project, fresh=False) if is_member else NAMED

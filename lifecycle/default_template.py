@@ -663,7 +663,10 @@ def _stage(
         "min_approvals": staff + expert,
         "min_staff_approvals": staff,
         "min_expert_approvals": expert,
-        "independent_review": False,
+        # Blind review for the expert part of the gate: an expert's judgement counts because it
+        # is independent, so experts decide before they read anyone else's (on every stage: a
+        # whole-project expert reviews stages whose gate needs no expert too).
+        "independent_review": "experts",
         "requires_stakeholders": requires_stakeholders,
         "allows_not_pursued": allows_not_pursued,
         "is_iteration": is_iteration,
@@ -901,6 +904,14 @@ def _has_field(model: Any, name: str) -> bool:
     return any(field.name == name for field in model._meta.get_fields())
 
 
+def _fit_independent_review(stage_model: Any, fields: dict[str, Any]) -> None:
+    """Migrations before lifecycle 0010 knew independent review as a yes/no flag that meant
+    "everyone"; 0010 converts the flag and sets the default template's stages from this data."""
+    field = stage_model._meta.get_field("independent_review")
+    if field.get_internal_type() == "BooleanField" and "independent_review" in fields:
+        fields["independent_review"] = fields["independent_review"] in (True, "everyone")
+
+
 def install_default_template(
     apps: Any = None,
     *,
@@ -951,6 +962,7 @@ def install_default_template(
                     for k, v in stage_data.items()
                     if k != "questions" and (k != "risk_min_severity" or _has_field(stage_model, k))
                 }
+                _fit_independent_review(stage_model, stage_fields)
                 stage = stage_model._default_manager.db_manager(db).create(
                     template=template, **stage_fields
                 )

@@ -44,6 +44,14 @@ class ExpertInvitationPolicy(models.TextChoices):
     AFTER_CONFIRMATION = "after_confirmation", "Teams may invite experts after staff confirm"
 
 
+class IndependentReview(models.TextChoices):
+    """Who decides before seeing the other reviewers' decisions and comments (blind review)."""
+
+    OFF = "off", "Off: reviewers see each other's decisions and comments at once"
+    EXPERTS = "experts", "Domain experts decide before they see the others' decisions and comments"
+    EVERYONE = "everyone", "Every reviewer decides before seeing the others' decisions and comments"
+
+
 # --- Templates ----------------------------------------------------------------------------
 
 
@@ -106,9 +114,13 @@ class StageDefinition(models.Model):
     min_approvals = models.PositiveSmallIntegerField(default=1)
     min_staff_approvals = models.PositiveSmallIntegerField(default=1)
     min_expert_approvals = models.PositiveSmallIntegerField(default=0)
-    independent_review = models.BooleanField(
-        default=False,
-        help_text="Reviewers do not see each other's decisions until they have decided.",
+    # The template's default; a course overrides it for all its stages or stage by stage
+    # (Course.independent_review, Course.independent_review_stages; lifecycle.policy).
+    independent_review = models.CharField(
+        max_length=10,
+        choices=IndependentReview.choices,
+        default=IndependentReview.OFF,
+        help_text="Who decides before seeing the other reviewers' decisions and comments.",
     )
     # Stage-specific rules, as data so that an edited template can move them.
     requires_stakeholders = models.BooleanField(
@@ -273,6 +285,22 @@ class Course(models.Model):
         default=NotPursuedGate.STAGE,
         help_text="A team's proposal not to build passes the gate of the stage it is at, or "
         "needs course staff only.",
+    )
+    # Blind review. Empty: each stage as the template sets it.
+    independent_review = models.CharField(
+        max_length=10,
+        choices=IndependentReview.choices,
+        blank=True,
+        default="",
+        help_text="Independent review for every stage; empty: as the template sets each stage.",
+    )
+    # stage key -> IndependentReview value: one stage set apart from the course's setting. Keys,
+    # not ids, so the setting survives a new version of the template.
+    independent_review_stages = models.JSONField(default=dict, blank=True)
+    anonymous_reviewers = models.BooleanField(
+        default=False,
+        help_text="The team sees 'Reviewer A, domain expert' instead of reviewers' names; course "
+        "staff and the audit trail keep the names.",
     )
     invitation_expiry_days = models.PositiveSmallIntegerField(default=14)
     reminder_interval_days = models.PositiveSmallIntegerField(default=3)

@@ -1,4 +1,5 @@
-"""Gate policies that cannot be met are refused when a template or a course is saved."""
+"""Gate policies that cannot be met are refused when a template or a course is saved; which blind
+review applies to a stage of a course."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from .models import (
     Course,
     ExpertInvitationPolicy,
+    IndependentReview,
     LifecycleTemplate,
     ProjectStatus,
     StageDefinition,
@@ -57,4 +59,31 @@ def stage_policy_errors(stage: StageDefinition) -> list[str]:
     if stage.template_id:
         for course in Course.objects.filter(template_id=stage.template_id):
             errors.extend(_expert_errors(course, [stage]))
+    return errors
+
+
+def independent_review_mode(course: Course, definition: StageDefinition) -> str:
+    """The course's setting for this stage, else the course's for every stage, else the
+    template's (an IndependentReview value)."""
+    per_stage = course.independent_review_stages or {}
+    mode = per_stage.get(definition.key) or course.independent_review
+    return mode or definition.independent_review or IndependentReview.OFF
+
+
+def independent_review_errors(course: Course) -> list[str]:
+    valid = set(IndependentReview.values)
+    errors = []
+    if course.independent_review and course.independent_review not in valid:
+        errors.append(f"“{course.independent_review}” is not a kind of independent review.")
+    per_stage = course.independent_review_stages
+    if not isinstance(per_stage, dict):
+        return [*errors, "The per-stage independent review must map stage keys to a setting."]
+    keys = (
+        set(course.template.stages.values_list("key", flat=True)) if course.template_id else set()
+    )
+    for key, mode in per_stage.items():
+        if key not in keys:
+            errors.append(f"The course's template has no stage “{key}”.")
+        elif mode not in valid:
+            errors.append(f"“{mode}” is not a kind of independent review (stage “{key}”).")
     return errors

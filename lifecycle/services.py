@@ -966,6 +966,9 @@ COURSE_SETTING_FIELDS = (
     "join_code_expires_on",
     "reminder_interval_days",
     "reminder_limit",
+    "independent_review",
+    "independent_review_stages",
+    "anonymous_reviewers",
 )
 
 
@@ -973,7 +976,7 @@ COURSE_SETTING_FIELDS = (
 def course_update_settings(*, course: Course, actor: Any, **fields: Any) -> Course:
     """Instructors change a course's settings; a gate policy the new settings cannot meet is
     refused with the reason."""
-    from .policy import course_policy_errors
+    from .policy import course_policy_errors, independent_review_errors
 
     course = (
         Course.objects.select_for_update(of=("self",), no_key=True)
@@ -988,7 +991,7 @@ def course_update_settings(*, course: Course, actor: Any, **fields: Any) -> Cour
     old = {k: getattr(course, k) for k in fields}
     for key, value in fields.items():
         setattr(course, key, value)
-    errors = course_policy_errors(course, course.template)
+    errors = course_policy_errors(course, course.template) + independent_review_errors(course)
     if errors:
         raise InvalidAnswers({"__all__": errors})
     changed = [k for k in fields if old[k] != getattr(course, k)]

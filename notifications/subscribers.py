@@ -15,6 +15,7 @@ from accounts.models import User
 from lifecycle import events
 from lifecycle.models import STAFF_ROLES, Membership, Project, ProjectStage
 from reviews import events as review_events
+from reviews.anonymity import NAMED, names_for_team
 from reviews.models import (
     AssignmentState,
     Comment,
@@ -157,7 +158,8 @@ def on_changes_requested(*, stage: ProjectStage, revision: Any, actor: Any, reas
         stage=stage,
         key=f"changes_requested:r{revision.pk}",
         subject=f"[{project.title}] Changes requested on {_title(stage)}",
-        body=f"{actor.name} asked for changes on revision {revision.number}:\n\n{reason}\n\n"
+        body=f"{names_for_team(project).name_of(actor)} asked for changes on revision "
+        f"{revision.number}:\n\n{reason}\n\n"
         "Revise the answers and submit again.",
         link=stage_link(stage),
     )
@@ -183,17 +185,24 @@ def on_stage_approved(
         link=stage_link(next_stage or stage),
     )
     if override:
-        notify(
-            recipients=[*project_members(project), *course_staff(project)],
-            kind=NotificationKind.OVERRIDE,
-            project=project,
-            stage=stage,
-            key=f"override:s{stage.pk}:r{revision.pk}",
-            subject=f"[{project.title}] Instructor override on {_title(stage)}",
-            body=f"{actor.name} approved {_title(stage)} without its quorum. Justification: "
-            f"{stage.override_justification}",
-            link=stage_link(stage),
-        )
+        # Staff read the instructor's name; the team of a course with anonymous reviewers reads
+        # a label if the instructor also reviewed the project.
+        team_names = names_for_team(project)
+        for recipients, names in (
+            (course_staff(project), NAMED),
+            (project_members(project), team_names),
+        ):
+            notify(
+                recipients=recipients,
+                kind=NotificationKind.OVERRIDE,
+                project=project,
+                stage=stage,
+                key=f"override:s{stage.pk}:r{revision.pk}",
+                subject=f"[{project.title}] Instructor override on {_title(stage)}",
+                body=f"{names.name_of(actor)} approved {_title(stage)} without its quorum. "
+                f"Justification: {stage.override_justification}",
+                link=stage_link(stage),
+            )
 
 
 def on_looped_back(
@@ -304,20 +313,27 @@ def on_comment_added(*, comment: Comment) -> None:
         question = f" on “{prompt or comment.question_key}”"
     reply = comment.parent_id is not None
     excerpt = comment.body if len(comment.body) <= 600 else comment.body[:600] + "…"
-    notify(
-        recipients=recipients,
-        kind=NotificationKind.COMMENT_REPLY if reply else NotificationKind.COMMENT,
-        project=project,
-        stage=stage,
-        key=f"comment:c{comment.pk}",
-        subject=f"[{project.title}] {comment.author.name} "
-        + (f"replied{question}" if reply else f"commented{question}")
-        + f" ({_title(stage)})",
-        body=f"{comment.author.name} wrote on revision {comment.revision.number} of "
-        f"{_title(stage)}{question}:\n\n{excerpt}",
-        link=review_link(stage) + f"#comment-{root.pk}",
-        payload={"comment": comment.pk, "thread": root.pk},
-    )
+    # Anonymous reviewers: the team reads the reviewer's label, the reviewers read the name.
+    team_names = names_for_team(project)
+    for group, names in (
+        ([u for u in recipients if u.pk in member_ids], team_names),
+        ([u for u in recipients if u.pk not in member_ids], NAMED),
+    ):
+        author = names.name_of(comment.author)
+        notify(
+            recipients=group,
+            kind=NotificationKind.COMMENT_REPLY if reply else NotificationKind.COMMENT,
+            project=project,
+            stage=stage,
+            key=f"comment:c{comment.pk}",
+            subject=f"[{project.title}] {author} "
+            + (f"replied{question}" if reply else f"commented{question}")
+            + f" ({_title(stage)})",
+            body=f"{author} wrote on revision {comment.revision.number} of "
+            f"{_title(stage)}{question}:\n\n{excerpt}",
+            link=review_link(stage) + f"#comment-{root.pk}",
+            payload={"comment": comment.pk, "thread": root.pk},
+        )
 
 
 def _course_staff_of(course_id: int) -> list[User]:

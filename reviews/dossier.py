@@ -25,17 +25,17 @@ from django.utils.safestring import SafeString
 from lifecycle.audit import chain_head
 from lifecycle.diffs import (
     MAX_WORD_DIFF_WORK,
-    Chunk,
     DiffBudget,
     QuestionDiff,
+    StakeholderChange,
     answer_text,
     diff_answers,
-    stakeholders_text,
-    word_diff,
+    stakeholder_changes,
 )
 from lifecycle.markdown import render_markdown
 from lifecycle.models import (
     AuditEvent,
+    IndependentReview,
     Project,
     ProjectStage,
     Question,
@@ -44,8 +44,10 @@ from lifecycle.models import (
     StageStatus,
     Stakeholder,
 )
+from lifecycle.policy import independent_review_mode
 from lifecycle.traceability import project_traceability
 
+from .anonymity import names_for
 from .models import Comment, Decision, DecisionOutcome
 
 # Word diffs a whole dossier may compute (about a second at most); later changes show whole.
@@ -84,12 +86,23 @@ class RevisionEntry:
     compared_with: StageRevision | None  # the previous revision, or the one it was prefilled from
     diffs: list[QuestionDiff]  # changed questions only
     unchanged: int
-    stakeholder_chunks: list[Chunk] | None
+    stakeholder_changes: list[StakeholderChange]
     first_answers: list[AnswerEntry]  # a first submission's answers, when nothing precedes it
     is_approved: bool
     decisions: list[DecisionEntry]
     threads: list[ThreadEntry]
     hidden_reviews: bool  # independent review: others' decisions are withheld from this viewer
+
+    @property
+    def old_label(self) -> str:
+        if self.compared_with is None:
+            return ""
+        earlier = self.compared_with.stage_id != self.revision.stage_id
+        return f"Revision {self.compared_with.number}{' (earlier cycle)' if earlier else ''}"
+
+    @property
+    def new_label(self) -> str:
+        return f"Revision {self.revision.number}"
 
 
 @dataclass(frozen=True)
@@ -164,11 +177,14 @@ def _threads(comments: Iterable[Comment], question_numbers: Mapping[str, int]) -
 
 
 def _hides_other_reviews(stage: ProjectStage, viewer: Any, viewer_is_member: bool) -> bool:
-    """Independent review, as on the review page: course staff who have not decided on the
-    current revision see neither the other reviewers' decisions nor their comments."""
-    if viewer_is_member or not stage.definition.independent_review:
+    """Independent review, as on the review page: course staff who decide blind on this stage
+    (the dossier's readers are the team and course staff) and have not decided on the current
+    revision see neither the other reviewers' decisions nor their comments."""
+    if viewer_is_member or not stage.current_revision_id:
         return False
-    if not stage.current_revision_id:
+    if independent_review_mode(stage.project.course, stage.definition) != (
+        IndependentReview.EVERYONE
+    ):
         return False
     current = next((r for r in stage.revisions.all() if r.pk == stage.current_revision_id), None)
     decided = current is not None and any(
@@ -193,7 +209,7 @@ def _revision_entries(
     for revision in stage.revisions.all():
         diffs: list[QuestionDiff] = []
         first_answers: list[AnswerEntry] = []
-        stakeholder_chunks = None
+        register: list[StakeholderChange] = []
         if previous is None:
             first_answers = (
                 [] if revision.pk == approved_pk else _answers(questions, revision.answers)
@@ -203,11 +219,7 @@ def _revision_entries(
             if stage.definition.requires_stakeholders and (
                 previous.stakeholders != revision.stakeholders
             ):
-                stakeholder_chunks = word_diff(
-                    stakeholders_text(previous.stakeholders),
-                    stakeholders_text(revision.stakeholders),
-                    budget,
-                )
+                register = stakeholder_changes(previous.stakeholders, revision.stakeholders)
         decisions = []
         for decision in revision.decisions.all():
             if hide_others_from is not None and decision.reviewer_id != hide_others_from.pk:
@@ -233,7 +245,7 @@ def _revision_entries(
                 compared_with=previous,
                 diffs=changed,
                 unchanged=len(diffs) - len(changed),
-                stakeholder_chunks=stakeholder_chunks,
+                stakeholder_changes=register,
                 first_answers=first_answers,
                 is_approved=revision.pk == approved_pk,
                 decisions=decisions,
@@ -274,6 +286,8 @@ def dossier_sources(project: Project) -> DossierSources:
         .prefetch_related(Prefetch("revisions", queryset=revisions))
         .order_by("cycle", "definition__order")
     )
+    for stage in stages:
+        stage.project = project  # the blind-review settings are the course's: no query per stage
     questions_by_definition: dict[int, list[Question]] = defaultdict(list)
     for question in Question.objects.filter(stage__template_id=project.template_id).order_by(
         "stage_id", "order"
@@ -322,6 +336,8 @@ def dossier_content_hash(*, project: Project, viewer: Any, sources: DossierSourc
         [_row(e, actor=e.actor) for e in sources.loop_backs],
         [_row(q) for qs in sources.questions_by_definition.values() for q in qs],
     ]
+    names = names_for(viewer, project, is_member=viewer_is_member)
+    rows.append(sorted(names.labels.items()) if names.labels is not None else None)
     for stage in sources.stages:
         rows.append(_row(stage))
         rows.append(_row(stage.definition))
@@ -347,6 +363,13 @@ def project_dossier(
     loop_backs = {(event.new or {}).get("cycle"): event for event in sources.loop_backs}
     members = sources.members
     viewer_is_member = any(m.pk == viewer.pk for m in members)
+    # Anonymous reviewers: the team's dossier (page and PDF) names no reviewer.
+    names = names_for(viewer, project, is_member=viewer_is_member)
+    if names.anonymous:
+        for stage in stages:
+            for revision in stage.revisions.all():
+                names.mask(revision.decisions.all(), "reviewer")
+                names.mask(revision.comments.all(), "author", "resolved_by")
 
     budget = DiffBudget(DOSSIER_DIFF_WORK)
     by_cycle: dict[int, list[StageEntry]] = defaultdict(list)

@@ -8,13 +8,19 @@ from typing import Any, cast
 
 from crispy_forms.bootstrap import StrictButton
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Field, Layout
+from crispy_forms.layout import HTML, Field, Fieldset, Layout
 from django import forms
 from django.utils.text import Truncator
 
 from accounts.forms import NewPasswordForm
 from accounts.models import User
-from lifecycle.models import ExpertInvitationPolicy, NotPursuedGate, Question, StageDefinition
+from lifecycle.models import (
+    ExpertInvitationPolicy,
+    IndependentReview,
+    NotPursuedGate,
+    Question,
+    StageDefinition,
+)
 
 from .models import DecisionOutcome, ReviewerRole
 
@@ -391,9 +397,44 @@ class CourseSettingsForm(forms.Form):
         min_value=0,
         max_value=20,
     )
+    # Blind review (issue 11): independent review for every stage (or as the template sets
+    # each), one field per stage to set it apart, and anonymous reviewers towards the team.
+    independent_review = forms.ChoiceField(
+        label="Independent review on every stage",
+        choices=[("", "As the lifecycle template sets each stage"), *IndependentReview.choices],
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="A reviewer who decides blind sees the other reviewers' decisions and comments "
+        "only after deciding on the revision themselves.",
+    )
+    anonymous_reviewers = forms.BooleanField(
+        label="Anonymous reviewers towards the team",
+        required=False,
+        help_text="The team sees “Reviewer A, domain expert” on its pages, its dossier and the "
+        "notifications it gets; course staff and the audit trail keep the names.",
+    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    STAGE_PREFIX = "independent_review__"
+
+    def __init__(self, *args: Any, stages: Iterable[StageDefinition] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.stages = list(stages)
+        short: dict[str, str] = {
+            IndependentReview.OFF: "Off",
+            IndependentReview.EXPERTS: "Domain experts decide blind",
+            IndependentReview.EVERYONE: "Every reviewer decides blind",
+        }
+        stage_fields = []
+        for stage in self.stages:
+            name = self.STAGE_PREFIX + stage.key
+            template_says = short.get(stage.independent_review, stage.independent_review)
+            self.fields[name] = forms.ChoiceField(
+                label=f"{stage.order}. {stage.title}",
+                choices=[("", "As set for every stage above"), *short.items()],
+                required=False,
+                help_text=f"The template says: {template_says.lower()}.",
+            )
+            stage_fields.append(name)
         self.helper = FormHelper()
         self.helper.form_id = "course-settings-form"
         self.helper.layout = Layout(
@@ -405,6 +446,17 @@ class CourseSettingsForm(forms.Form):
             "join_code_expires_on",
             "reminder_interval_days",
             "reminder_limit",
+            Fieldset(
+                "Blind review",
+                "independent_review",
+                HTML(
+                    '<p class="small text-body-secondary mb-2" id="stage-blind-help">Set a stage '
+                    "apart from the setting above:</p>"
+                ),
+                *stage_fields,
+                "anonymous_reviewers",
+                css_id="blind-review",
+            ),
             StrictButton("Save the settings", type="submit", css_class="btn-primary"),
         )
 
@@ -412,6 +464,24 @@ class CourseSettingsForm(forms.Form):
         # A form posted without it (an older page) keeps the course's setting.
         value = self.cleaned_data.get("not_pursued_gate")
         return value or self.initial.get("not_pursued_gate") or NotPursuedGate.STAGE
+
+    @classmethod
+    def initial_for(cls, course: Any, stages: Iterable[StageDefinition]) -> dict[str, Any]:
+        initial = {name: getattr(course, name) for name in cls.base_fields}
+        per_stage = course.independent_review_stages or {}
+        for stage in stages:
+            initial[cls.STAGE_PREFIX + stage.key] = per_stage.get(stage.key, "")
+        return initial
+
+    def settings(self) -> dict[str, Any]:
+        """The cleaned data as course_update_settings takes it."""
+        data = {k: v for k, v in self.cleaned_data.items() if not k.startswith(self.STAGE_PREFIX)}
+        data["independent_review_stages"] = {
+            stage.key: self.cleaned_data[self.STAGE_PREFIX + stage.key]
+            for stage in self.stages
+            if self.cleaned_data.get(self.STAGE_PREFIX + stage.key)
+        }
+        return data
 
 
 class ProposalDecisionForm(DecisionForm):

@@ -15,6 +15,7 @@ from django.utils import timezone
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.models import (
     STAFF_ROLES,
+    IndependentReview,
     Membership,
     Project,
     ProjectStage,
@@ -22,9 +23,11 @@ from lifecycle.models import (
     StageRevision,
     StageStatus,
 )
+from lifecycle.policy import independent_review_mode
 from lifecycle.selectors import taught_course_ids
 
 from . import permissions
+from .anonymity import NAMED, ReviewerNames
 from .models import (
     AssignmentState,
     Comment,
@@ -47,14 +50,16 @@ def assignments_for_stage(stage: ProjectStage) -> QuerySet[ReviewAssignment]:
 STALE_SHOWN = 20
 
 
-def gate_panel_context(stage: ProjectStage) -> dict[str, Any]:
+def gate_panel_context(stage: ProjectStage, names: ReviewerNames = NAMED) -> dict[str, Any]:
     """Everything the gate panel shows, from one read of the stage's standing decisions: the
-    current revision's count toward the gate, the others are shown as stale."""
+    current revision's count toward the gate, the others are shown as stale. ``names``: how
+    the reader sees reviewers (masked before the gate's summary names anyone)."""
     standing = list(
         Decision.objects.filter(revision__stage=stage, replaced_at__isnull=True)
         .select_related("reviewer", "revision", "assignment")
         .order_by("-created_at", "-pk")
     )
+    names.mask(standing, "reviewer")
     current = stage.current_revision_id
     decisions = sorted(
         (d for d in standing if current is not None and d.revision_id == current),
@@ -64,6 +69,7 @@ def gate_panel_context(stage: ProjectStage) -> dict[str, Any]:
     gate = gate_for_stage(stage, current_decisions=decisions)
     decided = {d.reviewer_id for d in decisions}
     waiting = [a for a in assignments_for_stage(stage) if a.reviewer_id not in decided]
+    names.mask(waiting, "reviewer")
     return {
         "stage": stage,
         "gate": gate,
@@ -252,17 +258,32 @@ def invitations_awaiting_confirmation(user: Any) -> list[Invitation]:
     )
 
 
+def blind_for(stage: ProjectStage, role: str | None) -> bool:
+    """Whether someone deciding under ``role`` on this stage decides blind (the course's
+    setting for the stage, else the course's, else the template's)."""
+    if role is None:
+        return False
+    mode = independent_review_mode(stage.project.course, stage.definition)
+    if mode == IndependentReview.EVERYONE:
+        return True
+    return mode == IndependentReview.EXPERTS and role == ReviewerRole.EXPERT
+
+
 def hides_other_reviews(
     user: Any, stage: ProjectStage, *, decided_by: set[int] | None = None
 ) -> bool:
-    """Independent review: a reviewer who has not decided on the current revision sees neither
-    the other reviewers' decisions nor their comments (the team sees everything).
-    ``decided_by``: who has a standing decision on the current revision, if already read."""
-    if not stage.definition.independent_review or not stage.current_revision_id:
+    """Independent review: a reviewer who decides blind on this stage and has not decided on
+    its current revision sees neither the other reviewers' decisions nor their comments (the
+    team sees everything). ``decided_by``: who has a standing decision on the current
+    revision, if already read."""
+    if not stage.current_revision_id:
+        return False
+    if independent_review_mode(stage.project.course, stage.definition) == IndependentReview.OFF:
         return False
     if decided_by is not None and user.pk in decided_by:
         return False
-    if not permissions.can_review(user, stage.project, stage.definition_id):
+    role, _ = permissions.reviewer_role(user, stage.project, stage.definition)
+    if not blind_for(stage, role):
         return False
     if decided_by is not None:
         return True

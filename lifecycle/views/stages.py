@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from lifecycle import limits, permissions, services
 from lifecycle.answers import clean_answers
-from lifecycle.diffs import answer_text, diff_answers, stakeholders_text, word_diff
+from lifecycle.diffs import answer_text, diff_answers, stakeholder_changes, word_diff
 from lifecycle.errors import DomainError, DraftConflict, InvalidAnswers
 from lifecycle.forms import StageAnswersForm
 from lifecycle.markdown import render_markdown
@@ -318,10 +318,11 @@ def stage_revisions(request: HttpRequest, pk: int, cycle: int, key: str) -> Http
                 {
                     "a": old.number if old else None,
                     "b": new.number,
+                    "old_label": f"Revision {old.number}" if old else "Nothing before",
+                    "new_label": f"Revision {new.number}",
                     "diffs": diff_answers(questions, old_answers, new.answers),
-                    "stakeholder_chunks": word_diff(
-                        stakeholders_text(old.stakeholders if old else []),
-                        stakeholders_text(new.stakeholders),
+                    "stakeholder_changes": stakeholder_changes(
+                        old.stakeholders if old else [], new.stakeholders
                     )
                     if stage.definition.requires_stakeholders
                     else None,

@@ -1,4 +1,5 @@
-"""A course's review settings: experts, who may invite them, link expiry and reminders."""
+"""A course's review settings: experts, who may invite them, link expiry, reminders and blind
+review (independent review per course and per stage, anonymous reviewers)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,15 @@ RECENT_JOINS = 20
 @require_http_methods(["GET", "POST"])
 def course_settings(request: HttpRequest, course_pk: int) -> HttpResponse:
     course = get_course_for_instructor(request.user, course_pk)
-    initial = {name: getattr(course, name) for name in CourseSettingsForm.base_fields}
-    form = CourseSettingsForm(request.POST or None, initial=initial)
+    stages = list(course.template.stages.order_by("order"))
+    form = CourseSettingsForm(
+        request.POST or None,
+        initial=CourseSettingsForm.initial_for(course, stages),
+        stages=stages,
+    )
     if request.method == "POST" and form.is_valid():
         try:
-            course_update_settings(course=course, actor=request.user, **form.cleaned_data)
+            course_update_settings(course=course, actor=request.user, **form.settings())
         except InvalidAnswers as invalid:
             add_service_errors(form, invalid.errors)
         except DomainError as error:
@@ -44,9 +49,7 @@ def course_settings(request: HttpRequest, course_pk: int) -> HttpResponse:
         {
             "course": course,
             "form": form,
-            "expert_stages": [
-                s for s in course.template.stages.order_by("order") if s.min_expert_approvals
-            ],
+            "expert_stages": [s for s in stages if s.min_expert_approvals],
             # Who came in lately, so staff notice a leaked code before rotating it.
             "recent_joins": list(
                 course.memberships.filter(role=Role.STUDENT)

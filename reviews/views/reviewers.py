@@ -22,6 +22,7 @@ from lifecycle.models import ExpertInvitationPolicy, Project
 from lifecycle.selectors import get_project_for_user
 
 from .. import selectors, services
+from ..anonymity import names_for
 from ..forms import AssignmentForm, InvitationForm, ReaddressInvitationForm, ReassignForm
 from ..models import AssignmentState, ConflictDeclaration, Invitation
 from .common import domain_error_page
@@ -104,11 +105,18 @@ def _page(
     declarations = {d.reviewer_id: d for d in ConflictDeclaration.objects.filter(project=project)}
     for a in assignments:
         a.declaration = declarations.get(a.reviewer_id)  # type: ignore[attr-defined]
+    # Anonymous reviewers: the team reads "Reviewer A, domain expert", no address, and only
+    # the invitations it sent itself (it typed those addresses; staff's would name experts).
+    names = names_for(user, project, is_member=is_member)
+    names.mask(assignments, "reviewer")
+    team_ids = {m.pk for m in project.members.all()} if names.anonymous else set()
     now = timezone.now()
     invitations = []
     for invitation in project.invitations.select_related(
         "stage_definition", "invited_by", "accepted_by", "confirmed_by"
     ).order_by("-created_at"):
+        if names.anonymous and invitation.invited_by_id not in team_ids:
+            continue
         state = invitation.state(now)
         may_revoke = state in REVOCABLE and (is_staff or invitation.invited_by_id == user.pk)
         invitations.append(InvitationRow(invitation, state, may_revoke))
@@ -120,6 +128,7 @@ def _page(
         "is_instructor": lifecycle_permissions.is_instructor(user, project.course),
         "assignments": assignments,
         "invitations": invitations,
+        "anonymous_reviewers": names.anonymous,
         "can_invite": can_invite,
         "invitation_policy": project.course.get_expert_invitations_display(),
         "team_may_invite": _team_may_invite(project),

@@ -18,12 +18,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.reauth import password_confirmed_recently, reauth_redirect
 from evidence.selectors import evidence_changes, revision_files_by_question
 from lifecycle import permissions as lifecycle_permissions
-from lifecycle.diffs import answer_text, diff_answers, stakeholders_text, word_diff
+from lifecycle.diffs import answer_text, diff_answers, stakeholder_changes
 from lifecycle.errors import DomainError, InvalidAnswers
 from lifecycle.forms import add_service_errors
 from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageStatus, StakeholderKind
 
 from .. import permissions, selectors, services
+from ..anonymity import names_for
 from ..forms import CommentForm, ConflictDeclarationForm, DecisionForm, OverrideForm
 from ..models import Comment, ConflictDeclaration, Decision, ReviewerRole
 from ..selectors import Thread
@@ -159,14 +160,12 @@ def _review_page(
                 "decision": last,
                 "rows": rows,
                 "changed": sum(1 for r in rows if r.changed),
-                "stakeholder_chunks": word_diff(
-                    stakeholders_text(last.revision.stakeholders),
-                    stakeholders_text(shown.stakeholders),
-                )
+                "stakeholders": stakeholder_changes(last.revision.stakeholders, shown.stakeholders)
                 if definition.requires_stakeholders
-                and last.revision.stakeholders != shown.stakeholders
-                else None,
+                else [],
                 "files": evidence_changes(last.revision.evidence, shown.evidence),
+                "old_label": f"Revision {last.revision.number} (you decided)",
+                "new_label": f"Revision {shown.number}",
             }
 
     # An expert declares conflicts first, and one a team proposed waits for staff to confirm.
@@ -193,7 +192,11 @@ def _review_page(
             questions=questions,
             action=reverse("reviews:stage_decide", args=[stage.pk]),
         )
-    panel = selectors.gate_panel_context(stage)
+    # Anonymous reviewers towards the team: every person the page shows, masked at the rows.
+    names = names_for(user, project, is_member=is_member)
+    names.mask(decisions, "reviewer")
+    names.mask_threads(t for ts in threads.values() for t in ts)
+    panel = selectors.gate_panel_context(stage, names)
     panel.update({"hide_votes": hide_others, "on_review_page": True})
     context = {
         "stage": stage,
@@ -208,6 +211,7 @@ def _review_page(
         "is_staff": lifecycle_permissions.is_course_staff(user, project.course),
         "is_instructor": lifecycle_permissions.is_instructor(user, project.course),
         "hide_others": hide_others,
+        "anonymous_reviewers": names.anonymous,
         "question_labels": {q.key: f"question {n}" for n, q in enumerate(questions, start=1)},
         "rows": _answer_rows(
             questions,

@@ -221,7 +221,8 @@ def test_default_gates(template, order, min_approvals, staff, expert):
         staff,
         expert,
     )
-    assert stage.independent_review is False
+    # Blind review for the expert part of the gate (issue 11).
+    assert stage.independent_review == "experts"
 
 
 def test_stage_rules_sit_on_the_right_stages(template):

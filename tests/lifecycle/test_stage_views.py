@@ -376,10 +376,9 @@ def test_revision_history_shows_word_level_differences(personas):
     page = client_for(personas, "tina").get(url(stage, "stage_revisions") + "?a=1&b=2")
     body = page.content.decode()
     assert "Revision 1 → revision 2" in body
-    assert (
-        '<ins class="bg-success-subtle">urgent </ins>' in body
-        or '<ins class="bg-success-subtle">urgent</ins>' in body
-    )
+    # Side by side: the added word marked on the new revision's side (issue 11).
+    new_side = body[body.index('class="diff-side diff-new"') :]
+    assert "<ins>urgent </ins>" in new_side[: new_side.index("</div></div>")]
 
 
 PAYLOADS = [

@@ -703,7 +703,7 @@ def test_the_review_page_shows_answers_guidance_and_the_frozen_register(personas
 def test_independent_review_hides_others_decisions_and_comments_until_deciding(personas, in_review):
     p = personas
     stage, revision = in_review
-    StageDefinition.objects.filter(pk=stage.definition_id).update(independent_review=True)
+    StageDefinition.objects.filter(pk=stage.definition_id).update(independent_review="everyone")
     services.decision_record(
         revision=revision,
         reviewer=p.tina,

@@ -8,11 +8,17 @@ class ReviewsConfig(AppConfig):
 
     def ready(self) -> None:
         from evidence.permissions import register_stage_viewer
-        from lifecycle.panels import register_stage_panel
+        from lifecycle import events
+        from lifecycle.panels import register_stage_feedback, register_stage_panel
 
+        from .feedback import post_thread_responses, stage_feedback
         from .panels import gate_panel
         from .permissions import can_see_stage
 
         register_stage_panel(gate_panel)
         # A revision's evidence files are seen by exactly those who see the revision.
         register_stage_viewer(can_see_stage)
+        register_stage_feedback(stage_feedback)
+        # The team's per-thread answers on resubmission go into their threads, in the
+        # submission's transaction.
+        events.subscribe(events.STAGE_SUBMITTED, post_thread_responses)

@@ -11,8 +11,8 @@ audit chain's lock) must never wait on a row a service holds.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -25,8 +25,8 @@ from .audit import audit_record, canonical_json, sha256_hex
 from .errors import DraftConflict, IllegalTransition, InvalidAnswers, NotAllowed
 from .models import (
     STAFF_ROLES,
-    AuditEvent,
     STAKEHOLDER_FIELDS,
+    AuditEvent,
     Course,
     LifecycleTemplate,
     Membership,
@@ -623,9 +623,7 @@ def stage_save_draft_merging(
             merged_questions=[k for k in merged_keys if k not in conflicts],
         )
     invalid = {k: v for k, v in errors.items()}
-    changed_keys = sorted(
-        k for k in set(merged) | set(current) if merged.get(k) != current.get(k)
-    )
+    changed_keys = sorted(k for k in set(merged) | set(current) if merged.get(k) != current.get(k))
     merged_by = _updated_by(stage) if merged_keys else ""
     if not changed_keys:
         return DraftSave(stage, [], merged_keys, invalid, merged_by)

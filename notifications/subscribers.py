@@ -136,6 +136,7 @@ def on_stage_submitted(
         # may.
         may_review = {u.pk for u in [*assigned, *course_staff(project)]}
         if revision.response_to_reviewers or revision.thread_responses:
+            response_text = revision.response_to_reviewers or "(See their replies in the threads.)"
             responded = [u for u in _decided_before(stage, revision) if u.pk in may_review]
             notify(
                 recipients=responded,
@@ -143,18 +144,15 @@ def on_stage_submitted(
                 project=project,
                 stage=stage,
                 key=f"response_to_reviewers:r{revision.pk}",
-                subject=f"[{project.title}] The team's response to your review of "
-                f"{_title(stage)}",
+                subject=f"[{project.title}] The team's response to your review of {_title(stage)}",
                 body=f"{actor.name} resubmitted {_title(stage)} as revision {revision.number} "
-                f"and wrote to the reviewers:\n\n{revision.response_to_reviewers or '(see the threads)'}"
+                f"and wrote to the reviewers:\n\n{response_text}"
                 "\n\nThe review page shows it beside what changed since your last decision.",
                 link=review_link(stage) + "#response",
             )
         told = {u.pk for u in responded}
         asked = [
-            u
-            for u in _still_asking(stage, revision)
-            if u.pk in may_review and u.pk not in told
+            u for u in _still_asking(stage, revision) if u.pk in may_review and u.pk not in told
         ]
         notify(
             recipients=asked,

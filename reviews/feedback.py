@@ -24,9 +24,7 @@ def open_threads(stage: ProjectStage) -> list[Thread]:
     """Every unresolved thread on any revision of the stage, oldest first, with its replies.
     Two queries whatever the number of threads."""
     roots = list(
-        Comment.objects.filter(
-            revision__stage=stage, parent__isnull=True, resolved_at__isnull=True
-        )
+        Comment.objects.filter(revision__stage=stage, parent__isnull=True, resolved_at__isnull=True)
         .select_related("author", "revision")
         .order_by("created_at", "pk")
     )
@@ -117,7 +115,7 @@ def stage_feedback(request: HttpRequest, stage: Any, *, next_url: str) -> StageF
     forms = (
         render_to_string(
             "reviews/partials/stage_feedback_forms.html",
-            {**common, "threads": threads},
+            {**common, "threads": threads, "decisions": decisions},
             request=request,
         )
         if can_act

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('lifecycle', '0008_invites_join_codes_and_expert_confirmation'),
+        ("lifecycle", "0008_invites_join_codes_and_expert_confirmation"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='stagerevision',
-            name='response_to_reviewers',
+            model_name="stagerevision",
+            name="response_to_reviewers",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='stagerevision',
-            name='thread_responses',
+            model_name="stagerevision",
+            name="thread_responses",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]

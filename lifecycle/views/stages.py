@@ -109,7 +109,6 @@ def _page(
     return render(request, "lifecycle/stage_detail.html", context, status=status)
 
 
-
 def _conflict_context(
     conflict: DraftConflict, questions: list[Question], mine: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -413,7 +412,11 @@ def stage_submit(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
         except DomainError as error:
             return domain_error_page(request, error, back_url=stage.get_absolute_url())
         else:
-            told = " Your response is at the top of their review page." if revision.response_to_reviewers else ""
+            told = (
+                " Your response is at the top of their review page."
+                if revision.response_to_reviewers
+                else ""
+            )
             messages.success(
                 request,
                 f"Revision {revision.number} of “{stage.definition.title}” submitted for "

@@ -69,9 +69,7 @@ def data_stage(personas):
 # --- item 4: autosave keeps every valid field --------------------------------------------------
 
 
-def test_autosave_saves_the_valid_answers_and_names_the_one_it_could_not_save(
-    personas, data_stage
-):
+def test_autosave_saves_the_valid_answers_and_names_the_one_it_could_not_save(personas, data_stage):
     stage = data_stage
     url_q = stage.definition.questions.get(kind=QuestionKind.URL)
     (text_key, _), *_ = texts(stage, 1)
@@ -88,9 +86,7 @@ def test_autosave_saves_the_valid_answers_and_names_the_one_it_could_not_save(
     assert "Saved" in status
     assert f"Not saved: “{url_q.prompt}”" in status
     # Exactly that question is flagged inline; the others' flags are cleared.
-    flags = dict(
-        re.findall(r'id="autosave-error-([\w-]+)"[^>]*hx-swap-oob="true"([^>]*)>', body)
-    )
+    flags = dict(re.findall(r'id="autosave-error-([\w-]+)"[^>]*hx-swap-oob="true"([^>]*)>', body))
     assert set(flags) == {q.key for q in stage.definition.questions.all()}
     assert [k for k, attrs in flags.items() if 'data-invalid="1"' in attrs] == [url_q.key]
     assert 'id="id_draft_version" value="1" hx-swap-oob="true"' in body
@@ -110,9 +106,7 @@ def test_autosave_with_only_an_invalid_answer_saves_nothing_and_says_which(perso
     assert stage.draft_version == 0
 
 
-def test_save_draft_without_script_keeps_the_invalid_input_and_saves_the_rest(
-    personas, data_stage
-):
+def test_save_draft_without_script_keeps_the_invalid_input_and_saves_the_rest(personas, data_stage):
     stage = data_stage
     url_q = stage.definition.questions.get(kind=QuestionKind.URL)
     (text_key, _), *_ = texts(stage, 1)
@@ -173,7 +167,7 @@ def test_a_stale_save_of_other_questions_merges_without_a_conflict(personas):
 
 def test_a_stale_save_conflicts_only_on_the_question_both_changed(personas):
     stage = stage1(personas)
-    (q1, p1), (q2, p2), (q3, _) = texts(stage)
+    (q1, p1), (q2, _), (q3, _) = texts(stage)
     services.stage_save_draft(
         stage=stage, actor=personas.alice, answers={q1: "A0", q2: "B0", q3: "C0"}, base_version=0
     )
@@ -198,7 +192,7 @@ def test_a_stale_save_conflicts_only_on_the_question_both_changed(personas):
 
 def test_the_conflict_page_names_questions_by_their_text_and_keeps_the_merge(personas):
     stage = stage1(personas)
-    (q1, p1), (q2, p2), (q3, p3) = texts(stage)
+    (q1, p1), (q2, _), (q3, p3) = texts(stage)
     services.stage_save_draft(
         stage=stage, actor=personas.alice, answers={q1: "A0", q2: "B0", q3: "C0"}, base_version=0
     )
@@ -215,7 +209,7 @@ def test_the_conflict_page_names_questions_by_their_text_and_keeps_the_merge(per
     conflict = re.search(r'<section class="card border-warning.*?</section>', page, flags=re.S)
     text = conflict.group(0)
     assert f"“{p1}”" in text
-    assert f"(problem-statement)" not in text and f"changed by both of you: {q1}" not in text
+    assert "(problem-statement)" not in text and f"changed by both of you: {q1}" not in text
     assert re.findall(r'name="conflict_keys" value="([^"]+)"', text) == [q1]
     assert f"Merged without asking: Bob&#x27;s changes to “{p3}”" in page
     # The form now holds Bob's text where only he changed, Alice's elsewhere.
@@ -268,9 +262,12 @@ def test_the_open_page_learns_which_questions_a_teammate_changed(personas):
     assert state["updated_by"] == "Bob"
     assert state["changed"] == [{"key": q1, "label": p1}]
     # Nothing new since the version the page holds; one's own saves are not news.
-    assert client_for(personas, "alice").get(url(stage, "stage_draft_state") + "?since=2").json()[
-        "changed"
-    ] == []
+    assert (
+        client_for(personas, "alice")
+        .get(url(stage, "stage_draft_state") + "?since=2")
+        .json()["changed"]
+        == []
+    )
     assert client_for(personas, "bob").get(url(stage, "stage_draft_state") + "?since=0").json()[
         "changed"
     ] == [{"key": q2, "label": p2}]

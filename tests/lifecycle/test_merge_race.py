@@ -32,12 +32,12 @@ def test_two_teammates_saving_different_questions_at_once_both_keep_their_change
             {q_alice: opened.get(q_alice), q_bob: f"Bob, round {n}"},
         ]
 
-        results = race(
-            2,
-            lambda i: services.stage_save_draft_merging(
+        def save(i, stage=stage, forms=forms, base=base):
+            return services.stage_save_draft_merging(
                 stage=stage, actor=team[i], answers=forms[i], base_version=base
-            ),
-        )
+            )
+
+        results = race(2, save)
 
         assert outcome_kinds(results) == {"ok": 2}, (n, results)
         stage = ProjectStage.objects.get(pk=stage.pk)

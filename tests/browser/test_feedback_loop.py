@@ -51,7 +51,7 @@ def test_changes_requested_answered_resubmitted_and_approved(personas, open_sess
     beside.wait_for()
     assert reason in beside.inner_text()
     assert "What the reviewers asked you to change" in a_page.locator("#feedback").inner_text()
-    beside.get_by_text("Reply to Tina").click()
+    beside.get_by_text("Reply to Tina", exact=True).click()
     beside.get_by_label("Your reply to Tina").fill(
         "About 2,000 from the ward's archive; we add it."
     )
@@ -66,13 +66,17 @@ def test_changes_requested_answered_resubmitted_and_approved(personas, open_sess
     field.fill("About 2,000 labelled referrals from the ward's archive, labelled by two nurses.")
     field.blur()
     a_page.locator("#save-status").filter(has_text=re.compile(r"Saved \d\d:\d\d")).wait_for()
-    a_page.screenshot(path=str(artifacts / "feedback-stage-page.png"), full_page=True)
+    # caret="initial": Playwright otherwise hides carets with a style attribute, which an
+    # htmx swap settling at that moment copies onto its new element (a CSP violation).
+    a_page.screenshot(
+        path=str(artifacts / "feedback-stage-page.png"), full_page=True, caret="initial"
+    )
     a_page.get_by_role("button", name="Save and submit for review…").click()
     a_page.wait_for_load_state()
     a_page.get_by_role("button", name="Resubmit with this response").click()
     a_page.wait_for_load_state()
     assert "tell them, in a few sentences" in a_page.content()  # the response is asked for
-    a_page.get_by_label(re.compile("^Your response to the reviewers")).fill(
+    a_page.get_by_role("textbox", name=re.compile("^Your response to the reviewers")).fill(
         "We now say how many examples we have and who labels them."
     )
     a_page.get_by_role("button", name="Resubmit with this response").click()
@@ -89,7 +93,9 @@ def test_changes_requested_answered_resubmitted_and_approved(personas, open_sess
     assert question.prompt in diff.inner_text()
     box = response.bounding_box()
     assert box is not None and box["y"] < diff.bounding_box()["y"]
-    t_page.screenshot(path=str(artifacts / "feedback-review-page.png"), full_page=True)
+    t_page.screenshot(
+        path=str(artifacts / "feedback-review-page.png"), full_page=True, caret="initial"
+    )
     decide(t_page, "Approve")
     stage = ProjectStage.objects.get(pk=stage.pk)
     assert stage.status == StageStatus.APPROVED

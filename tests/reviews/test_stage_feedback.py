@@ -23,8 +23,9 @@ from factories import UserFactory, current_stage, declare_no_conflict, fill_and_
 from accounts.models import EmailFrequency
 from lifecycle import services as lifecycle_services
 from lifecycle.models import QuestionKind, StageStatus
+from notifications.models import EmailStatus, Notification, NotificationKind
 from reviews import services
-from reviews.models import Comment, EmailStatus, Notification, NotificationKind
+from reviews.models import Comment
 
 pytestmark = pytest.mark.django_db
 

@@ -172,7 +172,9 @@ class StageAnswersForm(forms.Form):
         first and keeps the second in the form)."""
         errors: dict[str, list[str]] = {}
         for q in self.questions:
-            messages = [m for name in self.question_fields(q) for m in self.errors.get(name, [])]
+            messages = [
+                str(m) for name in self.question_fields(q) for m in self.errors.get(name, [])
+            ]
             if messages:
                 errors[q.key] = messages
         answers = {k: v for k, v in self.answers().items() if k not in errors}

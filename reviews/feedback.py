@@ -38,7 +38,8 @@ def open_threads(stage: ProjectStage) -> list[Thread]:
             .select_related("author")
             .order_by("created_at", "pk")
         ):
-            root = parent_of.get(reply.parent_id, reply.parent_id)
+            parent_id = reply.parent_id or 0
+            root = parent_of.get(parent_id, parent_id)
             parent_of[reply.pk] = root
             if root in by_pk:
                 by_pk[root].replies.append(reply)
@@ -86,7 +87,7 @@ def stage_feedback(request: HttpRequest, stage: Any, *, next_url: str) -> StageF
         slot(thread.comment.question_key)["threads"].append(thread)
     can_act = stage.project.is_active
     common = {"stage": stage, "next_url": next_url, "can_act": can_act}
-    by_question = {
+    by_question: dict[str, str] = {
         key: render_to_string(
             "reviews/partials/stage_feedback.html",
             {**common, **found, "key": key, "number": numbers[key]},

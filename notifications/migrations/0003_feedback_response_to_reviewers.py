@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0001_initial"),
+        ("notifications", "0002_notif_comment_and_confirmation_kinds"),
     ]
 
     operations = [
@@ -27,6 +27,9 @@ class Migration(migrations.Migration):
                     ("review_escalation", "Overdue review escalated"),
                     ("nudge", "Nudge from course staff"),
                     ("audit_checkpoint", "Audit checkpoint"),
+                    ("comment", "New comment"),
+                    ("comment_reply", "Reply to a comment"),
+                    ("expert_confirmation", "Expert awaiting confirmation"),
                     ("response_to_reviewers", "Response to reviewers"),
                 ],
                 max_length=24,
@@ -50,6 +53,9 @@ class Migration(migrations.Migration):
                     ("review_escalation", "Overdue review escalated"),
                     ("nudge", "Nudge from course staff"),
                     ("audit_checkpoint", "Audit checkpoint"),
+                    ("comment", "New comment"),
+                    ("comment_reply", "Reply to a comment"),
+                    ("expert_confirmation", "Expert awaiting confirmation"),
                     ("response_to_reviewers", "Response to reviewers"),
                 ],
                 max_length=24,

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("lifecycle", "0008_invites_join_codes_and_expert_confirmation"),
+        ("lifecycle", "0009_evidence_files_risks_and_template_maps"),
     ]
 
     operations = [

@@ -30,7 +30,10 @@ class IllegalTransition(DomainError):
 
 
 class DraftConflict(DomainError):
-    """Someone saved the draft after the version the caller edited."""
+    """Someone saved the draft after the version the caller edited, and changed a question the
+    caller changed too. ``changed_questions`` are the questions in conflict; ``merged_answers``
+    is the draft the caller would have without them deciding: the teammate's version with the
+    caller's other changes applied and, for questions in conflict, the caller's text."""
 
     status_code = 409
 
@@ -41,16 +44,22 @@ class DraftConflict(DomainError):
         current_version: int,
         current_answers: Mapping[str, Any],
         updated_by: str,
+        labels: Mapping[str, str] | None = None,
+        merged_answers: Mapping[str, Any] | None = None,
+        merged_questions: Sequence[str] = (),
     ) -> None:
-        names = ", ".join(changed_questions) or "none"
+        labels = labels or {}
+        names = ", ".join(f"“{labels.get(k, k)}”" for k in changed_questions) or "none"
         super().__init__(
             f"{updated_by} saved this draft after you opened it (now version "
-            f"{current_version}); questions changed since: {names}."
+            f"{current_version}); changed by both of you: {names}."
         )
         self.changed_questions = list(changed_questions)
         self.current_version = current_version
         self.current_answers = dict(current_answers)
         self.updated_by = updated_by
+        self.merged_answers = dict(merged_answers if merged_answers is not None else {})
+        self.merged_questions = list(merged_questions)
 
 
 class InvalidAnswers(DomainError):

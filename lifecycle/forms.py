@@ -10,10 +10,12 @@ from typing import Any, cast
 
 from crispy_forms.bootstrap import StrictButton
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, Submit
+from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, LayoutObject, Submit
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from .answers import YES_NO_UNSURE
 from .models import (
@@ -41,9 +43,31 @@ def add_service_errors(form: forms.BaseForm, errors: Mapping[str, Iterable[str]]
             form.add_error(field, message)
 
 
+class QuestionExtras(LayoutObject):
+    """Under a question: the slot where autosave says it was not saved, then the feedback on
+    it (``form.feedback``, markup rendered beforehand by a template, so escaped). Read when the
+    form renders, so a view may set the feedback after building the form. Not crispy's HTML:
+    that runs its text as a template, and a reviewer's comment may hold "{{"."""
+
+    def __init__(self, form: StageAnswersForm, key: str) -> None:
+        self.form = form
+        self.key = key
+        self.fields: list[Any] = []
+
+    def render(self, *args: Any, **kwargs: Any) -> SafeString:
+        slot = format_html(
+            '<div class="invalid-feedback d-block autosave-error" id="autosave-error-{}" '
+            'aria-live="polite"></div>',
+            self.key,
+        )
+        extra = self.form.feedback.get(self.key, "")
+        return mark_safe(slot + extra)
+
+
 class StageAnswersForm(forms.Form):
     """One field per question (two for yes/no/unsure). Nothing is required here: drafts may be
-    half-written, and the submit service names what is missing."""
+    half-written, and the submit service names what is missing. ``feedback`` is markup shown
+    under a question (the reviewers' reasons and open threads), keyed by question key."""
 
     draft_version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
@@ -52,10 +76,12 @@ class StageAnswersForm(forms.Form):
         *args: Any,
         questions: Iterable[Question],
         disabled: bool = False,
+        feedback: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.questions = list(questions)
+        self.feedback = dict(feedback or {})
         layout: list[Any] = []
         for number, question in enumerate(self.questions, start=1):
             layout.append(self._add_question(number, question, disabled))
@@ -90,6 +116,7 @@ class StageAnswersForm(forms.Form):
             return Div(
                 Field(key + CHOICE_SUFFIX, wrapper_class="mb-1"),
                 Field(key + JUSTIFICATION_SUFFIX),
+                *self._after(key),
                 css_class="question border-start border-3 ps-3 mb-4",
                 css_id=f"q-{key}",
             )
@@ -125,8 +152,33 @@ class StageAnswersForm(forms.Form):
         field.label = label
         self.fields[key] = field
         return Div(
-            Field(key), css_class="question border-start border-3 ps-3 mb-4", css_id=f"q-{key}"
+            Field(key),
+            *self._after(key),
+            css_class="question border-start border-3 ps-3 mb-4",
+            css_id=f"q-{key}",
         )
+
+    def _after(self, key: str) -> list[Any]:
+        return [QuestionExtras(self, key)]
+
+    def question_fields(self, question: Question) -> list[str]:
+        if question.kind == QuestionKind.YES_NO_UNSURE:
+            return [question.key + CHOICE_SUFFIX, question.key + JUSTIFICATION_SUFFIX]
+        return [question.key]
+
+    def valid_answers(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """After is_valid(), whatever it said: the answers of the questions whose fields are
+        all valid, and the messages of the others keyed by question key (autosave saves the
+        first and keeps the second in the form)."""
+        errors: dict[str, list[str]] = {}
+        for q in self.questions:
+            messages = [
+                str(m) for name in self.question_fields(q) for m in self.errors.get(name, [])
+            ]
+            if messages:
+                errors[q.key] = messages
+        answers = {k: v for k, v in self.answers().items() if k not in errors}
+        return answers, errors
 
     @staticmethod
     def initial_from_answers(
@@ -521,3 +573,50 @@ class TeamMemberForm(forms.Form):
                     css_class="d-flex gap-2",
                 ),
             )
+
+
+class SubmitForm(forms.Form):
+    """Submitting a stage. After a request for changes the team answers the reviewers: what
+    changed and why, overall (required then) and, optionally, per open thread."""
+
+    draft_version = forms.IntegerField(widget=forms.HiddenInput, min_value=0, required=False)
+    response = forms.CharField(
+        label="Your response to the reviewers",
+        required=False,
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="What changed and why, in a few sentences. Reviewers read it at the top of "
+        "the review page, beside what changed since their last decision. (Markdown)",
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        response_required: bool = False,
+        threads: Iterable[Any] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.response_required = response_required
+        self.fields["response"].required = response_required
+        self.thread_fields: list[tuple[Any, str]] = []
+        for thread in threads:
+            name = f"thread_{thread.id}"
+            self.fields[name] = forms.CharField(
+                label=f"On “{thread.label}” — {thread.excerpt}",
+                required=False,
+                max_length=10_000,
+                widget=forms.Textarea(attrs={"rows": 2}),
+            )
+            self.thread_fields.append((thread, name))
+        self.fields["response"].error_messages["required"] = (
+            "The reviewers asked for changes: tell them, in a few sentences, what you changed "
+            "and why."
+        )
+
+    def thread_responses(self) -> dict[int, str]:
+        return {
+            thread.id: self.cleaned_data[name]
+            for thread, name in self.thread_fields
+            if self.cleaned_data.get(name, "").strip()
+        }

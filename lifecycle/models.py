@@ -568,6 +568,11 @@ class StageRevision(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # What the team told the reviewers when resubmitting after a request for changes: what
+    # changed and why. Not part of the content hash: reviewers judge the answers.
+    response_to_reviewers = models.TextField(blank=True)
+    # Per open thread (comment id, as a string) the team's answer, posted to the thread too.
+    thread_responses = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["stage", "number"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -26,6 +27,7 @@ from .models import (
     OPEN_PROPOSAL_STATUSES,
     STAFF_ROLES,
     STAKEHOLDER_FIELDS,
+    AuditEvent,
     Course,
     LifecycleTemplate,
     Membership,
@@ -477,29 +479,104 @@ def project_conclude(*, project: Project, actor: Any, outcome: str, reason: str)
 
 
 def _check_base_version(stage: ProjectStage, actor: Any, base_version: int) -> None:
-    """A save or submit based on an older version conflicts when someone else changed the
-    draft since; what the same person changed meanwhile (their own autosave) is theirs."""
+    """A submit based on an older version conflicts when someone else changed the draft
+    since; what the same person changed meanwhile (their own autosave) is theirs."""
     if base_version == stage.draft_version:
         return
     changed = sorted(k for k, v in stage.draft_changed_at.items() if v > base_version)
     others = [k for k in changed if stage.draft_changed_by.get(k) != actor.pk]
     if base_version > stage.draft_version or others or not changed:
-        updated_by = stage.draft_updated_by.name if stage.draft_updated_by else "Someone"
         raise DraftConflict(
             changed_questions=changed,
             current_version=stage.draft_version,
             current_answers=stage.draft_answers,
-            updated_by=updated_by,
+            updated_by=_updated_by(stage),
+            labels={q.key: q.prompt for q in _questions(stage)},
         )
+
+
+def _updated_by(stage: ProjectStage) -> str:
+    return stage.draft_updated_by.name if stage.draft_updated_by else "Someone"
+
+
+MAX_RESPONSE = 10_000
+_UNKNOWN = object()
+# A save more versions behind than this reads no history: every question a teammate changed
+# since then counts as changed by both sides when the texts differ (the safe side).
+MAX_VERSIONS_BEHIND = 200
+
+
+def _values_at_version(
+    project: Project, stage: ProjectStage, base_version: int, keys: Iterable[str]
+) -> dict[str, Any]:
+    """What ``keys`` held at ``base_version``, read back from the draft saves' audit events
+    (each records the old and new value of what it changed, and bumps the version by one)."""
+    wanted = set(keys)
+    behind = stage.draft_version - base_version
+    if not wanted or behind <= 0 or behind > MAX_VERSIONS_BEHIND:
+        return {}
+    events = (
+        AuditEvent.objects.filter(
+            project=project,
+            verb="stage.draft_save",
+            object_type=ProjectStage._meta.label_lower,
+            object_id=str(stage.pk),
+        )
+        .order_by("-seq")
+        .values_list("old", "new")[:behind]
+    )
+    found: dict[str, Any] = {}
+    # Newest first: the oldest event after the base version that changed a key has its value
+    # at the base version as its "old".
+    for old, new in events:
+        if not isinstance(new, dict) or not isinstance(old, dict):
+            continue
+        if (new.get("version") or 0) <= base_version:
+            continue
+        old_answers = old.get("answers") or {}
+        for key in wanted & set((new.get("answers") or {}).keys()):
+            found[key] = old_answers.get(key)
+    return found
+
+
+@dataclass(frozen=True)
+class DraftSave:
+    """What one save did: ``saved`` the questions it changed, ``merged`` the questions a
+    teammate changed since the caller's version that were kept as the teammate left them,
+    ``invalid`` the questions not saved and why (with ``skip_invalid``)."""
+
+    stage: ProjectStage
+    saved: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+    invalid: dict[str, list[str]] = field(default_factory=dict)
+    merged_by: str = ""
 
 
 @transaction.atomic
 def stage_save_draft(
     *, stage: ProjectStage, actor: Any, answers: Mapping[str, Any], base_version: int
 ) -> ProjectStage:
+    """Save (part of) a draft: see stage_save_draft_merging. Invalid answers save nothing."""
+    return stage_save_draft_merging(
+        stage=stage, actor=actor, answers=answers, base_version=base_version
+    ).stage
+
+
+@transaction.atomic
+def stage_save_draft_merging(
+    *,
+    stage: ProjectStage,
+    actor: Any,
+    answers: Mapping[str, Any],
+    base_version: int,
+    skip_invalid: bool = False,
+) -> DraftSave:
     """Save (part of) a draft. ``answers`` holds the questions being saved; others keep their
-    saved value. A save based on an older version than the stored one raises DraftConflict
-    naming the questions changed since, so nothing is overwritten silently."""
+    saved value. A save based on an older version merges per question: what only a teammate
+    changed since stays theirs, what only the caller changed is saved, and a question both
+    changed (to different texts) raises DraftConflict naming it, so nothing is overwritten
+    silently. With ``skip_invalid`` the valid answers are saved and the invalid ones reported;
+    without it an invalid answer saves nothing (InvalidAnswers)."""
     project, stage = _lock_project_and_stage(stage)
     _require_member(actor, project)
     _require_active(project)
@@ -508,24 +585,67 @@ def stage_save_draft(
             f"{stage.definition.title} is {stage.get_status_display().lower()}: "
             "its draft cannot be edited now."
         )
-    _check_base_version(stage, actor, base_version)
-    cleaned, errors = clean_answers(_questions(stage), answers, complete=False)
-    if errors:
+    questions = _questions(stage)
+    labels = {q.key: q.prompt for q in questions}
+    if base_version > stage.draft_version:
+        raise DraftConflict(
+            changed_questions=[],
+            current_version=stage.draft_version,
+            current_answers=stage.draft_answers,
+            updated_by=_updated_by(stage),
+            labels=labels,
+        )
+    cleaned, errors = clean_answers(questions, answers, complete=False)
+    if errors and not skip_invalid:
         raise InvalidAnswers(errors)
-    merged = dict(stage.draft_answers)
+    current = stage.draft_answers
+    since = {k for k, v in stage.draft_changed_at.items() if v > base_version}
+    base_values = _values_at_version(project, stage, base_version, since)
+    wanted: dict[str, Any] = {}
+    conflicts: list[str] = []
+    kept_theirs: set[str] = set()
     for key in answers:
-        if key in cleaned:
-            merged[key] = cleaned[key]
-        else:
-            merged.pop(key, None)  # cleared
-    changed_keys = sorted(
-        k
-        for k in set(merged) | set(stage.draft_answers)
-        if merged.get(k) != stage.draft_answers.get(k)
+        if key in errors:
+            continue
+        mine = cleaned.get(key)  # None: cleared
+        theirs = current.get(key)
+        if mine == theirs:
+            continue
+        if key in since:
+            base = base_values.get(key, _UNKNOWN)
+            if base is not _UNKNOWN and mine == base:
+                kept_theirs.add(key)  # the caller did not touch it; the teammate did
+                continue
+            if stage.draft_changed_by.get(key) != actor.pk:
+                conflicts.append(key)
+        wanted[key] = mine
+    # Questions a teammate changed since the caller's version that the caller left alone.
+    merged_keys = sorted(
+        k for k in since if k not in wanted and stage.draft_changed_by.get(k) != actor.pk
     )
+    merged = dict(current)
+    for key, value in wanted.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    if conflicts:
+        order = [q.key for q in questions]
+        raise DraftConflict(
+            changed_questions=sorted(conflicts, key=lambda k: order.index(k) if k in order else 0),
+            current_version=stage.draft_version,
+            current_answers=current,
+            updated_by=_updated_by(stage),
+            labels=labels,
+            merged_answers=merged,
+            merged_questions=[k for k in merged_keys if k not in conflicts],
+        )
+    invalid = {k: v for k, v in errors.items()}
+    changed_keys = sorted(k for k in set(merged) | set(current) if merged.get(k) != current.get(k))
+    merged_by = _updated_by(stage) if merged_keys else ""
     if not changed_keys:
-        return stage
-    old_values = {k: stage.draft_answers.get(k) for k in changed_keys}
+        return DraftSave(stage, [], merged_keys, invalid, merged_by)
+    old_values = {k: current.get(k) for k in changed_keys}
     stage.draft_version += 1
     stage.draft_answers = merged
     stage.draft_changed_at = {
@@ -556,14 +676,22 @@ def stage_save_draft(
         old={"version": base_version, "answers": old_values},
         new={"version": stage.draft_version, "answers": {k: merged.get(k) for k in changed_keys}},
     )
-    return stage
+    return DraftSave(stage, changed_keys, merged_keys, invalid, merged_by)
 
 
 @transaction.atomic
 def stage_submit(
-    *, stage: ProjectStage, actor: Any, base_version: int | None = None, editorial: bool = False
+    *,
+    stage: ProjectStage,
+    actor: Any,
+    base_version: int | None = None,
+    response: str = "",
+    thread_responses: Mapping[int, str] | None = None,
+    editorial: bool = False,
 ) -> StageRevision:
-    """Freeze the draft into a new revision and send the stage to review."""
+    """Freeze the draft into a new revision and send the stage to review. ``response`` (and
+    per open thread, ``thread_responses``) is the team's answer to the reviewers' request for
+    changes; the review layer posts the per-thread ones to their threads."""
     project, stage = _lock_project_and_stage(stage)
     _require_member(actor, project)
     _require_active(project)
@@ -585,6 +713,12 @@ def stage_submit(
             ]
     if errors:
         raise InvalidAnswers(errors)
+    response = response.strip()
+    replies = {str(k): v.strip() for k, v in (thread_responses or {}).items() if v.strip()}
+    if len(response) > MAX_RESPONSE or any(len(v) > MAX_RESPONSE for v in replies.values()):
+        errors["response"] = [f"Keep the response under {MAX_RESPONSE:,} characters."]
+    if errors:
+        raise InvalidAnswers(errors)
     number = (stage.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
     evidence = attachments.frozen_attachments(stage)
     risks = [r.snapshot() for r in project.risks.prefetch_related("stakeholders").order_by("pk")]
@@ -599,6 +733,8 @@ def stage_submit(
         content_sha256=sha256_hex(content),
         created_by=actor,
         editorial=editorial and number > 1,
+        response_to_reviewers=response,
+        thread_responses=replies,
     )
     old_status = _move(stage, StageStatus.IN_REVIEW)
     stage.current_revision = revision
@@ -627,6 +763,8 @@ def stage_submit(
                 else {}
             ),
             **({"editorial": True} if revision.editorial else {}),
+            **({"response": response} if response else {}),
+            **({"thread_responses": replies} if replies else {}),
         },
     )
     # After the submission's own event: the review layer may find approvals of an earlier

@@ -57,6 +57,7 @@ urlpatterns = [
     ),
     path(STAGE, stages.stage_detail, name="stage_detail"),
     path(STAGE + "autosave/", stages.stage_autosave, name="stage_autosave"),
+    path(STAGE + "draft-state/", stages.stage_draft_state, name="stage_draft_state"),
     path(STAGE + "submit/", stages.stage_submit, name="stage_submit"),
     path(STAGE + "revisions/", stages.stage_revisions, name="stage_revisions"),
     path("markdown/preview/", stages.markdown_preview, name="markdown_preview"),

@@ -32,6 +32,7 @@ class NotificationKind(models.TextChoices):
     COMMENT = "comment", "New comment"
     COMMENT_REPLY = "comment_reply", "Reply to a comment"
     EXPERT_CONFIRMATION = "expert_confirmation", "Expert awaiting confirmation"
+    RESPONSE_TO_REVIEWERS = "response_to_reviewers", "Response to reviewers"
 
 
 class EmailStatus(models.TextChoices):

@@ -108,6 +108,20 @@ def gate_reviewers(stage: ProjectStage) -> tuple[list[User], list[User]]:
     return [a.reviewer for a in assignments], staff
 
 
+def _decided_before(stage: ProjectStage, revision: Any) -> list[User]:
+    """Reviewers with a standing decision on an earlier revision of the stage: the people a
+    response to reviewers answers."""
+    people: dict[int, User] = {}
+    for d in (
+        Decision.objects.filter(revision__stage=stage, replaced_at__isnull=True)
+        .exclude(revision=revision)
+        .select_related("reviewer")
+        .order_by("created_at", "pk")
+    ):
+        people.setdefault(d.reviewer_id, d.reviewer)
+    return list(people.values())
+
+
 def on_stage_submitted(
     *, stage: ProjectStage, revision: Any, actor: Any, resubmission: bool
 ) -> None:
@@ -116,12 +130,31 @@ def on_stage_submitted(
     members = {u.pk for u in project_members(project)}
     reviewers = [u for u in [*assigned, *staff] if u.pk not in members]
     asked: list[User] = []
+    responded: list[User] = []
     if resubmission:
         # Only people who may still review the stage: an expert whose assignment was withdrawn
         # since asking would get a link to a page they can no longer open. Course staff always
         # may.
         may_review = {u.pk for u in [*assigned, *course_staff(project)]}
-        asked = [u for u in _still_asking(stage, revision) if u.pk in may_review]
+        if revision.response_to_reviewers or revision.thread_responses:
+            response_text = revision.response_to_reviewers or "(See their replies in the threads.)"
+            responded = [u for u in _decided_before(stage, revision) if u.pk in may_review]
+            notify(
+                recipients=responded,
+                kind=NotificationKind.RESPONSE_TO_REVIEWERS,
+                project=project,
+                stage=stage,
+                key=f"response_to_reviewers:r{revision.pk}",
+                subject=f"[{project.title}] The team's response to your review of {_title(stage)}",
+                body=f"{actor.name} resubmitted {_title(stage)} as revision {revision.number} "
+                f"and wrote to the reviewers:\n\n{response_text}"
+                "\n\nThe review page shows it beside what changed since your last decision.",
+                link=review_link(stage) + "#response",
+            )
+        told = {u.pk for u in responded}
+        asked = [
+            u for u in _still_asking(stage, revision) if u.pk in may_review and u.pk not in told
+        ]
         notify(
             recipients=asked,
             kind=NotificationKind.RESUBMITTED,
@@ -135,7 +168,7 @@ def on_stage_submitted(
         )
     # One notification per person and event: whoever heard "answers your request" above does
     # not also get the general one.
-    already = {u.pk for u in asked}
+    already = {u.pk for u in [*asked, *responded]}
     notify(
         recipients=[u for u in reviewers if u.pk not in already],
         kind=NotificationKind.RESUBMITTED if resubmission else NotificationKind.REVIEW_REQUESTED,

@@ -8,10 +8,15 @@ class ReviewsConfig(AppConfig):
 
     def ready(self) -> None:
         from evidence.permissions import register_stage_viewer
-        from lifecycle import rule_hooks
-        from lifecycle.panels import register_home_panel, register_stage_panel
+        from lifecycle import events, rule_hooks
+        from lifecycle.panels import (
+            register_home_panel,
+            register_stage_feedback,
+            register_stage_panel,
+        )
 
         from . import gate, template_rules
+        from .feedback import post_thread_responses, stage_feedback
         from .home import waiting_panel
         from .panels import gate_panel
         from .permissions import can_see_stage
@@ -27,3 +32,7 @@ class ReviewsConfig(AppConfig):
             kinds=lambda: sorted(gate.RULE_KINDS),
         )
         template_rules.connect()
+        register_stage_feedback(stage_feedback)
+        # The team's per-thread answers on resubmission go into their threads, in the
+        # submission's transaction.
+        events.subscribe(events.STAGE_SUBMITTED, post_thread_responses)

@@ -425,10 +425,29 @@ def _loop_back_targets(project: Project) -> list[tuple[int, str]]:
     )
 
 
+def _revisit_default(project: Project, targets: list[tuple[int, str]]) -> int | None:
+    """The earliest stage the team ticked under "Which stages should we revisit?" on the
+    Iterate stage: a multiple-choice answer whose options are the stages' titles."""
+    stage = project.current_stage
+    if stage is None or not targets:
+        return None
+    by_title = {title: order for order, title in targets}
+    answers = stage.draft_answers or {}
+    ticked = [
+        by_title[value]
+        for value in (v for answer in answers.values() if isinstance(answer, list) for v in answer)
+        if value in by_title
+    ]
+    return min(ticked) if ticked else None
+
+
 def _loop_back_form(project: Project, data: Any = None) -> LoopBackForm:
+    targets = _loop_back_targets(project)
+    default = _revisit_default(project, targets)
     return LoopBackForm(
         data,
-        stages=_loop_back_targets(project),
+        stages=targets,
+        initial={"to_order": default} if default is not None else None,
         action=reverse("lifecycle:project_loop_back", args=[project.pk]),
     )
 

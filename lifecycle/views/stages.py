@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import prefetch_related_objects
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lifecycle import limits, permissions, services
 from lifecycle.answers import clean_answers
 from lifecycle.diffs import answer_text, diff_answers, stakeholder_changes, word_diff
 from lifecycle.errors import DomainError, DraftConflict, InvalidAnswers
-from lifecycle.forms import StageAnswersForm
+from lifecycle.forms import StageAnswersForm, SubmitForm, add_service_errors
 from lifecycle.markdown import render_markdown
 from lifecycle.models import ProjectStage, Question, StageStatus
+from lifecycle.panels import stage_feedback
 
 from .common import domain_error_page, get_stage_for_user, require_member
 
@@ -34,12 +36,25 @@ def _questions(stage: ProjectStage) -> list[Question]:
 
 
 def _form_for(
-    stage: ProjectStage, questions: list[Question], *, editable: bool, data: Any = None
+    stage: ProjectStage,
+    questions: list[Question],
+    *,
+    editable: bool,
+    data: Any = None,
 ) -> StageAnswersForm:
     initial = StageAnswersForm.initial_from_answers(
         stage.draft_answers, questions, stage.draft_version
     )
     return StageAnswersForm(data, initial=initial, questions=questions, disabled=not editable)
+
+
+def _labels(questions: list[Question]) -> dict[str, str]:
+    return {q.key: q.prompt for q in questions}
+
+
+def _named(keys: list[str], questions: list[Question]) -> str:
+    labels = _labels(questions)
+    return ", ".join(f"“{labels.get(k, k)}”" for k in keys)
 
 
 def _page(
@@ -57,8 +72,10 @@ def _page(
     prefetch_related_objects([project], "members")
     is_member = permissions.is_project_member(request.user, project)
     editable = is_member and project.is_active and stage.is_editable
+    feedback = stage_feedback(request, stage, next_url=stage.get_absolute_url())
     if form is None:
         form = _form_for(stage, questions, editable=editable)
+    form.feedback = feedback.by_question
     previous = None
     if stage.status == StageStatus.LOCKED:
         previous = (
@@ -81,6 +98,12 @@ def _page(
         "conflict": conflict,
         "stakeholders": list(project.stakeholders.all()),
         "revisions": list(stage.revisions.select_related("created_by").order_by("-number")),
+        "feedback": feedback,
+        "poll_url": reverse(
+            "lifecycle:stage_draft_state", args=[project.pk, stage.cycle, stage.definition.key]
+        )
+        if editable
+        else "",
         **extra,
     }
     return render(request, "lifecycle/stage_detail.html", context, status=status)
@@ -137,10 +160,13 @@ def stage_detail(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
 
     require_member(request.user, project)
     form = _form_for(stage, questions, editable=True, data=request.POST)
-    if not form.is_valid():
-        messages.error(request, "Not saved: correct the fields marked below.")
+    form.is_valid()
+    if "draft_version" in form.errors:
+        messages.error(request, "Not saved: reload the page and try again.")
         return _page(request, stage, questions, form=form, status=400)
-    answers = form.answers()
+    # Autosave never loses a valid field: the valid answers are saved, the invalid ones stay
+    # in the form with their errors.
+    answers, form_errors = form.valid_answers()
     base_version = form.cleaned_data["draft_version"]
     merging = request.POST.get("merge") == "1"
     if merging:
@@ -153,26 +179,69 @@ def stage_detail(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
                 current_version=stage.draft_version,
                 current_answers=stage.draft_answers,
                 updated_by=stage.draft_updated_by.name if stage.draft_updated_by else "Someone",
+                labels=_labels(questions),
             )
             return _conflict_page(request, stage, questions, form, conflict, answers)
         answers = _apply_resolutions(request, answers, stage.draft_answers)
     try:
-        services.stage_save_draft(
-            stage=stage, actor=request.user, answers=answers, base_version=base_version
+        saved = services.stage_save_draft_merging(
+            stage=stage,
+            actor=request.user,
+            answers=answers,
+            base_version=base_version,
+            skip_invalid=True,
         )
     except DraftConflict as conflict:
         return _conflict_page(request, stage, questions, form, conflict, answers)
-    except InvalidAnswers as invalid:
-        form.add_answer_errors(invalid.errors)
-        messages.error(request, "Not saved: correct the fields marked below.")
-        return _page(request, stage, questions, form=form, status=400)
     except DomainError as error:
         return domain_error_page(request, error, back_url=stage.get_absolute_url())
+    invalid = {**form_errors, **saved.invalid}
+    if saved.merged:
+        messages.info(
+            request,
+            f"Merged: {saved.merged_by}'s changes to {_named(saved.merged, questions)} are kept "
+            "beside yours.",
+        )
     stamp = timezone.localtime().strftime("%H:%M")
+    if invalid:
+        stamp = stamp if saved.saved else ""
+        return _partly_saved_page(request, saved.stage, questions, form, invalid, stamp)
     if "submit" in request.POST:
         return redirect(reverse("lifecycle:stage_submit", args=[pk, cycle, key]))
     messages.success(request, f"Draft saved at {stamp}.")
     return redirect(stage.get_absolute_url())
+
+
+def _partly_saved_page(
+    request: HttpRequest,
+    stage: ProjectStage,
+    questions: list[Question],
+    form: StageAnswersForm,
+    invalid: dict[str, list[str]],
+    stamp: str,
+) -> HttpResponse:
+    """The saved draft, with the user's input for the questions not saved and their errors."""
+    stage.refresh_from_db()
+    data = StageAnswersForm.initial_from_answers(
+        stage.draft_answers, questions, stage.draft_version
+    )
+    data = {k: v for k, v in data.items() if v is not None}
+    for q in questions:
+        if q.key in invalid:
+            for name in form.question_fields(q):
+                data.pop(name, None)
+                if name in request.POST:
+                    values = request.POST.getlist(name)
+                    data[name] = values if len(values) > 1 else values[0]
+    bound = StageAnswersForm(data, questions=questions)
+    bound.is_valid()
+    bound.add_answer_errors(
+        {k: v for k, v in invalid.items() if not bound.errors.get(k) and k in _labels(questions)}
+    )
+    names = _named([q.key for q in questions if q.key in invalid], questions)
+    saved_note = f"The other answers were saved at {stamp}. " if stamp else ""
+    messages.error(request, f"{saved_note}Not saved: {names}. Correct the fields marked below.")
+    return _page(request, stage, questions, form=bound, status=400)
 
 
 def _conflict_page(
@@ -186,10 +255,24 @@ def _conflict_page(
     """Show their version and the user's side by side; the user's text stays in the form, and
     the form now builds on the teammate's version, so saving it is a deliberate merge."""
     stage.refresh_from_db()
-    data = request.POST.copy()
-    data["draft_version"] = str(conflict.current_version)
+    if conflict.merged_answers:
+        # What only the teammate changed is theirs already; the form holds that, the user's
+        # other changes, and for the questions in conflict the user's text.
+        initial = StageAnswersForm.initial_from_answers(
+            conflict.merged_answers, questions, conflict.current_version
+        )
+        data: Any = {k: v for k, v in initial.items() if v is not None}
+    else:
+        data = request.POST.copy()
+        data["draft_version"] = str(conflict.current_version)
     merged_form = StageAnswersForm(data, questions=questions)
     merged_form.is_valid()
+    if conflict.merged_questions:
+        messages.info(
+            request,
+            f"Merged without asking: {conflict.updated_by}'s changes to "
+            f"{_named(conflict.merged_questions, questions)}.",
+        )
     return _page(
         request,
         stage,
@@ -204,32 +287,90 @@ def _conflict_page(
 @login_required
 @require_POST
 def stage_autosave(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpResponse:
-    """htmx: save the whole form, answer with the save indicator and the new version."""
+    """htmx: save every valid answer of the form; answer with the save indicator, which names
+    the questions not saved, their inline errors and the new version."""
     project, stage = get_stage_for_user(request.user, pk, cycle, key)
     require_member(request.user, project)
     questions = _questions(stage)
     form = _form_for(stage, questions, editable=True, data=request.POST)
-    context: dict[str, Any] = {"stage": stage}
-    if not form.is_valid():
-        context["errors"] = form.errors
+    form.is_valid()
+    labels = _labels(questions)
+    context: dict[str, Any] = {"stage": stage, "questions": questions}
+    if "draft_version" in form.errors:
+        context["error"] = "the page is out of date; reload it."
         return render(request, "lifecycle/partials/save_status.html", context)
+    answers, invalid = form.valid_answers()
     try:
-        saved = services.stage_save_draft(
+        saved = services.stage_save_draft_merging(
             stage=stage,
             actor=request.user,
-            answers=form.answers(),
+            answers=answers,
             base_version=form.cleaned_data["draft_version"],
+            skip_invalid=True,
         )
     except DraftConflict as conflict:
         context["conflict"] = conflict
-    except InvalidAnswers as invalid:
-        context["errors"] = invalid.errors
     except DomainError as error:
         context["error"] = error.message
     else:
-        context["saved_at"] = timezone.localtime(saved.draft_updated_at or timezone.now())
-        context["version"] = saved.draft_version
+        invalid = {**invalid, **{k: v for k, v in saved.invalid.items() if k in labels}}
+        context["saved_at"] = timezone.localtime(saved.stage.draft_updated_at or timezone.now())
+        context["saved"] = True
+        context["changed"] = bool(saved.saved)
+        context["version"] = saved.stage.draft_version
+        context["merged"] = [labels[k] for k in saved.merged if k in labels]
+        context["merged_by"] = saved.merged_by
+        if saved.merged:
+            # The page holds the teammate's old text for these: give it their new one, so the
+            # next autosave does not hand the old text back as a change.
+            values = StageAnswersForm.initial_from_answers(
+                {k: saved.stage.draft_answers.get(k) for k in saved.merged}, questions, 0
+            )
+            values.pop("draft_version", None)
+            context["merged_values"] = json.dumps(
+                {
+                    name: "" if value is None else value
+                    for q in questions
+                    if q.key in saved.merged
+                    for name in form.question_fields(q)
+                    for value in [values.get(name)]
+                }
+            )
+    context["invalid"] = [
+        {"key": q.key, "label": q.prompt, "messages": invalid[q.key]}
+        for q in questions
+        if q.key in invalid
+    ]
+    context["flags"] = [{"key": q.key, "messages": invalid.get(q.key, [])} for q in questions]
     return render(request, "lifecycle/partials/save_status.html", context)
+
+
+@login_required
+@require_GET
+def stage_draft_state(request: HttpRequest, pk: int, cycle: int, key: str) -> JsonResponse:
+    """Polled by the open stage page: the draft's version, and since ``since`` who changed
+    which questions, named by their text."""
+    project, stage = get_stage_for_user(request.user, pk, cycle, key)
+    require_member(request.user, project)
+    try:
+        since = int(request.GET.get("since", stage.draft_version))
+    except ValueError:
+        since = stage.draft_version
+    questions = _questions(stage)
+    changed = [
+        q
+        for q in questions
+        if stage.draft_changed_at.get(q.key, 0) > since
+        and stage.draft_changed_by.get(q.key) != request.user.pk
+    ]
+    return JsonResponse(
+        {
+            "version": stage.draft_version,
+            "status": stage.status,
+            "updated_by": stage.draft_updated_by.name if stage.draft_updated_by else "",
+            "changed": [{"key": q.key, "label": q.prompt} for q in changed],
+        }
+    )
 
 
 @login_required
@@ -238,35 +379,51 @@ def stage_submit(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
     project, stage = get_stage_for_user(request.user, pk, cycle, key)
     require_member(request.user, project)
     questions = _questions(stage)
-    if request.method == "POST":
-        try:
-            base = int(request.POST.get("draft_version", ""))
-        except ValueError:
-            base = None
+    feedback = stage_feedback(request, stage, next_url=stage.get_absolute_url())
+    resubmitting = stage.status == StageStatus.CHANGES_REQUESTED
+    form = SubmitForm(
+        request.POST if request.method == "POST" else None,
+        response_required=resubmitting,
+        threads=feedback.open_threads,
+        initial={"draft_version": stage.draft_version},
+    )
+    if request.method == "POST" and form.is_valid():
+        base = form.cleaned_data["draft_version"]
         try:
             revision = services.stage_submit(
                 stage=stage,
                 actor=request.user,
                 base_version=base,
                 editorial=request.POST.get("editorial") == "1",
+                response=form.cleaned_data["response"],
+                thread_responses=form.thread_responses(),
             )
         except DraftConflict as conflict:
             messages.warning(request, conflict.message + " Read their changes before submitting.")
             return redirect(stage.get_absolute_url())
         except InvalidAnswers as invalid:
-            bound = _form_for(stage, questions, editable=True, data=_as_post(stage, questions))
-            bound.is_valid()
-            bound.add_answer_errors(invalid.errors)
-            messages.error(request, "Not submitted: answer the questions marked below.")
-            return _page(request, stage, questions, form=bound, status=400)
+            if set(invalid.errors) <= {"response"}:
+                add_service_errors(form, invalid.errors)
+            else:
+                bound = _form_for(stage, questions, editable=True, data=_as_post(stage, questions))
+                bound.is_valid()
+                bound.add_answer_errors(invalid.errors)
+                messages.error(request, "Not submitted: answer the questions marked below.")
+                return _page(request, stage, questions, form=bound, status=400)
         except DomainError as error:
             return domain_error_page(request, error, back_url=stage.get_absolute_url())
-        messages.success(
-            request,
-            f"Revision {revision.number} of “{stage.definition.title}” submitted for "
-            "review. The stage is read-only while reviewers decide.",
-        )
-        return redirect(stage.get_absolute_url())
+        else:
+            told = (
+                " Your response is at the top of their review page."
+                if revision.response_to_reviewers
+                else ""
+            )
+            messages.success(
+                request,
+                f"Revision {revision.number} of “{stage.definition.title}” submitted for "
+                f"review. The stage is read-only while reviewers decide.{told}",
+            )
+            return redirect(stage.get_absolute_url())
 
     _, errors = clean_answers(questions, stage.draft_answers, complete=True)
     missing = [q for q in questions if q.key in errors]
@@ -284,7 +441,10 @@ def stage_submit(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpRes
             "errors": errors,
             "needs_stakeholders": needs_stakeholders,
             "can_submit": stage.is_editable and project.is_active,
+            "form": form,
+            "resubmitting": resubmitting,
         },
+        status=400 if request.method == "POST" else 200,
     )
 
 

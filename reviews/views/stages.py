@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.reauth import password_confirmed_recently, reauth_redirect
@@ -31,6 +32,16 @@ from ..selectors import Thread
 from .common import domain_error_page, signed_in
 
 DECIDABLE_STATUSES = (StageStatus.IN_REVIEW, StageStatus.CHANGES_REQUESTED)
+
+
+def _next_or(request: HttpRequest, default: str) -> str:
+    """Where the form asked to go back to (the team's stage page), if it is a path here."""
+    wanted = request.POST.get("next", "")
+    if wanted.startswith("/") and url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return wanted
+    return default
 
 
 def review_url(stage: ProjectStage, revision: StageRevision | None = None) -> str:
@@ -93,6 +104,31 @@ def _answer_rows(
             row["href"] = value
         rows.append(row)
     return rows
+
+
+def _team_response(revision: StageRevision, questions: list[Any]) -> dict[str, Any] | None:
+    """What the team wrote to the reviewers when submitting this revision, overall and per
+    thread (each thread named by its question's text)."""
+    replies = revision.thread_responses or {}
+    if not revision.response_to_reviewers and not replies:
+        return None
+    labels = {q.key: q.prompt for q in questions}
+    roots = {
+        c.pk: c
+        for c in Comment.objects.filter(
+            pk__in=[int(k) for k in replies if str(k).isdigit()], revision__stage=revision.stage_id
+        ).select_related("author")
+    }
+    threads = [
+        {
+            "comment": roots[int(k)],
+            "label": labels.get(roots[int(k)].question_key, "The stage as a whole"),
+            "text": text,
+        }
+        for k, text in replies.items()
+        if str(k).isdigit() and int(k) in roots
+    ]
+    return {"revision": revision, "text": revision.response_to_reviewers, "threads": threads}
 
 
 def _stakeholder_rows(revision: StageRevision | None) -> list[dict[str, Any]]:
@@ -168,6 +204,8 @@ def _review_page(
                 "new_label": f"Revision {shown.number}",
             }
 
+    response = _team_response(shown, questions) if shown is not None else None
+
     # An expert declares conflicts first, and one a team proposed waits for staff to confirm.
     refusal = services.decision_refusal(user, project, role, assignment) if role else ""
     needs_declaration = (
@@ -225,6 +263,7 @@ def _review_page(
         "replaced_decisions": [d for d in decisions if d.replaced_at is not None],
         "my_decision": my_decision,
         "diff": diff,
+        "response": response,
         "can_decide": can_decide,
         "decision_refusal": refusal,
         "conflict_form": conflict_form if needs_declaration else None,
@@ -321,7 +360,7 @@ def comment_add(request: HttpRequest, stage_pk: int) -> HttpResponse:
     form = CommentForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Not posted: write a comment first.")
-        return redirect(review_url(stage))
+        return redirect(_next_or(request, review_url(stage)))
     data = form.cleaned_data
     revision = stage.revisions.filter(pk=data["revision"]).first()
     if revision is None:
@@ -336,6 +375,7 @@ def comment_add(request: HttpRequest, stage_pk: int) -> HttpResponse:
         if parent is None or hidden:
             raise Http404("No such comment.")
     back = review_url(stage, revision)
+    going = _next_or(request, "")
     try:
         comment = services.comment_add(
             revision=revision,
@@ -347,24 +387,26 @@ def comment_add(request: HttpRequest, stage_pk: int) -> HttpResponse:
     except InvalidAnswers as invalid:
         errors = " ".join(m for msgs in invalid.errors.values() for m in msgs)
         messages.error(request, f"Not posted: {errors}")
-        return redirect(back)
+        return redirect(going or back)
     except DomainError as error:
-        return domain_error_page(request, error, back_url=back)
-    messages.success(request, "Your comment was posted.")
-    return redirect(f"{back}#comment-{comment.pk}")
+        return domain_error_page(request, error, back_url=going or back)
+    messages.success(request, "Your reply was posted." if parent else "Your comment was posted.")
+    return redirect(going or f"{back}#comment-{comment.pk}")
 
 
 @login_required
 @require_POST
 def comment_resolve(request: HttpRequest, comment_pk: int) -> HttpResponse:
     comment = selectors.get_comment_for_user(request.user, comment_pk)
-    back = review_url(comment.revision.stage, comment.revision)
+    back = _next_or(
+        request, f"{review_url(comment.revision.stage, comment.revision)}#comment-{comment.pk}"
+    )
     try:
         services.comment_resolve(comment=comment, actor=signed_in(request))
     except DomainError as error:
         return domain_error_page(request, error, back_url=back)
     messages.success(request, "Thread resolved.")
-    return redirect(f"{back}#comment-{comment.pk}")
+    return redirect(back)
 
 
 @login_required

@@ -296,8 +296,10 @@ def test_a_form_error_is_shown_next_to_its_field_and_keeps_the_input(personas):
     page = response.content.decode()
     assert "Kept text" in page
     assert f'id="error_1_id_{yes_no}{CHOICE_SUFFIX}"' in page or "is-invalid" in page
+    # Issue 11: the valid answer is saved; only the invalid one waits in the form.
     stage.refresh_from_db()
-    assert stage.draft_version == 0
+    assert stage.draft_version == 1
+    assert stage.draft_answers == {key: "Kept text"}
 
 
 def test_a_locked_stage_says_when_it_opens_and_refuses_saves(personas):

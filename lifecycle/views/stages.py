@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from lifecycle import limits, permissions, services
@@ -25,6 +28,25 @@ from lifecycle.models import ProjectStage, Question, StageStatus
 from .common import domain_error_page, get_stage_for_user, require_member
 
 RESOLVE_PREFIX = "resolve__"
+FORM_CACHE_SECONDS = 24 * 3600
+
+
+def _form_html(stage: ProjectStage, questions: list[Question], editable: bool) -> str:
+    """The unbound form's fields as HTML, cached by what they show: the stage and its draft's
+    version (every saved change bumps it), the questions as they are, and whether the fields
+    are disabled. A form with posted data or errors is never cached (see _page)."""
+    shape = repr(
+        [(q.pk, q.key, q.kind, q.prompt, q.help_text, q.required, q.choices) for q in questions]
+    )
+    digest = hashlib.sha256(shape.encode()).hexdigest()[:24]
+    saved = stage.draft_updated_at.timestamp() if stage.draft_updated_at else 0
+    key = f"stage-form:{stage.pk}:{stage.draft_version}:{saved}:{int(editable)}:{digest}"
+    html = cache.get(key)
+    if html is None:
+        form = _form_for(stage, questions, editable=editable)
+        html = render_to_string("lifecycle/partials/stage_form.html", {"form": form})
+        cache.set(key, html, FORM_CACHE_SECONDS)
+    return mark_safe(html)  # our own template's output, escaped when rendered
 
 
 def _questions(stage: ProjectStage) -> list[Question]:
@@ -57,8 +79,9 @@ def _page(
     prefetch_related_objects([project], "members")
     is_member = permissions.is_project_member(request.user, project)
     editable = is_member and project.is_active and stage.is_editable
+    form_html = None
     if form is None:
-        form = _form_for(stage, questions, editable=editable)
+        form_html = _form_html(stage, questions, editable)
     previous = None
     if stage.status == StageStatus.LOCKED:
         previous = (
@@ -74,6 +97,7 @@ def _page(
         "stage": stage,
         "definition": stage.definition,
         "form": form,
+        "form_html": form_html,
         "questions": questions,
         "is_member": is_member,
         "editable": editable,

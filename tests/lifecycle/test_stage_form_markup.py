@@ -5,6 +5,7 @@ stage's draft version, so a saved change is never shown stale."""
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from typing import Any
 
@@ -138,9 +139,9 @@ def test_the_form_is_cached_and_a_saved_change_is_never_shown_stale(personas):
     client = Client()
     client.force_login(personas.alice)
     cache.clear()
-    first = client.get(_stage_url(stage)).content.decode()
-    assert any(k.startswith(":1:stage-form:") or "stage-form:" in k for k in _cache_keys())
-    assert client.get(_stage_url(stage)).content.decode() == first  # served from the cache
+    first = _form_part(client.get(_stage_url(stage)).content.decode())
+    assert any("stage-form:" in k for k in _cache_keys())
+    assert _form_part(client.get(_stage_url(stage)).content.decode()) == first  # cached
 
     services.stage_save_draft(
         stage=stage, actor=personas.bob, answers={key: "Bob's new text"}, base_version=0
@@ -157,6 +158,13 @@ def test_the_form_is_cached_and_a_saved_change_is_never_shown_stale(personas):
     assert f'name="{key}"' in page
     field = page[page.index(f'id="id_{key}"') - 400 : page.index(f'id="id_{key}"')]
     assert " disabled" in field
+
+
+def _form_part(page: str) -> str:
+    start = page.index('id="stage-form"')
+    return re.sub(
+        r'name="csrfmiddlewaretoken" value="[^"]*"', "", page[start : page.index("</form>", start)]
+    )
 
 
 def _cache_keys() -> list[str]:

@@ -169,13 +169,15 @@ class StageAnswersForm(forms.Form):
             describedby.append(f"id_{name}_error")
         view["describedby"] = " ".join(describedby)
         if isinstance(widget, (forms.RadioSelect, forms.CheckboxSelectMultiple)):
-            chosen = value if isinstance(value, (list, tuple)) else [value]
-            chosen = {str(v) for v in chosen if v not in (None, "")}
+            values = value if isinstance(value, (list, tuple)) else [value]
+            chosen = {str(v) for v in values if v not in (None, "")}
             view["kind"] = "choices"
             view["input_type"] = "checkbox" if widget.allow_multiple_selected else "radio"
             view["options"] = [
                 {"value": str(v), "label": label, "checked": str(v) in chosen, "n": i}
-                for i, (v, label) in enumerate(cast(forms.ChoiceField, field).choices)
+                for i, (v, label) in enumerate(
+                    cast(list[Any], cast(forms.ChoiceField, field).choices)
+                )
             ]
             return view
         text = widget.format_value(value)

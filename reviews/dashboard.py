@@ -205,11 +205,11 @@ def _course_stages(course: Course, project_ids: list[int] | None = None) -> list
     """Every stage of the course (or of those projects) with the few columns the board reads.
     The definitions (a few dozen at most, over the template versions the projects pinned) are
     read once and shared, not joined and built again for each of thousands of stages."""
-    stages = ProjectStage.objects.filter(project__course=course)
+    query = ProjectStage.objects.filter(project__course=course)
     if project_ids is not None:
-        stages = stages.filter(project_id__in=project_ids)
+        query = query.filter(project_id__in=project_ids)
     stages = list(
-        stages.only(*_BOARD_STAGE_FIELDS).order_by("project_id", "definition__order", "-cycle")
+        query.only(*_BOARD_STAGE_FIELDS).order_by("project_id", "definition__order", "-cycle")
     )
     definitions = StageDefinition.objects.in_bulk({s.definition_id for s in stages})
     for stage in stages:
@@ -255,13 +255,11 @@ def _build_rows(
     projects = _board_projects(course, project_ids)
     stages = _course_stages(course, project_ids)
     timeline = _timeline(stages, {p.pk: p.cycle for p in projects})
-    assignments = ReviewAssignment.objects.filter(
-        project__course=course, state=AssignmentState.ACTIVE
-    )
+    active = ReviewAssignment.objects.filter(project__course=course, state=AssignmentState.ACTIVE)
     if project_ids is not None:
-        assignments = assignments.filter(project_id__in=project_ids)
+        active = active.filter(project_id__in=project_ids)
     assignments = list(
-        assignments.select_related("reviewer").order_by(
+        active.select_related("reviewer").order_by(
             F("stage_definition_id").asc(nulls_last=True), "created_at", "pk"
         )
     )
@@ -293,7 +291,7 @@ def _build_rows(
                 cells=cells,
                 members=list(project.members.all()),
                 reviewer_ids={a.reviewer_id for a in by_project[project.pk]},
-                last_activity=project.last_activity,
+                last_activity=project.last_activity,  # type: ignore[attr-defined]
             )
         )
     return rows, stages, assignments

@@ -11,7 +11,9 @@
 #                         BENCH_SIZES=small,medium  (default small,medium,large)
 #                         BENCH_ROUNDS=3  BENCH_DURATION=5  (rounds; seconds per wrk run)
 #                       Data is seeded with COPY into lrb_bench_<size> once and reused; servers on
-#                       ports 8120 (app) and 8121 (hello-world); installs Debian's wrk if missing.
+#                       ports 8120 (app) and 8121 (hello-world) (BENCH_APP_PORT, BENCH_HELLO_PORT;
+#                       LRB_BENCH_BROKER: the Redis the servers use, default DB 2); installs wrk.
+#   make bench-smoke    CI: small only, one 1-second wrk round per page, no approvals/export/PDF
 #   make bench-scripts  benchmarks/: reminder sweep queries and outbox delivery rate
 #   make lint           ruff check, ruff format --check, mypy
 #   make api-schema     write the REST API's OpenAPI schema to api/openapi.yaml (a test compares)
@@ -34,6 +36,8 @@ SERVICES_IGNORE := --ignore=tests/services
 BENCH_SIZES ?= small,medium,large
 BENCH_ROUNDS ?= 3
 BENCH_DURATION ?= 5
+BENCH_APP_PORT ?= 8120
+BENCH_HELLO_PORT ?= 8121
 # Two workers on the two cores; each gets its own test database.
 PYTEST_WORKERS ?= -n 2
 
@@ -42,8 +46,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-postgres test-services bench bench-scripts lint mutation \
-	mutation-changed migrate clean distclean api-schema
+.PHONY: help venv run test test-postgres test-services bench bench-smoke bench-scripts lint \
+	mutation mutation-changed migrate clean distclean api-schema
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -81,7 +85,16 @@ bench: $(STAMP)
 		if [ "$$(id -u)" -eq 0 ]; then apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
 		else sudo apt-get install -y wrk || { sudo apt-get update && sudo apt-get install -y wrk; }; fi; }
 	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/bench_suite.py \
-		--sizes $(BENCH_SIZES) --rounds $(BENCH_ROUNDS) --duration $(BENCH_DURATION)
+		--sizes $(BENCH_SIZES) --rounds $(BENCH_ROUNDS) --duration $(BENCH_DURATION) \
+		--app-port $(BENCH_APP_PORT) --hello-port $(BENCH_HELLO_PORT)
+
+# CI: the small size, one short wrk round per page against hello-world, every page answering.
+bench-smoke: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" -eq 0 ]; then apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
+		else sudo apt-get install -y wrk || { sudo apt-get update && sudo apt-get install -y wrk; }; fi; }
+	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/bench_suite.py --smoke \
+		--app-port $(BENCH_APP_PORT) --hello-port $(BENCH_HELLO_PORT)
 
 bench-scripts: $(STAMP)
 	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/reminder_sweep.py

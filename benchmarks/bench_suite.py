@@ -663,6 +663,9 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
                 s["ratio"].append(a["rps"] / h["rps"])
                 s["errors"].append(a["errors"] + h["errors"])
                 s["load"].append(loadavg())
+        failed = [page for page, _ in PAGES if sum(samples[page]["errors"])]
+        if args.smoke and failed:
+            raise SystemExit(f"bench smoke: errors under wrk on {', '.join(failed)}")
         for page, persona in PAGES:
             s = samples[page]
             ratio_line(
@@ -673,14 +676,16 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
                 f"errors {sum(s['errors'])}; "
                 f"{load_text(s['load'])}",
             )
-        approvals_figure(
-            size, args.rounds, args.hello_port, args.app_port, hello_cookies["student"]
-        )
+        if not args.smoke:
+            approvals_figure(
+                size, args.rounds, args.hello_port, args.app_port, hello_cookies["student"]
+            )
     finally:
         app.stop()
         hello.stop()
         connection.close()
-    export_figures(size, database_url, people["course"], args.rounds)
+    if not args.smoke:
+        export_figures(size, database_url, people["course"], args.rounds)
     return queries
 
 
@@ -714,8 +719,15 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--app-port", type=int, default=8120)
     parser.add_argument("--hello-port", type=int, default=8121)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CI: small only, every page answers 200 under wrk; no approvals, export or PDF",
+    )
     parser.add_argument("--queries-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.rounds, args.duration = "small", 1, 1
     if args.queries_child:
         queries_child()
         return
@@ -760,7 +772,8 @@ def main() -> None:
                 f"({queries[large][page]['ms']:.1f} vs {queries[small][page]['ms']:.1f} ms)",
                 flush=True,
             )
-    pdf_figure(benchdb.database_url(parsed, parsed["NAME"] + "_pdf"))
+    if not args.smoke:
+        pdf_figure(benchdb.database_url(parsed, parsed["NAME"] + "_pdf"))
     import redis
 
     redis.Redis.from_url(BROKER).flushdb()  # the tasks the servers queued

@@ -180,6 +180,79 @@ class StageAnswersForm(forms.Form):
         answers = {k: v for k, v in self.answers().items() if k not in errors}
         return answers, errors
 
+    def question_blocks(self) -> list[dict[str, Any]]:
+        """What templates/lifecycle/partials/stage_form.html prints: per question, its fields
+        with their values, options and errors already worked out. The stage page renders the
+        form from these in one template, without crispy's and the widgets' templates per field
+        (they were half of the page's time); the markup is crispy's bootstrap5 markup."""
+        blocks = []
+        for question in self.questions:
+            key = question.key
+            if question.kind == QuestionKind.YES_NO_UNSURE:
+                names = [key + CHOICE_SUFFIX, key + JUSTIFICATION_SUFFIX]
+                wrappers = ["mb-3 mb-1", "mb-3"]
+            else:
+                names, wrappers = [key], ["mb-3"]
+            fields = [
+                self._field_view(name, css) for name, css in zip(names, wrappers, strict=True)
+            ]
+            extras = QuestionExtras(self, key).render()
+            blocks.append({"key": key, "fields": fields, "extras": extras})
+        return blocks
+
+    def _field_view(self, name: str, wrapper_class: str) -> dict[str, Any]:
+        field = self.fields[name]
+        bound = self[name]
+        widget = field.widget
+        errors = list(bound.errors) if self.is_bound else []
+        value = bound.value()
+        view: dict[str, Any] = {
+            "name": name,
+            "id": "id_" + name,
+            "label": field.label,
+            "help_text": field.help_text,
+            "errors": errors,
+            "disabled": field.disabled,
+            "wrapper_class": wrapper_class,
+        }
+        describedby = []
+        if field.help_text:
+            describedby.append(f"id_{name}_helptext")
+        if errors:
+            describedby.append(f"id_{name}_error")
+        view["describedby"] = " ".join(describedby)
+        if isinstance(widget, (forms.RadioSelect, forms.CheckboxSelectMultiple)):
+            values = value if isinstance(value, (list, tuple)) else [value]
+            chosen = {str(v) for v in values if v not in (None, "")}
+            view["kind"] = "choices"
+            view["input_type"] = "checkbox" if widget.allow_multiple_selected else "radio"
+            view["options"] = [
+                {"value": str(v), "label": label, "checked": str(v) in chosen, "n": i}
+                for i, (v, label) in enumerate(
+                    cast(list[Any], cast(forms.ChoiceField, field).choices)
+                )
+            ]
+            return view
+        text = widget.format_value(value)
+        view["value"] = "" if text is None else text
+        if isinstance(widget, forms.Textarea):
+            view["kind"] = "textarea"
+            view["rows"] = widget.attrs.get("rows", 10)
+            view["maxlength"] = getattr(field, "max_length", None)
+            return view
+        view["kind"] = "input"
+        if isinstance(widget, forms.NumberInput):
+            view["input_type"], view["css"] = "number", "numberinput"
+            view["attrs"] = ' step="any" min="-1E+15" max="1E+15"'
+        elif isinstance(widget, forms.URLInput):
+            view["input_type"], view["css"] = "url", "urlinput"
+        elif isinstance(widget, forms.DateInput):
+            view["input_type"], view["css"] = "date", "dateinput"
+        else:
+            view["input_type"], view["css"] = "text", "textinput"
+        view["maxlength"] = getattr(field, "max_length", None)
+        return view
+
     @staticmethod
     def initial_from_answers(
         answers: Mapping[str, Any], questions: Iterable[Question], version: int

@@ -1,25 +1,30 @@
 """Reads behind the course staff's board: every project of a course by the stages of its
 template, and where the reviews get stuck.
 
-Everything is batched over the whole course: the board costs the same, fixed number of queries
-with 10 projects as with 300 (an instructor opens it for the whole cohort).
+Everything is batched: the board costs the same, fixed number of queries with 10 projects as
+with 300 (an instructor opens it for the whole cohort). What covers the whole course (counts,
+bottlenecks, the order of the filtered projects) is a BoardSummary kept in the cache until the
+course's audit trail moves on; a page then reads the stages of its own 50 projects only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
+from django.core.cache import cache
 from django.db.models import F, OuterRef, Prefetch, Q, Subquery
 from django.http import Http404
 from django.urls import reverse
-from django.utils import dateformat, timezone
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.dates import MONTHS_3
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
@@ -166,7 +171,7 @@ class Counts:
 class Board:
     course: Course
     definitions: list[StageDefinition]
-    rows: list[Row]  # filtered and sorted
+    rows: Sequence[Row]  # filtered and sorted; built for the slice read (BoardRows)
     total: int  # projects in the course
     counts: Counts
     reviewers: list[User]  # everyone with an active assignment in the course, for the filter
@@ -197,14 +202,15 @@ _BOARD_STAGE_FIELDS = (
 )
 
 
-def _course_stages(course: Course) -> list[ProjectStage]:
-    """Every stage of the course with the few columns the board reads. The definitions (a few
-    dozen at most, over the template versions the projects pinned) are read once and shared,
-    not joined and built again for each of thousands of stages."""
+def _course_stages(course: Course, project_ids: list[int] | None = None) -> list[ProjectStage]:
+    """Every stage of the course (or of those projects) with the few columns the board reads.
+    The definitions (a few dozen at most, over the template versions the projects pinned) are
+    read once and shared, not joined and built again for each of thousands of stages."""
+    query = ProjectStage.objects.filter(project__course=course)
+    if project_ids is not None:
+        query = query.filter(project_id__in=project_ids)
     stages = list(
-        ProjectStage.objects.filter(project__course=course)
-        .only(*_BOARD_STAGE_FIELDS)
-        .order_by("project_id", "definition__order", "-cycle")
+        query.only(*_BOARD_STAGE_FIELDS).order_by("project_id", "definition__order", "-cycle")
     )
     definitions = StageDefinition.objects.in_bulk({s.definition_id for s in stages})
     for stage in stages:
@@ -225,26 +231,38 @@ def timeline_stages_of_order(projects: Iterable[Project], order: int) -> dict[in
     return {project_id: stage for (project_id, _), stage in timeline.items()}
 
 
-def course_board(*, course: Course, filters: BoardFilters | None = None) -> Board:
-    filters = filters or BoardFilters()
-    today = timezone.localdate()
+def _board_projects(course: Course, project_ids: list[int] | None) -> list[Project]:
     last_event = AuditEvent.objects.filter(project=OuterRef("pk")).order_by("-seq")
-    projects = list(
-        Project.objects.filter(course=course)
-        .prefetch_related(
+    projects = Project.objects.filter(course=course)
+    if project_ids is not None:
+        projects = projects.filter(pk__in=project_ids)
+    return list(
+        projects.prefetch_related(
             Prefetch("members", queryset=User.objects.order_by("display_name", "email"))
         )
         .annotate(last_activity=Subquery(last_event.values("created_at")[:1]))
         .order_by("title", "pk")
     )
-    definitions = list(course.template.stages.order_by("order"))
-    orders = [d.order for d in definitions]
-    stages = _course_stages(course)
+
+
+def _build_rows(
+    course: Course,
+    orders: list[int],
+    today: dt.date,
+    project_ids: list[int] | None = None,
+) -> tuple[list[Row], list[ProjectStage], list[ReviewAssignment]]:
+    """The rows of the given projects of the course (every project: None), in title order,
+    with the stages and active assignments they were built from."""
+    projects = _board_projects(course, project_ids)
+    stages = _course_stages(course, project_ids)
     timeline = _timeline(stages, {p.pk: p.cycle for p in projects})
+    active = ReviewAssignment.objects.filter(project__course=course, state=AssignmentState.ACTIVE)
+    if project_ids is not None:
+        active = active.filter(project_id__in=project_ids)
     assignments = list(
-        ReviewAssignment.objects.filter(project__course=course, state=AssignmentState.ACTIVE)
-        .select_related("reviewer")
-        .order_by(F("stage_definition_id").asc(nulls_last=True), "created_at", "pk")
+        active.select_related("reviewer").order_by(
+            F("stage_definition_id").asc(nulls_last=True), "created_at", "pk"
+        )
     )
     by_project: dict[int, list[ReviewAssignment]] = defaultdict(list)
     for assignment in assignments:
@@ -274,9 +292,52 @@ def course_board(*, course: Course, filters: BoardFilters | None = None) -> Boar
                 cells=cells,
                 members=list(project.members.all()),
                 reviewer_ids={a.reviewer_id for a in by_project[project.pk]},
-                last_activity=project.last_activity,
+                last_activity=project.last_activity,  # type: ignore[attr-defined]
             )
         )
+    return rows, stages, assignments
+
+
+@dataclass
+class BoardSummary:
+    """What the board shows of the whole course: the ids of the projects that match the filters
+    in their order, the counts, the reviewers for the filter and the bottlenecks. Computed from
+    every row of the course, then kept in the cache until the course's audit trail moves on
+    (every write is a service with an audit event) or the day changes; a page of the board
+    then reads only its own rows."""
+
+    project_ids: list[int]
+    total: int
+    counts: Counts
+    reviewers: list[User]
+    bottlenecks: Bottlenecks
+
+
+SUMMARY_SECONDS = 600  # also bounds what a write outside the course's trail can leave stale
+
+
+def _summary_key(course: Course, filters: BoardFilters, today: dt.date) -> str:
+    head = (
+        AuditEvent.objects.filter(course=course)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
+    shape = (
+        f"{filters.stage}|{filters.status}|{filters.reviewer}|{int(filters.overdue)}|"
+        f"{filters.sort}|{hashlib.sha256(filters.team.encode()).hexdigest()[:16]}"
+    )
+    return f"board:{course.pk}:{head}:{today.isoformat()}:{shape}"
+
+
+def _summary(
+    course: Course, definitions: list[StageDefinition], filters: BoardFilters, today: dt.date
+) -> tuple[BoardSummary, list[Row] | None]:
+    key = _summary_key(course, filters, today)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached, None
+    rows, stages, assignments = _build_rows(course, [d.order for d in definitions], today)
 
     counts = Counts()
     week_start = today - dt.timedelta(days=today.weekday())
@@ -304,10 +365,8 @@ def course_board(*, course: Course, filters: BoardFilters | None = None) -> Boar
     elif filters.sort == "activity":
         oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
         shown.sort(key=lambda r: (r.last_activity or oldest, r.project.title))
-    return Board(
-        course=course,
-        definitions=definitions,
-        rows=shown,
+    summary = BoardSummary(
+        project_ids=[row.project.pk for row in shown],
         total=len(rows),
         counts=counts,
         reviewers=reviewers,
@@ -319,6 +378,66 @@ def course_board(*, course: Course, filters: BoardFilters | None = None) -> Boar
             assignments=assignments,
             today=today,
         ),
+    )
+    cache.set(key, summary, SUMMARY_SECONDS)
+    return summary, shown
+
+
+class BoardRows(Sequence[Row]):
+    """The filtered, sorted rows of the board, built only for the slice that is read: the
+    paginator's count is the summary's, and a page of 50 reads 50 projects' stages."""
+
+    def __init__(
+        self,
+        course: Course,
+        orders: list[int],
+        today: dt.date,
+        project_ids: list[int],
+        built: list[Row] | None = None,
+    ) -> None:
+        self.course, self.orders, self.today = course, orders, today
+        self.project_ids = project_ids
+        self._built = {row.project.pk: row for row in built} if built is not None else None
+
+    def __len__(self) -> int:
+        return len(self.project_ids)
+
+    def _rows(self, ids: list[int]) -> list[Row]:
+        if self._built is not None:
+            return [self._built[pk] for pk in ids]
+        rows, _, _ = _build_rows(self.course, self.orders, self.today, ids)
+        by_pk = {row.project.pk: row for row in rows}
+        # A project deleted since the summary was made is left out, not a 500.
+        return [by_pk[pk] for pk in ids if pk in by_pk]
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        if isinstance(index, slice):
+            return self._rows(self.project_ids[index])
+        return self._rows([self.project_ids[index]])[0]
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._rows(self.project_ids))
+
+
+def course_board(*, course: Course, filters: BoardFilters | None = None) -> Board:
+    filters = filters or BoardFilters()
+    today = timezone.localdate()
+    definitions = list(course.template.stages.order_by("order"))
+    summary, built = _summary(course, definitions, filters, today)
+    return Board(
+        course=course,
+        definitions=definitions,
+        rows=BoardRows(course, [d.order for d in definitions], today, summary.project_ids, built),
+        total=summary.total,
+        counts=summary.counts,
+        reviewers=summary.reviewers,
+        bottlenecks=summary.bottlenecks,
     )
 
 
@@ -590,50 +709,48 @@ def _url_pattern(name: str) -> str:
 _PLACEHOLDER = 987654321
 
 
+_STATUS_LABELS = {value: str(label) for value, label in StageStatus.choices}
+
+
+def _day_month(day: dt.date) -> str:
+    """dateformat's "j M" without its per-call formatter object (2,100 cells a page)."""
+    return f"{day.day} {MONTHS_3[day.month].title()}"
+
+
 def _cell_html(cell: Cell, project: Project, stage_url: str) -> SafeString:
+    """One cell as HTML; plain string building with escape() on every value that is not ours
+    (format_html's per-argument machinery was most of the board's rendering time)."""
     stage = cell.stage
     if stage is None:
-        return format_html(
-            '<td class="board-cell text-body-secondary" data-order="{}" data-status="">—</td>',
-            cell.order,
+        return mark_safe(  # only an integer is interpolated
+            f'<td class="board-cell text-body-secondary" data-order="{int(cell.order)}" '
+            'data-status="">—</td>'
         )
     # A concluded project has no stage at work: an open one shows as closed.
     status, label = shown_status(stage, project)
-    css = f"board-cell status-{status}"
+    css = f"board-cell status-{escape(status)}"
     if cell.overdue:
         css += " is-overdue"
     if project.is_active and stage.pk == project.current_stage_id:
         css += " is-current"
     reviewers = (
-        format_html('<span class="d-block reviewers">{}</span>', ", ".join(cell.reviewers))
+        f'<span class="d-block reviewers">{escape(", ".join(cell.reviewers))}</span>'
         if cell.reviewers
         else ""
     )
     due = ""
     if cell.due:
-        due = format_html(
-            '<span class="d-block">due {}{}</span>',
-            dateformat.format(cell.due, "j M"),
-            mark_safe(' <strong class="text-danger">overdue</strong>') if cell.overdue else "",
-        )
-    return format_html(
-        '<td class="{}" data-order="{}" data-status="{}" data-cycle="{}" data-overdue="{}">'
-        '<a href="{}" title="{}: {}, cycle {}">'
-        '<span class="fw-semibold">{}</span> <span class="text-nowrap">· c{}</span>{}{}'
-        "</a></td>",
-        css,
-        cell.order,
-        status,
-        stage.cycle,
-        "1" if cell.overdue else "0",
-        stage_url.format(stage.pk),
-        project.title,
-        stage.definition.title,
-        stage.cycle,
-        label,
-        stage.cycle,
-        reviewers,
-        due,
+        overdue = ' <strong class="text-danger">overdue</strong>' if cell.overdue else ""
+        due = f'<span class="d-block">due {escape(_day_month(cell.due))}{overdue}</span>'
+    cycle = int(stage.cycle)
+    return mark_safe(  # every value not ours is escaped above or here
+        f'<td class="{css}" data-order="{int(cell.order)}" data-status="{escape(status)}" '
+        f'data-cycle="{cycle}" data-overdue="{"1" if cell.overdue else "0"}">'
+        f'<a href="{escape(stage_url.format(int(stage.pk)))}" '
+        f'title="{escape(project.title)}: {escape(stage.definition.title)}, cycle {cycle}">'
+        f'<span class="fw-semibold">{escape(label)}'
+        f'</span> <span class="text-nowrap">· c{cycle}</span>{reviewers}{due}'
+        "</a></td>"
     )
 
 

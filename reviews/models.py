@@ -262,6 +262,17 @@ class Decision(models.Model):
                 name="decision_one_current_per_reviewer",
             ),
         ]
+        indexes = [
+            # The inbox's "your decisions": a reviewer's standing decisions, newest first, read
+            # a page at a time from the index however many they made over the years.
+            models.Index(
+                "reviewer",
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                condition=Q(replaced_at__isnull=True),
+                name="decision_standing_by_reviewer",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reviewer}: {self.get_outcome_display()} on {self.revision}"

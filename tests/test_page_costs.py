@@ -4,6 +4,7 @@ and of other courses), and every list is paged, with the filters kept in the pag
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 from typing import Any
@@ -17,6 +18,7 @@ from django.utils import timezone
 from factories import current_stage, fill_and_submit
 from scale import seed_projects, seed_unrelated_courses
 
+from lifecycle import services as lifecycle_services
 from lifecycle.models import AuditEvent, ProjectStage, StageRevision, StageStatus
 from notifications.models import Notification, NotificationKind
 from reviews.views.dashboard import BOARD_PAGE_SIZE
@@ -237,3 +239,62 @@ def test_the_seeded_stages_are_in_review_and_audited(personas):
         == 3
     )
     assert AuditEvent.objects.filter(course=p.course).count() >= 12
+
+
+def test_the_audit_page_lists_a_capped_number_of_projects_and_recent_event_kinds(
+    personas, monkeypatch
+):
+    from lifecycle.views import exports
+
+    p = personas
+    monkeypatch.setattr(exports, "PROJECT_CHOICES", 3)
+    monkeypatch.setattr(exports, "VERB_WINDOW", 2)
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=4)
+    url = reverse("lifecycle:audit_export", args=[p.course.pk])
+    form = _client(p.ian).get(url).context["form"]
+    listed = [value for value, _ in form.fields["project"].widget.choices if value != ""]
+    assert len(listed) == 3
+    assert "first 3 projects" in form.fields["project"].help_text
+    latest = list(
+        AuditEvent.objects.filter(course=p.course).order_by("-seq").values_list("verb", flat=True)
+    )
+    every = set(latest)
+    assert len(every) > 2
+    assert {v for v, _ in form.fields["verbs"].choices} == set(latest[:2])
+    # A project or kind beyond the caps, already chosen, is listed and accepted.
+    last = p.course.projects.order_by("-title", "-pk").first()
+    old_verb = sorted(every - set(latest[:2]))[0]
+    bound = _client(p.ian).get(url, {"project": last.pk, "verbs": old_verb, "format": "csv"})
+    form = bound.context["form"] if bound.context else None
+    if form is not None:  # the page again, not a download: the choice must not be an error
+        assert "project" not in form.errors and "verbs" not in form.errors
+        assert last.pk in [v for v, _ in form.fields["project"].widget.choices]
+
+
+def test_a_board_page_reads_only_its_own_projects_and_the_summary_is_cached(personas):
+    from django.core.cache import cache
+
+    from reviews.dashboard import course_board
+
+    p = personas
+    seed_projects(course=p.course, instructor=p.ian, ta=p.tina, projects=BOARD_PAGE_SIZE + 5)
+    cache.clear()
+    board = course_board(course=p.course)  # computed over the course, then cached
+    with CaptureQueriesContext(connection) as again:
+        second = course_board(course=p.course)
+    # Cached: only the course's audit head and the template's stages are read.
+    assert len(again) <= 2
+    assert second.total == board.total and second.counts == board.counts
+    assert len(second.rows) == len(board.rows) == board.total > BOARD_PAGE_SIZE
+    with CaptureQueriesContext(connection) as page:
+        rows = second.rows[:2]
+    assert [r.project.pk for r in rows] == [r.project.pk for r in board.rows[:2]]
+    project_queries = [q["sql"] for q in page if 'FROM "lifecycle_project"' in q["sql"]]
+    assert project_queries and all(" IN (" in sql for sql in project_queries)
+    # A write through a service moves the trail on: the summary is computed again.
+    stage = current_stage(p.project)
+    lifecycle_services.stage_set_due_date(
+        stage=stage, actor=p.ian, due_date=timezone.localdate() - dt.timedelta(days=3)
+    )
+    third = course_board(course=p.course)
+    assert third.counts.overdue == board.counts.overdue + 1

@@ -63,6 +63,10 @@ class HoldingSlot:
         self.slot.release()
 
 
+PROJECT_CHOICES = 200
+VERB_WINDOW = 5000
+
+
 class AuditExportForm(forms.Form):
     format = forms.ChoiceField(
         choices=[("csv", "CSV (with a .head.json)"), ("jsonl", "JSON Lines (head included)")],
@@ -87,14 +91,32 @@ class AuditExportForm(forms.Form):
 
     def __init__(self, *args: Any, course: Course, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = course.projects.order_by("title", "pk")  # type: ignore[attr-defined]
-        verbs = (
-            AuditEvent.objects.filter(course=course)
-            .order_by("verb")
-            .values_list("verb", flat=True)
-            .distinct()
+        projects = course.projects.order_by("title", "pk")
+        self.fields["project"].queryset = projects  # type: ignore[attr-defined]
+        # What the drop-downs list is capped: the first PROJECT_CHOICES projects by title (the
+        # queryset above still accepts any project of the course), and the kinds of the course's
+        # latest VERB_WINDOW events, read backwards along (course, seq), not a DISTINCT over a
+        # trail that only grows. A kind or project already chosen is always listed.
+        chosen_project = str(self.data.get("project") or "") if self.is_bound else ""
+        shown = list(projects.values_list("pk", "title")[:PROJECT_CHOICES])
+        if chosen_project.isdigit() and int(chosen_project) not in {pk for pk, _ in shown}:
+            shown += list(projects.filter(pk=int(chosen_project)).values_list("pk", "title"))
+        self.fields["project"].widget.choices = [("", "All projects"), *shown]
+        self.fields["project"].help_text = (
+            f"The first {PROJECT_CHOICES} projects by title are listed."
+            if len(shown) >= PROJECT_CHOICES
+            else ""
         )
-        self.fields["verbs"].choices = [(verb, verb) for verb in verbs]  # type: ignore[attr-defined]
+        recent = (
+            AuditEvent.objects.filter(course=course)
+            .order_by("-seq")
+            .values_list("verb", flat=True)[:VERB_WINDOW]
+        )
+        verbs = set(recent)
+        if self.is_bound:
+            posted = self.data.getlist("verbs") if hasattr(self.data, "getlist") else []
+            verbs.update(v for v in posted if isinstance(v, str) and v)
+        self.fields["verbs"].choices = [(verb, verb) for verb in sorted(verbs)]  # type: ignore[attr-defined]
         self.helper = FormHelper()
         self.helper.form_method = "get"
         self.helper.form_id = "audit-export-form"

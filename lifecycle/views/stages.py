@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lifecycle import limits, permissions, services
@@ -27,6 +30,32 @@ from lifecycle.panels import stage_feedback
 from .common import domain_error_page, get_stage_for_user, require_member
 
 RESOLVE_PREFIX = "resolve__"
+FORM_CACHE_SECONDS = 24 * 3600
+
+
+def _form_html(
+    stage: ProjectStage,
+    questions: list[Question],
+    editable: bool,
+    feedback: dict[str, str] | None = None,
+) -> str:
+    """The unbound form's fields as HTML, cached by what they show: the stage and its draft's
+    version (every saved change bumps it), the questions as they are, whether the fields are
+    disabled, and the reviewers' feedback under the questions (threads change without a new
+    draft version). A form with posted data or errors is never cached (see _page)."""
+    shape = repr(
+        [(q.pk, q.key, q.kind, q.prompt, q.help_text, q.required, q.choices) for q in questions]
+    ) + repr(sorted((feedback or {}).items()))
+    digest = hashlib.sha256(shape.encode()).hexdigest()[:24]
+    saved = stage.draft_updated_at.timestamp() if stage.draft_updated_at else 0
+    key = f"stage-form:{stage.pk}:{stage.draft_version}:{saved}:{int(editable)}:{digest}"
+    html = cache.get(key)
+    if html is None:
+        form = _form_for(stage, questions, editable=editable)
+        form.feedback = dict(feedback or {})
+        html = render_to_string("lifecycle/partials/stage_form.html", {"form": form})
+        cache.set(key, html, FORM_CACHE_SECONDS)
+    return mark_safe(html)  # our own template's output, escaped when rendered
 
 
 def _questions(stage: ProjectStage) -> list[Question]:
@@ -73,9 +102,11 @@ def _page(
     is_member = permissions.is_project_member(request.user, project)
     editable = is_member and project.is_active and stage.is_editable
     feedback = stage_feedback(request, stage, next_url=stage.get_absolute_url())
+    form_html = None
     if form is None:
-        form = _form_for(stage, questions, editable=editable)
-    form.feedback = feedback.by_question
+        form_html = _form_html(stage, questions, editable, feedback.by_question)
+    else:
+        form.feedback = feedback.by_question
     previous = None
     if stage.status == StageStatus.LOCKED:
         previous = (
@@ -91,6 +122,7 @@ def _page(
         "stage": stage,
         "definition": stage.definition,
         "form": form,
+        "form_html": form_html,
         "questions": questions,
         "is_member": is_member,
         "editable": editable,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from lifecycle.models import Course, Project, ProjectStage, StageRevision, Stakeholder
+from lifecycle.models import Course, Project, ProjectStage, Risk, StageRevision, Stakeholder
 from notifications.models import Notification
 from reviews.models import Comment, Decision, DecisionOutcome
 
@@ -307,3 +308,51 @@ class TokenSerializer(serializers.ModelSerializer):
             "last_used_at",
             "state",
         ]
+
+
+class EvidenceFileSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    question_key = serializers.CharField()
+    name = serializers.CharField()
+    sha256 = serializers.CharField(source="blob.sha256")
+    file_type = serializers.CharField(source="blob.file_type")
+    content_type = serializers.CharField(source="blob.content_type")
+    size = serializers.IntegerField(source="blob.size")
+    download = serializers.SerializerMethodField()
+
+    def get_download(self, row: Any) -> str:
+        return reverse(self.context["download_url"], args=[row.pk])
+
+
+class EvidenceUploadSerializer(serializers.Serializer):
+    question_key = serializers.SlugField(max_length=60)
+    file = serializers.FileField(allow_empty_file=False)
+
+
+class RiskSerializer(serializers.ModelSerializer):
+    stakeholders = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    owner = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Risk
+        fields = [
+            "id",
+            "title",
+            "description",
+            "stakeholders",
+            "likelihood",
+            "severity",
+            "owner",
+            "mitigation",
+            "data_link",
+            "test_link",
+            "monitor_link",
+            "evidence",
+            "scored_cycle",
+            "created_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(PersonSerializer(allow_null=True))
+    def get_owner(self, risk: Risk) -> dict[str, Any] | None:
+        return {"id": risk.owner_id, "name": risk.owner.name} if risk.owner else None

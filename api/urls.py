@@ -40,6 +40,17 @@ urlpatterns = [
         "revisions/<int:pk>/comments/", views.RevisionComments.as_view(), name="revision_comments"
     ),
     path("comments/<int:pk>/resolve/", views.CommentResolve.as_view(), name="comment_resolve"),
+    path("stages/<int:pk>/evidence/", views.StageEvidence.as_view(), name="stage_evidence"),
+    path(
+        "revisions/<int:pk>/evidence/",
+        views.RevisionEvidenceList.as_view(),
+        name="revision_evidence",
+    ),
+    path("evidence/drafts/<int:pk>/", views.DraftFileDownload.as_view(), name="draft_file"),
+    path(
+        "evidence/revisions/<int:pk>/", views.RevisionFileDownload.as_view(), name="revision_file"
+    ),
+    path("projects/<int:pk>/risks/", views.ProjectRisks.as_view(), name="project_risks"),
     path("notifications/", views.NotificationList.as_view(), name="notifications"),
     path(
         "notifications/<int:pk>/read/", views.NotificationRead.as_view(), name="notification_read"

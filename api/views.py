@@ -7,17 +7,25 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from evidence import permissions as evidence_permissions
+from evidence import services as evidence_services
+from evidence.checks import max_bytes
+from evidence.models import DraftEvidence, RevisionEvidence
+from evidence.selectors import get_draft_file_for_user, get_revision_file_for_user
+from evidence.views import serve_blob as serve_file
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle import selectors as lifecycle_selectors
 from lifecycle import services as lifecycle_services
+from lifecycle.errors import InvalidAnswers
 from lifecycle.exports.formats import ExportFilters, chain_head_at
 from lifecycle.exports.streams import stream_export
 from lifecycle.models import (
@@ -434,3 +442,99 @@ class NotificationRead(APIView):
         notification_mark_read(user=_user(request), notification=row)
         row.refresh_from_db()
         return Response(s.NotificationSerializer(row).data)
+
+
+# --- evidence and the risk register ------------------------------------------------------------
+
+
+class StageEvidence(APIView):
+    """The files of the stage's draft: listed for the team and course staff, uploaded by the
+    team (multipart: ``question_key`` and ``file``), checked by content like the page's."""
+
+    write_scope = Scope.DRAFT
+    parser_classes = [MultiPartParser]
+
+    def _stage(self, request: Request, pk: int) -> ProjectStage:
+        stage = get_stage_for_api(request, pk)
+        if not evidence_permissions.can_see_draft_files(_user(request), stage):
+            raise Http404("No such stage.")
+        return stage
+
+    @extend_schema(responses={200: s.EvidenceFileSerializer(many=True)}, summary="Draft files")
+    def get(self, request: Request, pk: int) -> Response:
+        stage = self._stage(request, pk)
+        rows = DraftEvidence.objects.filter(stage=stage).select_related("blob").order_by("pk")
+        context = {"download_url": "api:draft_file"}
+        return Response(s.EvidenceFileSerializer(rows[:200], many=True, context=context).data)
+
+    @extend_schema(
+        request={"multipart/form-data": s.EvidenceUploadSerializer},
+        responses={201: s.EvidenceFileSerializer},
+        summary="Attach a file to a question of the draft",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        stage = self._stage(request, pk)
+        _require_member(request, stage)
+        body = s.EvidenceUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        uploaded = body.validated_data["file"]
+        if uploaded.size is not None and uploaded.size > max_bytes():
+            raise InvalidAnswers({"file": [f"The file is larger than {max_bytes()} bytes."]})
+        attached = evidence_services.evidence_attach(
+            stage=stage,
+            actor=_user(request),
+            question_key=body.validated_data["question_key"],
+            name=uploaded.name or "",
+            data=uploaded.read(),
+        )
+        context = {"download_url": "api:draft_file"}
+        return Response(
+            s.EvidenceFileSerializer(attached, context=context).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class RevisionEvidenceList(APIView):
+    @extend_schema(
+        responses={200: s.EvidenceFileSerializer(many=True)},
+        summary="The files frozen into a revision (their hashes are in its SHA-256)",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        revision = get_revision_for_api(request, pk)
+        rows = (
+            RevisionEvidence.objects.filter(revision=revision).select_related("blob").order_by("pk")
+        )
+        context = {"download_url": "api:revision_file"}
+        return Response(s.EvidenceFileSerializer(rows[:200], many=True, context=context).data)
+
+
+class DraftFileDownload(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="Download a draft's file",
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        attachment = get_draft_file_for_user(_user(request), pk)
+        return serve_file(attachment.blob, attachment.name, "download")
+
+
+class RevisionFileDownload(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="Download a file frozen into a revision",
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        frozen = get_revision_file_for_user(_user(request), pk)
+        return serve_file(frozen.blob, frozen.name, "download")
+
+
+class ProjectRisks(generics.ListAPIView):
+    serializer_class = s.RiskSerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        project = lifecycle_selectors.get_project_for_user(_user(self.request), self.kwargs["pk"])
+        return (
+            project.risks.select_related("owner")
+            .prefetch_related("stakeholders")
+            .order_by("-severity", "-likelihood", "pk")
+        )

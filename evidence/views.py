@@ -92,7 +92,7 @@ def remove(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(stage.get_absolute_url())
 
 
-def _serve(blob: EvidenceBlob, name: str, variant: str) -> HttpResponse:
+def serve_blob(blob: EvidenceBlob, name: str, variant: str) -> HttpResponse:
     if variant not in ("view", "download"):
         raise Http404("No such view of the file.")
     inline = variant == "view" and blob.file_type in (
@@ -132,14 +132,14 @@ def _serve(blob: EvidenceBlob, name: str, variant: str) -> HttpResponse:
 @require_GET
 def draft_file(request: HttpRequest, pk: int, variant: str) -> HttpResponse:
     attachment = get_draft_file_for_user(request.user, pk)
-    return _serve(attachment.blob, attachment.name, variant)
+    return serve_blob(attachment.blob, attachment.name, variant)
 
 
 @login_required
 @require_GET
 def revision_file(request: HttpRequest, pk: int, variant: str) -> HttpResponse:
     frozen = get_revision_file_for_user(request.user, pk)
-    return _serve(frozen.blob, frozen.name, variant)
+    return serve_blob(frozen.blob, frozen.name, variant)
 
 
 # --- artefacts --------------------------------------------------------------------------------

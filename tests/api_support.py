@@ -43,6 +43,11 @@ class ApiClient:
         return self.client.get(url, **self._headers(), **extra)
 
     def post(self, url: str, data: Any = None, **extra: Any) -> Any:
+        if isinstance(data, dict) and any(hasattr(v, "read") for v in data.values()):
+            for value in data.values():
+                if hasattr(value, "seek"):
+                    value.seek(0)
+            return self.client.post(url, data, **self._headers(), **extra)  # multipart
         return self.client.post(
             url, data or {}, content_type="application/json", **self._headers(), **extra
         )

@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 from api_support import PERSONAS, some_notification_of
 from django.urls import URLPattern, reverse
+from evidence_samples import png
 from factories import fill_and_submit
 
 from api import urls as api_urls
+from evidence.models import RevisionEvidence
+from evidence.services import evidence_attach
 from lifecycle.models import ProjectStage
 from reviews.models import ReviewerRole
 from reviews.services import comment_add
@@ -81,11 +84,34 @@ MATRIX: dict[str, dict[str, tuple[str, Any, dict[str, int]]]] = {
     "comment_resolve": {
         "post": ("comment", None, {**SEE_STAGE, "tina": 403, "ian": 403, "erin": 403}),
     },
+    # The draft's files are the team's and staff's (as on the stage page); frozen files are
+    # everyone's who sees the stage. Uploads wait for the draft: the stage is in review.
+    "stage_evidence": {
+        "get": ("stage", None, SEE_PROJECT),
+        "post": (
+            "stage",
+            "upload",
+            {**SEE_PROJECT, "alice": 409, "bob": 409, "tina": 403, "ian": 403},
+        ),
+    },
+    "revision_evidence": {"get": ("revision", None, SEE_STAGE)},
+    "draft_file": {"get": ("draft_file", None, SEE_PROJECT)},
+    "revision_file": {"get": ("revision_file", None, SEE_STAGE)},
+    "project_risks": {"get": ("project", None, SEE_PROJECT)},
     "notifications": {"get": ("", None, EVERYONE)},
     "notification_read": {
         "post": ("notification", None, {**dict.fromkeys(PERSONAS, 404), "erin": 200})
     },
 }
+
+
+def _body(body: Any) -> Any:
+    if body == "upload":
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        image = SimpleUploadedFile("matrix.png", png(), content_type="image/png")
+        return {"question_key": "problem-statement", "file": image}
+    return body
 
 
 def _patterns() -> list[URLPattern]:
@@ -111,10 +137,15 @@ def test_every_operation_of_the_router_has_a_row():
 
 def _objects(world) -> dict[str, int]:
     p = world.p
-    stage = ProjectStage.objects.get(pk=p.project.current_stage_id)
+    stage = ProjectStage.objects.select_related("project").get(pk=p.project.current_stage_id)
+    draft_file = evidence_attach(
+        stage=stage, actor=p.alice, question_key="problem-statement", name="flow.png", data=png()
+    )
     revision = fill_and_submit(stage, p.alice)
     comment = comment_add(revision=revision, author=p.erin, body="Which clinics?", question_key="")
     return {
+        "draft_file": draft_file.pk,
+        "revision_file": RevisionEvidence.objects.get(revision=revision).pk,
         "course": p.course.pk,
         "project": p.project.pk,
         "stage": stage.pk,
@@ -139,7 +170,7 @@ def test_persona_matrix(world, name, method, who):
     url = reverse(f"api:{name}", args=[objects[arg]] if arg else [])
     client = world.client(who)
     call = getattr(client, method)
-    response = call(url, body) if method != "get" else call(url)
+    response = call(url, _body(body)) if method != "get" else call(url)
     want = 401 if who is None else expected[who]
     assert response.status_code == want, (name, method, who, response.content[:300])
     if want >= 400:
@@ -153,6 +184,7 @@ NEEDS = {
     ("revision_decisions", "post"): "review",
     ("comment_resolve", "post"): "draft",
     ("notification_read", "post"): "read",
+    ("stage_evidence", "post"): "draft",
 }
 
 
@@ -169,10 +201,14 @@ def test_scope_matrix(world, name, method):
         needed = "read" if method == "get" else NEEDS[(name, method)]
     url = reverse(f"api:{name}", args=[objects[arg]] if arg else [])
     without = [s for s in ("read", "draft", "review") if s != needed]
-    denied = getattr(world.client(who, without), method)(url, *([body] if method != "get" else []))
+    denied = getattr(world.client(who, without), method)(
+        url, *([_body(body)] if method != "get" else [])
+    )
     assert denied.status_code == 403, (name, method, who)
     assert needed in denied.json()["detail"]
-    only = getattr(world.client(who, [needed]), method)(url, *([body] if method != "get" else []))
+    only = getattr(world.client(who, [needed]), method)(
+        url, *([_body(body)] if method != "get" else [])
+    )
     assert only.status_code == expected[who], (name, method, who, only.content[:300])
 
 

@@ -10,14 +10,23 @@ from rest_framework import serializers
 
 from lifecycle.models import Course, Project, ProjectStage, Risk, StageRevision, Stakeholder
 from notifications.models import Notification
+from reviews.anonymity import MaskedReviewer
 from reviews.models import Comment, Decision, DecisionOutcome
 
 from .models import PersonalAccessToken
 
 
 class PersonSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = serializers.IntegerField(allow_null=True)
     name = serializers.CharField()
+
+
+def person(user: Any) -> dict[str, Any]:
+    """A person as the reader may see them: a reviewer the team sees anonymously (a course
+    setting) is a label with no id, as on the pages."""
+    if isinstance(user, MaskedReviewer):
+        return {"id": None, "name": user.name}
+    return {"id": user.pk, "name": user.name}
 
 
 class MeSerializer(serializers.Serializer):
@@ -193,7 +202,7 @@ class DecisionSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PersonSerializer)
     def get_reviewer(self, decision: Decision) -> dict[str, Any]:
-        return {"id": decision.reviewer_id, "name": decision.reviewer.name}
+        return person(decision.reviewer)
 
 
 class DecisionInputSerializer(serializers.Serializer):
@@ -225,7 +234,7 @@ class CommentSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PersonSerializer)
     def get_author(self, comment: Comment) -> dict[str, Any]:
-        return {"id": comment.author_id, "name": comment.author.name}
+        return person(comment.author)
 
 
 class CommentInputSerializer(serializers.Serializer):

@@ -4,6 +4,7 @@ services, so every rule, lock and audit event holds for the API too."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -39,6 +40,7 @@ from lifecycle.models import (
 from notifications.models import Notification
 from reviews import selectors as review_selectors
 from reviews import services as review_services
+from reviews.anonymity import names_for
 from reviews.models import Comment, Decision
 from reviews.services import gate_for_stage
 
@@ -173,13 +175,38 @@ class ProjectStakeholders(generics.ListAPIView):
 # --- stages, drafts, revisions ---------------------------------------------------------------
 
 
+def _masked_gate(stage: ProjectStage, names: Any) -> Any:
+    """The gate as the reader may see it: its lines name reviewers; for a team that sees them
+    anonymously the names become their labels."""
+    gate = gate_for_stage(stage)
+    if not names.anonymous:
+        return gate
+    from accounts.models import User
+
+    real = {u.pk: u.name for u in User.objects.filter(pk__in=list(names.labels))}
+    swaps = [(real[pk], label) for pk, label in names.labels.items() if real.get(pk)]
+
+    def mask(line: str) -> str:
+        for name, label in swaps:
+            line = line.replace(name, label)
+        return line
+
+    return replace(
+        gate,
+        missing=[mask(x) for x in gate.missing],
+        blocking=[mask(x) for x in gate.blocking],
+        approvers=[mask(x) for x in gate.approvers],
+    )
+
+
 def _stage_response(request: Request, stage: ProjectStage, code: int = 200) -> Response:
     user = _user(request)
     hide = review_selectors.hides_other_reviews(user, stage)
+    names = names_for(user, stage.project)
     context = {
         "is_member": lifecycle_permissions.is_project_member(user, stage.project),
         # An independent reviewer who has not decided learns nothing of the others' votes.
-        "gates": {} if hide else {stage.pk: gate_for_stage(stage)},
+        "gates": {} if hide else {stage.pk: _masked_gate(stage, names)},
     }
     return Response(s.StageSerializer(stage, context=context).data, status=code)
 
@@ -272,7 +299,8 @@ class RevisionDecisions(APIView):
         decisions = Decision.objects.filter(revision=revision).select_related("reviewer")
         if review_selectors.hides_other_reviews(_user(request), revision.stage):
             decisions = decisions.filter(reviewer=_user(request))
-        rows = decisions.order_by("created_at", "pk")[:500]
+        rows = list(decisions.order_by("created_at", "pk")[:500])
+        names_for(_user(request), revision.stage.project).mask(rows, "reviewer")
         return Response(s.DecisionSerializer(rows, many=True).data)
 
     @extend_schema(
@@ -332,7 +360,8 @@ class RevisionComments(APIView):
         comments = Comment.objects.filter(revision=revision).select_related("author")
         if review_selectors.hides_other_reviews(_user(request), revision.stage):
             comments = comments.filter(author=_user(request))
-        rows = comments.order_by("created_at", "pk")[:1000]
+        rows = list(comments.order_by("created_at", "pk")[:1000])
+        names_for(_user(request), revision.stage.project).mask(rows, "author", "resolved_by")
         return Response(s.CommentSerializer(rows, many=True).data)
 
     @extend_schema(
@@ -374,6 +403,7 @@ class CommentResolve(APIView):
     def post(self, request: Request, pk: int) -> Response:
         comment = review_selectors.get_comment_for_user(_user(request), pk)
         comment = review_services.comment_resolve(comment=comment, actor=_user(request))
+        names_for(_user(request), comment.revision.stage.project).mask([comment], "author")
         return Response(s.CommentSerializer(comment).data)
 
 

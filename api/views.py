@@ -540,7 +540,7 @@ class RevisionEvidenceList(APIView):
 
 class DraftFileDownload(APIView):
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={(200, "*/*"): OpenApiTypes.BINARY},
         summary="Download a draft's file",
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
@@ -550,7 +550,7 @@ class DraftFileDownload(APIView):
 
 class RevisionFileDownload(APIView):
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={(200, "*/*"): OpenApiTypes.BINARY},
         summary="Download a file frozen into a revision",
     )
     def get(self, request: Request, pk: int) -> HttpResponse:

@@ -56,3 +56,6 @@ def test_schema_and_docs_are_served_without_a_cdn():
     html = docs.content.decode()
     assert "cdn" not in html.lower() and "unpkg" not in html.lower()
     assert "/static/drf_spectacular_sidecar/" in html
+    # The strict CSP allows no inline script or style: the start-up script is a file too.
+    assert "<style" not in html and "<script>" not in html and " style=" not in html
+    assert client.get("/api/v1/docs/?script=").status_code == 200

@@ -14,10 +14,13 @@ import pytest
 import schemathesis
 from api_support import PERSONAS
 from django.core.wsgi import get_wsgi_application
+from evidence_samples import png
 from factories import fill_and_submit
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
+from evidence.models import RevisionEvidence
+from evidence.services import evidence_attach
 from lifecycle.models import ProjectStage
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
@@ -47,7 +50,10 @@ def ids(world) -> dict[str, int]:
     from reviews.services import comment_add
 
     p = world.p
-    stage = ProjectStage.objects.get(pk=p.project.current_stage_id)
+    stage = ProjectStage.objects.select_related("project").get(pk=p.project.current_stage_id)
+    draft_file = evidence_attach(
+        stage=stage, actor=p.alice, question_key="problem-statement", name="m.png", data=png()
+    )
     revision = fill_and_submit(stage, p.alice)
     comment = comment_add(revision=revision, author=p.erin, body="Which clinics?")
     return {
@@ -57,6 +63,8 @@ def ids(world) -> dict[str, int]:
         "revisions": revision.pk,
         "comments": comment.pk,
         "notifications": some_notification_of(p.erin).pk,
+        "evidence/drafts": draft_file.pk,
+        "evidence/revisions": RevisionEvidence.objects.get(revision=revision).pk,
     }
 
 
@@ -69,7 +77,8 @@ def ids(world) -> dict[str, int]:
     derandomize=True,
 )
 def test_every_operation_as_every_persona(case, world, ids, who):
-    resource = case.path.split("/")[3]  # /api/v1/<resource>/{id}/...
+    parts = case.path.split("/")  # /api/v1/<resource>/{id}/... or /api/v1/evidence/<kind>/{id}/
+    resource = parts[3] if parts[3] != "evidence" else f"evidence/{parts[4]}"
     if "id" in (case.path_parameters or {}):
         case.path_parameters["id"] = ids[resource]
     # Not asked: that every schema-valid request succeeds (most personas may not do most

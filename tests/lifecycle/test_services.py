@@ -101,7 +101,9 @@ def test_saving_the_same_answers_again_changes_nothing(personas):
     assert AuditEvent.objects.count() == count
 
 
-def test_a_stale_draft_save_raises_a_conflict_naming_the_questions_changed_since(personas):
+def test_a_stale_draft_save_merges_other_questions_and_conflicts_only_on_shared_ones(personas):
+    """Merge per question (issue 11): a save based on an older version keeps a teammate's
+    change to another question and conflicts only where both changed the same question."""
     stage = stage1(personas)
     texts = questions_of(stage, QuestionKind.LONG_TEXT) + questions_of(
         stage, QuestionKind.SHORT_TEXT
@@ -113,17 +115,23 @@ def test_a_stale_draft_save_raises_a_conflict_naming_the_questions_changed_since
     services.stage_save_draft(
         stage=stage, actor=personas.bob, answers={second: "Bob's"}, base_version=1
     )
+    # Alice, still on version 1, changes the first question: Bob's answer is kept.
+    services.stage_save_draft(
+        stage=stage, actor=personas.alice, answers={first: "mine"}, base_version=1
+    )
+    stage.refresh_from_db()
+    assert stage.draft_answers == {first: "mine", second: "Bob's"}
+    # Alice, still on version 1, changes Bob's question too: that one conflicts.
     with pytest.raises(DraftConflict) as excinfo:
         services.stage_save_draft(
-            stage=stage, actor=personas.alice, answers={first: "mine"}, base_version=1
+            stage=stage, actor=personas.alice, answers={second: "Alice's"}, base_version=1
         )
     conflict = excinfo.value
     assert conflict.changed_questions == [second]
-    assert conflict.current_version == 2
     assert conflict.current_answers[second] == "Bob's"
-    assert "Bob" in conflict.message
+    assert texts[1].prompt in conflict.message  # named by its text, not its key
     stage.refresh_from_db()
-    assert stage.draft_answers == {first: "v1", second: "Bob's"}
+    assert stage.draft_answers == {first: "mine", second: "Bob's"}
 
 
 def test_a_stale_save_by_the_person_who_saved_since_is_no_conflict(personas):

@@ -620,7 +620,9 @@ def test_every_payload_is_saved_and_shown_escaped(personas: Any, payload: str) -
     services.stage_save_draft(
         stage=stage, actor=personas.bob, answers={text_fields[0]: "Bob's text"}, base_version=1
     )
-    stale = client.post(url(stage), {**data, "draft_version": "1"})
+    # Both changed the first field since version 1 (merge per question: only that conflicts).
+    mine = {**data, text_fields[0]: payload + " (ours)", "draft_version": "1"}
+    stale = client.post(url(stage), mine)
     assert stale.status_code == 409
     assert_safe(stale, "conflict page", site_markup)
     assert escape(payload) in stale.content.decode()

@@ -14,6 +14,7 @@ from lifecycle import permissions as lifecycle_permissions
 from lifecycle.models import ProjectStage, StageStatus
 from lifecycle.panels import OpenThread, StageFeedback
 
+from .anonymity import names_for
 from .models import Comment, Decision, DecisionOutcome
 from .selectors import Thread
 
@@ -72,6 +73,10 @@ def stage_feedback(request: HttpRequest, stage: Any, *, next_url: str) -> StageF
     threads = open_threads(stage)
     if not decisions and not threads:
         return None
+    # A course with anonymous reviewers shows the team labels, never names.
+    names = names_for(user, stage.project, is_member=True)
+    names.mask(decisions, "reviewer")
+    names.mask_threads(threads)
     questions = list(stage.definition.questions.all())
     labels = {q.key: q.prompt for q in questions}
     numbers = {q.key: n for n, q in enumerate(questions, start=1)}

@@ -21,6 +21,7 @@ from django.utils import timezone
 from lifecycle.models import ProjectStage, ProjectStatus, Question
 from lifecycle.selectors import member_project_ids, taught_course_ids
 
+from .anonymity import names_for
 from .models import AssignmentState, Comment, Invitation, ReviewAssignment, ReviewerRole
 from .selectors import as_pending_reviews, pending_counts, pending_review_stages
 
@@ -155,7 +156,7 @@ def _threads(user: Any) -> Section:
             revision__stage__project_id__in=member_project_ids(user),
             revision__stage__project__status=ProjectStatus.ACTIVE,
         )
-        .select_related("author", "revision__stage__definition", "revision__stage__project")
+        .select_related("author", "revision__stage__definition", "revision__stage__project__course")
         .order_by("-created_at", "-pk")
     )
     if not section.rows:
@@ -167,8 +168,13 @@ def _threads(user: Any) -> Section:
             key__in={c.question_key for c in section.rows if c.question_key},
         ).values_list("stage_id", "key", "prompt")
     }
+    masks: dict[int, Any] = {}
     for c in section.rows:
         stage = c.revision.stage
+        # The user is on the team: a course with anonymous reviewers shows them labels.
+        if stage.project_id not in masks:
+            masks[stage.project_id] = names_for(user, stage.project, is_member=True)
+        masks[stage.project_id].mask([c], "author")
         c.question = prompts.get((stage.definition_id, c.question_key), "")
         c.href = reverse("reviews:review_stage", args=[stage.pk]) + f"#comment-{c.pk}"
     return section

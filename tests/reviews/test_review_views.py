@@ -351,7 +351,12 @@ def test_a_team_invitation_waits_for_staff_confirmation_when_the_course_says_so(
     with django_capture_on_commit_callbacks(execute=True):
         alice.post(reverse("reviews:invitation_create", args=[p.project.pk]), _invite_post())
     invitation = Invitation.objects.get()
-    assert invitation.state() == "awaiting_confirmation" and not mail.outbox
+    # Nothing goes to the invited address yet; course staff are told it waits for them.
+    assert invitation.state() == "awaiting_confirmation"
+    assert sorted(address for m in mail.outbox for address in m.to) == sorted(
+        [p.ian.email, p.tina.email]
+    )
+    staff_notices = len(mail.outbox)
     assert "awaiting staff confirmation" in text(alice.get(reviewers_url(p.project)))
     confirm = reverse("reviews:invitation_confirm", args=[invitation.pk])
     assert alice.post(confirm).status_code == 404  # the team does not confirm its own
@@ -360,7 +365,8 @@ def test_a_team_invitation_waits_for_staff_confirmation_when_the_course_says_so(
     with django_capture_on_commit_callbacks(execute=True):
         assert client_for(p.tina).post(confirm).status_code == 302
     invitation.refresh_from_db()
-    assert invitation.state() == "pending" and len(mail.outbox) == 1
+    assert invitation.state() == "pending" and len(mail.outbox) == staff_notices + 1
+    assert mail.outbox[-1].to == [invitation.email]
 
 
 def test_whoever_invited_or_staff_revoke_an_invitation(personas):

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import rule_hooks
 from .default_template import CHOICE_KINDS, DEFAULT_TEMPLATE, QUESTION_KINDS
+from .models import IndependentReview
 
 FORMAT = "lrb-lifecycle-template"
 SCHEMA_VERSION = 1
@@ -25,6 +26,12 @@ SCHEMA_PATH = "lifecycle/schemas/template-v1.schema.json"
 DISMISSALS = ("all", "owners", "editorial")
 ATTRIBUTES = ("risk_tier", "domain")
 RISK_TIERS = ("low", "medium", "high")
+INDEPENDENT_REVIEW = tuple(IndependentReview.values)  # off, experts, everyone
+# Documents written before independent review became a choice said true or false.
+LEGACY_INDEPENDENT_REVIEW = {
+    True: IndependentReview.EVERYONE.value,
+    False: IndependentReview.OFF.value,
+}
 MAX_STAGES = 30
 MAX_QUESTIONS = 60
 MAX_RULES = 20
@@ -37,10 +44,11 @@ STAGE_FIELDS: dict[str, Any] = {
     "min_approvals": 1,
     "min_staff_approvals": 1,
     "min_expert_approvals": 0,
-    "independent_review": False,
+    "independent_review": IndependentReview.OFF.value,
     "requires_stakeholders": False,
     "allows_not_pursued": False,
     "is_iteration": False,
+    "risk_min_severity": 0,
     "loop_targets": [],
     "dismissal": "all",
     "gate_rules": [],
@@ -133,12 +141,22 @@ def normalised(data: Mapping[str, Any]) -> dict[str, Any]:
     doc["description"] = str(data.get("description", ""))
     for stage in data.get("stages", []):
         out = {k: copy.deepcopy(stage.get(k, default)) for k, default in STAGE_FIELDS.items()}
+        out["independent_review"] = independent_review_value(out["independent_review"])
         out["questions"] = [
             {k: copy.deepcopy(q.get(k, default)) for k, default in QUESTION_FIELDS.items()}
             for q in stage.get("questions", [])
         ]
         doc["stages"].append(out)
     return doc
+
+
+def independent_review_value(value: Any) -> Any:
+    """The stage's independent review as one of ``INDEPENDENT_REVIEW``: an older document's
+    true becomes "everyone" and false "off" (as migration lifecycle 0012 did); anything else
+    is returned as it is, for validation to refuse."""
+    if isinstance(value, bool):
+        return LEGACY_INDEPENDENT_REVIEW[value]
+    return value
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -261,8 +279,17 @@ def _validate_stage(
             f"{path}.min_approvals",
             "must be at least 1 and at least the staff minimum plus the expert minimum",
         )
+    severity = stage.get("risk_min_severity", 0)
+    if not _is_int(severity) or not 0 <= severity <= 5:
+        out.add(f"{path}.risk_min_severity", "must be a whole number from 0 (no rule) to 5")
+    review = stage.get("independent_review", STAGE_FIELDS["independent_review"])
+    if not isinstance(review, bool) and review not in INDEPENDENT_REVIEW:
+        out.add(
+            f"{path}.independent_review",
+            f"must be one of {', '.join(INDEPENDENT_REVIEW)} "
+            "(or, in older documents, true or false)",
+        )
     for name in (
-        "independent_review",
         "requires_stakeholders",
         "allows_not_pursued",
         "is_iteration",

@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 
 from .default_template import QUESTION_KINDS
-from .models import Dismissal, QuestionKind, RiskTier
+from .models import Dismissal, IndependentReview, QuestionKind, RiskTier
 
 KIND_CHOICES = [(k, QuestionKind(k).label) for k in QUESTION_KINDS]
 
@@ -50,12 +50,26 @@ class StageForm(forms.Form):
     min_staff_approvals = forms.IntegerField(min_value=0, max_value=20)
     min_expert_approvals = forms.IntegerField(min_value=0, max_value=20)
     dismissal = forms.ChoiceField(choices=Dismissal.choices, label="A new revision dismisses")
-    independent_review = forms.BooleanField(required=False)
+    independent_review = forms.ChoiceField(
+        choices=IndependentReview.choices,
+        initial=IndependentReview.OFF,
+        label="Independent review",
+        help_text="The template's default; a course can override it on its review settings page.",
+    )
     requires_stakeholders = forms.BooleanField(required=False)
     allows_not_pursued = forms.BooleanField(
         required=False, label="Allows “we should not build this”"
     )
     is_iteration = forms.BooleanField(required=False, label="This is the Iterate stage")
+    risk_min_severity = forms.IntegerField(
+        min_value=0,
+        max_value=5,
+        required=False,
+        initial=0,
+        label="Risks traced from severity",
+        help_text="Every risk of at least this severity (1-5) needs a mitigation and a linked "
+        "test before the stage passes. 0 or empty: no such rule.",
+    )
     loop_targets = forms.CharField(
         required=False,
         help_text="Iterate stage only: keys of earlier stages it may loop back to, comma-separated "
@@ -67,6 +81,7 @@ class StageForm(forms.Form):
         data["loop_targets"] = [
             t.strip() for t in data.get("loop_targets", "").split(",") if t.strip()
         ]
+        data["risk_min_severity"] = data.get("risk_min_severity") or 0
         return data
 
 

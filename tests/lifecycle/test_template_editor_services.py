@@ -29,6 +29,7 @@ from lifecycle.models import (
 from lifecycle.template_data import (
     DocumentErrors,
     ReviewerPool,
+    checked,
     default_document,
     document_from_template,
     new_question,
@@ -84,6 +85,23 @@ def test_the_default_document_is_exactly_the_lectures_template(db):
                 assert ours[key] == value, key
         assert ours["gate_rules"] == [] and ours["dismissal"] == "all"
     assert validate_document(doc) == {}
+
+
+def test_independent_review_is_a_choice_and_older_true_or_false_still_imports(db):
+    doc = default_document()
+    doc["stages"][0]["independent_review"] = True
+    doc["stages"][1]["independent_review"] = False
+    doc["stages"][2]["independent_review"] = "everyone"
+    del doc["stages"][3]["independent_review"]
+    out = checked(doc)
+    assert [s["independent_review"] for s in out["stages"][:4]] == [
+        "everyone",
+        "off",
+        "everyone",
+        "off",
+    ]
+    doc["stages"][0]["independent_review"] = "sometimes"
+    assert "stages[0].independent_review" in validate_document(doc)
 
 
 def test_the_installed_default_reads_back_as_the_default_document(personas):

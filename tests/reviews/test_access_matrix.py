@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from factories import UserFactory, current_stage, declare_no_conflict, fill_and_submit
 from reauth import confirm_password
 
+from lifecycle import template_services
 from lifecycle.models import Course, ExpertInvitationPolicy
 from lifecycle.proposals import proposal_submit
 from notifications.models import Notification
@@ -101,6 +102,15 @@ TABLE: dict[str, dict[str, dict]] = {
     # expert read it; staff and that expert decide.
     "review_proposal": {"GET": _row(404, alice=200, tina=200, ian=200, expert=200)},
     "proposal_decide": _post_only(expert=DONE, **STAFF),
+    # The template editor's gate pages: course staff only, a 404 for everyone else. Staff add
+    # a rule to stage 1 of the sample draft.
+    "template_rule_add": _post_only(**STAFF),
+    "template_migrations": {"GET": _row(404, tina=200, ian=200)},
+    # The sample project runs on the course's current version already: nothing to migrate.
+    "project_migrate": _post_only(tina=409, ian=409),
+    # Whoever may see the stage reaches the service; the sample revision is not marked
+    # editorial, so there is nothing to accept (409). Everyone else: 404.
+    "editorial_accept": _post_only(alice=409, tina=409, ian=409, expert=409),
 }
 
 
@@ -200,6 +210,9 @@ def world(personas, settings, tmp_path) -> World:
         answers={"reasons": ["social"], "reasoning": "A social solution fits."},
     )
 
+    # A template draft for the editor's rule page (the course's current version).
+    draft = template_services.template_draft_start(course=p.course, actor=p.ian, source="current")
+
     dossier_pdf = DossierRender.objects.create(
         project=p.project, requested_by=p.alice, content_hash="0" * 64, status="ready"
     )
@@ -224,6 +237,8 @@ def world(personas, settings, tmp_path) -> World:
         "comment_pk": comment.pk,
         "token": token,
         "render_pk": dossier_pdf.pk,
+        "index": 0,
+        "project_pk": p.project.pk,
     }
     posts = {
         "assignment_create": {"email": p.oscar.email, "role": "expert", "stage_definition": ""},
@@ -248,6 +263,13 @@ def world(personas, settings, tmp_path) -> World:
             "reminder_limit": 2,
         },
     }
+    posts["template_rule_add"] = {
+        "base_revision": draft.revision,
+        "kind": "min_approvals",
+        "role": "staff",
+        "count": 1,
+    }
+    posts["project_migrate"] = {"target": p.course.template_id}
     posts["proposal_decide"] = {"revision": proposal_revision.pk, "outcome": "approve"}
     notification = Notification.objects.filter(recipient=p.erin).order_by("pk").first()
     assert notification is not None, "the expert was told about the submitted stage"

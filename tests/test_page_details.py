@@ -212,5 +212,5 @@ def test_the_stakeholder_register_diff_shows_kind_labels_not_keys(personas):
         "lifecycle:stage_revisions", args=[p.project.pk, stage.cycle, stage.definition.key]
     )
     html = client_for(p.tina).get(url).content.decode()
-    assert "[Affected community]" in html
+    assert "Affected community" in html
     assert "affected_community" not in html

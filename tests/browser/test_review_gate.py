@@ -92,7 +92,11 @@ def test_an_invited_expert_and_a_ta_pass_stage_one_after_one_round_of_changes(
     )
     page.get_by_role("button", name=re.compile("Save and submit")).click()
     page.wait_for_load_state()
-    page.get_by_role("button", name="Submit for review").click()
+    # After a request for changes the team answers the reviewers before resubmitting.
+    page.get_by_label("Your response to the reviewers").fill(
+        "We named the five clinics in the problem statement."
+    )
+    page.get_by_role("button", name="Resubmit with this response").click()
     page.wait_for_load_state()
     stage.refresh_from_db()
     assert stage.status == StageStatus.IN_REVIEW and stage.current_revision.number == 2

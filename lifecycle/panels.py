@@ -42,6 +42,8 @@ def render_home_panels(request: HttpRequest) -> SafeString:
     """What waits for the person, from the layers above; empty when nothing does."""
     parts = [panel(request) for panel in _home_panels]
     return format_html_join("", "{}", ((mark_safe(p),) for p in parts if p))
+
+
 @dataclass
 class OpenThread:
     """A thread the team has not resolved, for the resubmission form."""

@@ -148,6 +148,10 @@ class StageDefinition(models.Model):
     # question key -> the reviewer expertise that must approve it (the template's "code
     # owners"); kept on the stage so the gate reads it with the definition.
     question_owners = models.JSONField(default=dict, blank=True)
+    # The stage's rubric, as data the grading layer reads (grading.compute.criteria_of):
+    # {"criteria": [{"key", "title", "allow_na", "levels": [{"points", "label",
+    # "description"}]}]}. Empty: the stage is not graded.
+    rubric = models.JSONField(default=dict, blank=True)
     dismissal = models.CharField(
         max_length=12,
         choices=Dismissal.choices,

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "reviews",
     "notifications",
     "evidence",
+    "grading",
     "api",
 ]
 

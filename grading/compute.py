@@ -129,7 +129,7 @@ def late_penalty(
 
 
 def apply_penalty(points: Decimal, percent: Decimal) -> Decimal:
-    """What is left of ``points`` after a penalty of ``percent`` (clamped to 0–100)."""
+    """What is left of ``points`` after a penalty of ``percent`` (clamped to 0 to 100)."""
     percent = min(HUNDRED, max(Decimal(0), Decimal(percent)))
     return exact_cents(Fraction(points) * (100 - Fraction(percent)) / 100)
 

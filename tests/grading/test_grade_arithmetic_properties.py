@@ -25,8 +25,8 @@ from grading.compute import (
     rubric_total,
 )
 
-settings.register_profile("grading", deadline=None, max_examples=300)
-settings.load_profile("grading")
+# Per test, not a profile: loading one would change every other Hypothesis test of the run.
+thorough = settings(deadline=None, max_examples=300)
 
 DUE = dt.datetime(2026, 11, 2, 23, 59, tzinfo=dt.UTC)
 DAY = Fraction(86_400_000_000)  # microseconds
@@ -142,12 +142,14 @@ rules = st.sampled_from(["none", "per_day", "cutoff"])
 # --- properties ------------------------------------------------------------------------------
 
 
+@thorough
 @given(rubrics_and_scores())
 def test_a_rubric_total_is_the_sum_of_the_scored_levels_out_of_the_applicable_maxima(drawn):
     criteria, scores = drawn
     assert rubric_total(criteria, scores) == ref_rubric_total(criteria, scores)
 
 
+@thorough
 @given(rubrics_and_scores())
 def test_not_applicable_never_raises_the_share_above_scoring_every_criterion_in_full(drawn):
     criteria, scores = drawn
@@ -187,6 +189,7 @@ def test_criteria_of_reads_the_template_rubric_with_levels_in_ascending_order():
     assert criteria_of(None) == [] and criteria_of({}) == []
 
 
+@thorough
 @given(rules, percents, percents, offsets)
 @example("per_day", Decimal(10), Decimal(50), dt.timedelta(0))  # exactly at the due time
 @example("per_day", Decimal(10), Decimal(50), dt.timedelta(seconds=1))  # one second late
@@ -237,6 +240,7 @@ def test_a_delay_of_a_million_days_and_a_microsecond_is_a_million_and_one_days()
     assert found.days_late == 1_000_001
 
 
+@thorough
 @given(rules, percents, percents)
 def test_no_due_date_or_no_submission_means_no_penalty(rule, per_day, cap):
     for due, submitted in ((None, DUE), (DUE, None), (None, None)):
@@ -246,6 +250,7 @@ def test_no_due_date_or_no_submission_means_no_penalty(rule, per_day, cap):
         assert (found.percent, found.days_late, found.reason) == (Decimal(0), 0, "")
 
 
+@thorough
 @given(cent_amounts, percents)
 @example(Decimal("0.05"), Decimal("50"))  # a half cent: rounds up
 @example(Decimal("0.01"), Decimal("50"))
@@ -255,6 +260,7 @@ def test_applying_a_penalty_keeps_the_rest_of_the_points_rounded_half_up(points,
     assert Decimal(0) <= kept <= points
 
 
+@thorough
 @given(cent_amounts)
 def test_no_penalty_keeps_every_point_and_a_full_penalty_keeps_none(points):
     assert apply_penalty(points, Decimal(0)) == points
@@ -289,6 +295,7 @@ ON_A_HALF_CENT = (
 )
 
 
+@thorough
 @given(stage_grades, weights)
 @example(*ON_A_HALF_CENT)
 def test_the_project_total_is_the_weighted_mean_share_out_of_a_hundred(stages, stage_weights):

@@ -116,14 +116,15 @@ def _chunk_rows(course: Course, stages: list[GradedStage], users: list[Any]) -> 
     }
     lms = lms_ids(course, users)
     for user in users:
-        for project_id in teams.get(user.pk) or [None]:
-            total = totals.get(project_id) if project_id else None
+        on_teams: list[int | None] = list(teams.get(user.pk, [])) or [None]
+        for team in on_teams:
+            total = totals.get(team) if team else None
             yield [
                 user.email,
                 user.name,
                 lms.get(user.pk, ""),
-                titles.get(project_id, "") if project_id else "",
-                *(_points(stage_points.get((project_id, s.key))) for s in stages),
+                titles.get(team, "") if team else "",
+                *(_points(stage_points.get((team, s.key))) if team else "" for s in stages),
                 _points(total[0] if total else None),
                 _points(total[1] if total else None),
             ]

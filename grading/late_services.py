@@ -108,7 +108,7 @@ def late_policy_update(
     if errors:
         raise InvalidAnswers(errors)
     row = _lock_settings(course)
-    old = {
+    old: dict[str, Any] = {
         "late_rule": row.late_rule,
         "late_percent_per_day": row.late_percent_per_day,
         "late_cap_percent": row.late_cap_percent,

@@ -5,6 +5,7 @@ to its fields (400), the rest of the page as it was."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -23,11 +24,18 @@ from lifecycle.views.common import domain_error_page
 from . import late_services
 from .late import LatePolicy
 from .late_forms import DueDatesForm, ExtensionForm, LatePolicyForm
-from .models import GradingSettings, StageDueDate
+from .models import DueDateExtension, GradingSettings, StageDueDate
 from .selectors_late import course_extensions, get_course_for_staff, get_extension_for_staff
 
 EXTENSIONS_SHOWN = 100
 OUT_OF_POLICY_SHOWN = 100
+
+
+@dataclass(frozen=True)
+class ExtensionRow:
+    extension: DueDateExtension
+    stage_title: str
+    revoke_url: str  # computed once per page, not a {% url %} per row
 
 
 def _page_url(course: Course) -> str:
@@ -70,9 +78,14 @@ def _render(
         )
     extensions, extension_count = course_extensions(course, limit=EXTENSIONS_SHOWN)
     revoke = reverse("grading:extension_revoke", args=[0])
-    for extension in extensions:
-        extension.stage_title = stages.get(extension.stage_key, extension.stage_key)
-        extension.revoke_url = revoke.replace("/0/", f"/{extension.pk}/")
+    extension_rows = [
+        ExtensionRow(
+            extension=extension,
+            stage_title=stages.get(extension.stage_key, extension.stage_key),
+            revoke_url=revoke.replace("/0/", f"/{extension.pk}/"),
+        )
+        for extension in extensions
+    ]
     out_of_policy = late_services.grades_out_of_policy(course)
     context: dict[str, Any] = {
         "course": course,
@@ -81,7 +94,7 @@ def _render(
         "rule_form": rule_form,
         "due_form": due_form,
         "extension_form": extension_form,
-        "extensions": extensions,
+        "extensions": extension_rows,
         "extension_count": extension_count,
         "out_of_policy": out_of_policy[:OUT_OF_POLICY_SHOWN],
         "out_of_policy_count": len(out_of_policy),

@@ -22,7 +22,7 @@ from django.utils import timezone
 from lifecycle import events, permissions
 from lifecycle.audit import audit_record
 from lifecycle.errors import InvalidAnswers, NotAllowed
-from lifecycle.models import Course, Project
+from lifecycle.models import Course, Project, ProjectStage
 
 from .compute import LatePenalty, apply_penalty, criteria_of
 from .events import STAGE_GRADE_SET
@@ -294,6 +294,14 @@ def late_penalty_reapply(
     ]
     if not changed:
         return []
+    # The stages first (lifecycle's lock order: project, stage, then the audit chain), so a
+    # moderator's grade of the same stage waits for this one rather than forking it.
+    list(
+        ProjectStage.objects.select_for_update(of=("self",), no_key=True)
+        .filter(pk__in=sorted({row.grade.stage_id for row in changed}))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     locked = {
         grade.pk: grade
         for grade in StageGrade.objects.select_for_update(of=("self",), no_key=True).filter(

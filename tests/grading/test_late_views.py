@@ -122,13 +122,16 @@ def test_due_dates_are_saved_in_the_boards_time_zone_and_a_bad_one_is_shown_by_i
     personas, settings
 ):
     p = personas
+    settings.TIME_ZONE = "Europe/Berlin"  # UTC+1 in November
     first, second = grade_stages(p.course)
     client = client_for(p.tina)
     url = reverse("grading:due_dates", args=[p.course.pk])
     response = client.post(url, {f"due_{first.key}": "2026-11-02T23:59", f"due_{second.key}": ""})
     assert response.status_code == 302
     saved = StageDueDate.objects.get(course=p.course, stage_key=first.key).due_at
-    assert timezone.localtime(saved).strftime("%Y-%m-%d %H:%M") == "2026-11-02 23:59"
+    assert saved == dt.datetime(2026, 11, 2, 22, 59, tzinfo=dt.UTC)
+    html = client_for(p.alice).get(current_stage(p.project).get_absolute_url()).content.decode()
+    assert "Due <strong>2 Nov 2026, 23:59</strong>" in html and "(Europe/Berlin)" in html
     assert not StageDueDate.objects.filter(stage_key=second.key).exists()
 
     response = client.post(url, {f"due_{first.key}": "the second of November"})

@@ -420,11 +420,13 @@ def on_expert_awaiting_confirmation(*, assignment: ReviewAssignment) -> None:
 
 def on_review_flagged(*, flag: Any, project: Project) -> None:
     """A team member flagged a review as unfair: course staff read the flag, who raised it and
-    who wrote the review (staff see names even under anonymous review)."""
+    who wrote the review (staff see names even under anonymous review), except the reviewer."""
     decision = flag.decision
     stage = decision.revision.stage
+    # A TA whose own review was flagged is not told who flagged it: the rest of the staff are.
+    staff = [u for u in _course_staff_of(project.course_id) if u.pk != decision.reviewer_id]
     notify(
-        recipients=_course_staff_of(project.course_id),
+        recipients=staff,
         kind=NotificationKind.REVIEW_FLAGGED,
         project=project,
         stage=stage,

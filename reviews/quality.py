@@ -214,6 +214,8 @@ def review_flag_resolve(*, flag: ReviewFlag, actor: User, note: str) -> ReviewFl
     if not lifecycle_permissions.is_course_staff(actor, project.course):
         raise NotAllowed("Only course staff resolve flags.")
     flag = ReviewFlag.objects.select_for_update(no_key=True).get(pk=flag.pk)
+    if flag.decision.reviewer_id == actor.pk:
+        raise IllegalTransition("A flag on your own review is for another member of staff.")
     _close(flag, FlagState.RESOLVED)
     flag.state, flag.closed_at = FlagState.RESOLVED, timezone.now()
     flag.resolved_by, flag.resolution_note = actor, note
@@ -249,6 +251,46 @@ def attach_team_member_view(decisions: Iterable[Decision], user: Any) -> None:
     for d in decisions:
         d.my_rating = ratings.get(d.pk)  # type: ignore[attr-defined]
         d.my_flag = flags.get(d.pk)  # type: ignore[attr-defined]
+
+
+def attach_reviewer_view(decisions: Iterable[Decision], viewer: Any, *, is_staff: bool) -> None:
+    """What the review page shows of the teams' ratings beside each decision: to the decision's
+    own reviewer the mean and count only (never who rated, nor the notes that might tell);
+    to course staff, for other people's decisions, each rating with its rater and note and the
+    open flags. Nothing to anyone else. Two queries at most."""
+    decisions = list(decisions)
+    for d in decisions:
+        d.team_ratings = []  # type: ignore[attr-defined]
+        d.team_flags = []  # type: ignore[attr-defined]
+        d.team_mean = None  # type: ignore[attr-defined]
+    mine = [d for d in decisions if d.reviewer_id == getattr(viewer, "pk", None)]
+    others = [d for d in decisions if d not in mine] if is_staff else []
+    wanted = {d.pk: d for d in mine + others}
+    if not wanted:
+        return
+    by_decision: dict[int, list[ReviewRating]] = defaultdict(list)
+    for rating in (
+        ReviewRating.objects.filter(decision_id__in=wanted)
+        .select_related("rater")
+        .order_by("created_at", "pk")
+    ):
+        by_decision[rating.decision_id].append(rating)
+    for d in mine + others:
+        found = by_decision.get(d.pk, [])
+        if found:
+            d.team_mean = statistics.mean(r.helpfulness for r in found)  # type: ignore[attr-defined]
+            d.team_count = len(found)  # type: ignore[attr-defined]
+    if not others:
+        return
+    for d in others:
+        d.team_ratings = by_decision.get(d.pk, [])  # type: ignore[attr-defined]
+    flags: dict[int, list[ReviewFlag]] = defaultdict(list)
+    for flag in ReviewFlag.objects.filter(
+        decision_id__in=[d.pk for d in others], state=FlagState.OPEN
+    ).select_related("raised_by"):
+        flags[flag.decision_id].append(flag)
+    for d in others:
+        d.team_flags = flags.get(d.pk, [])  # type: ignore[attr-defined]
 
 
 # --- reads: per reviewer, for course staff ---------------------------------------------------
@@ -305,9 +347,9 @@ def reviewer_quality(*, course: Course, cap: int | None = BOARD_REVIEWER_CAP) ->
         .order_by()
     )
     turnaround: dict[int, list[float]] = defaultdict(list)
-    for row in reviews:
-        asked = max(row["submitted"], row["assigned"] or row["submitted"])
-        turnaround[row["reviewer_id"]].append(max(0.0, _days(row["first"] - asked)))
+    for review in reviews:
+        asked = max(review["submitted"], review["assigned"] or review["submitted"])
+        turnaround[review["reviewer_id"]].append(max(0.0, _days(review["first"] - asked)))
 
     decided_under = Decision.objects.filter(assignment_id=OuterRef("pk"))
     declines = dict(

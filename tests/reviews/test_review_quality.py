@@ -139,7 +139,7 @@ def test_a_flag_needs_a_reason(personas, reviewed):
 def test_a_flag_tells_course_staff_through_the_outbox_and_is_audited(personas, reviewed):
     p = personas
     flag = quality.review_flag(
-        decision=reviewed["tina"], actor=p.alice, reason="She asks for data we cannot have."
+        decision=reviewed["erin"], actor=p.alice, reason="She asks for data we cannot have."
     )
     told = Notification.objects.filter(kind=NotificationKind.REVIEW_FLAGGED)
     assert sorted(told.values_list("recipient__email", flat=True)) == [
@@ -147,10 +147,25 @@ def test_a_flag_tells_course_staff_through_the_outbox_and_is_audited(personas, r
         "tina@example.test",
     ]
     assert all("She asks for data we cannot have." in n.body for n in told)
+    assert all("Alice" in n.body and "Dr Erin Chen" in n.body for n in told)
     assert all(reverse("reviews:course_flags", args=[p.course.pk]) in n.link for n in told)
     event = AuditEvent.objects.get(verb="review.flag_raise")
     assert event.new["reason"] == "She asks for data we cannot have."
     assert event.object_id == str(flag.pk)
+
+
+def test_a_ta_whose_review_is_flagged_is_not_told_who_flagged_it(personas, reviewed):
+    p = personas
+    flag = quality.review_flag(decision=reviewed["tina"], actor=p.alice, reason="Unfair.")
+    told = Notification.objects.filter(kind=NotificationKind.REVIEW_FLAGGED)
+    assert list(told.values_list("recipient__email", flat=True)) == ["ian@example.test"]
+    with pytest.raises(IllegalTransition):
+        quality.review_flag_resolve(flag=flag, actor=p.tina, note="Mine was fine.")
+    page = client_for(p, "tina").get(reverse("reviews:course_flags", args=[p.course.pk]))
+    body = page.content.decode()
+    assert "A team member flagged the review by Tina" in body
+    assert "Alice" not in body and "alice@example.test" not in body
+    assert reverse("reviews:flag_resolve", args=[flag.pk]) not in body
 
 
 def test_a_second_open_flag_is_refused_until_the_first_is_withdrawn(personas, reviewed):
@@ -288,7 +303,7 @@ def test_the_staff_flag_page_lists_reason_and_review_and_resolves(personas, revi
     p = personas
     quality.review_flag(decision=reviewed["tina"], actor=p.alice, reason="Asks the impossible.")
     url = reverse("reviews:course_flags", args=[p.course.pk])
-    page = client_for(p, "tina").get(url).content.decode()
+    page = client_for(p, "ian").get(url).content.decode()
     assert "Asks the impossible." in page and "Cite the ward&#x27;s own numbers." in page
     assert "Alice flagged the review by Tina" in page
     flag = ReviewFlag.objects.get()
@@ -354,6 +369,25 @@ def test_the_reviewer_never_learns_who_rated_or_flagged_them(personas, reviewed)
         page = erin.get(url).content.decode()
         assert "Bob" not in page and "bob@example.test" not in page, url
     assert not Notification.objects.filter(recipient=p.erin, kind=NotificationKind.REVIEW_FLAGGED)
+    review = erin.get(reverse("reviews:review_stage", args=[reviewed["stage"].pk])).content
+    assert "The team rated this review 1.0 of 5 for helpfulness (1 rating)." in review.decode()
+    assert "Bob&#x27;s private view." not in review.decode()
+
+
+def test_course_staff_read_who_rated_and_flagged_other_reviewers_decisions(personas, reviewed):
+    p = personas
+    quality.review_rate(decision=reviewed["erin"], rater=p.bob, helpfulness=2, note="Thin.")
+    quality.review_flag(decision=reviewed["erin"], actor=p.bob, reason="Ignores the clinic.")
+    quality.review_rate(decision=reviewed["tina"], rater=p.alice, helpfulness=5, note="Sharp.")
+    url = reverse("reviews:review_stage", args=[reviewed["stage"].pk])
+    ian = client_for(p, "ian").get(url).content.decode()
+    assert "Bob: 2 of 5 — Thin." in ian and "Flagged as unfair by Bob: Ignores the clinic." in ian
+    assert "Alice: 5 of 5 — Sharp." in ian
+    # Tina is staff, but a reviewer too: of her own review she reads the mean only.
+    tina = client_for(p, "tina").get(url).content.decode()
+    assert "Bob: 2 of 5 — Thin." in tina
+    assert "Alice: 5 of 5" not in tina and "Sharp." not in tina
+    assert "The team rated this review 5.0 of 5 for helpfulness (1 rating)." in tina
 
 
 # --- the staff's figures per reviewer ---------------------------------------------------------

@@ -146,7 +146,7 @@ def course_flags(request: HttpRequest, course_pk: int) -> HttpResponse:
     page = Paginator(flags, FLAGS_PAGE_SIZE).get_page(request.GET.get("page"))
     for flag in page.object_list:
         # A TA reading a flag on their own review does not learn who raised it, nor resolves it.
-        flag.own_review = flag.decision.reviewer_id == request.user.pk
+        flag.own_review = flag.decision.reviewer_id == request.user.pk  # type: ignore[attr-defined]
     return render(
         request,
         "reviews/course_flags.html",

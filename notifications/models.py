@@ -33,6 +33,7 @@ class NotificationKind(models.TextChoices):
     COMMENT_REPLY = "comment_reply", "Reply to a comment"
     EXPERT_CONFIRMATION = "expert_confirmation", "Expert awaiting confirmation"
     RESPONSE_TO_REVIEWERS = "response_to_reviewers", "Response to reviewers"
+    REVIEW_FLAGGED = "review_flagged", "Review flagged as unfair"
 
 
 class EmailStatus(models.TextChoices):

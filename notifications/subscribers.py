@@ -418,6 +418,28 @@ def on_expert_awaiting_confirmation(*, assignment: ReviewAssignment) -> None:
     )
 
 
+def on_review_flagged(*, flag: Any, project: Project) -> None:
+    """A team member flagged a review as unfair: course staff read the flag, who raised it and
+    who wrote the review (staff see names even under anonymous review), except the reviewer."""
+    decision = flag.decision
+    stage = decision.revision.stage
+    # A TA whose own review was flagged is not told who flagged it: the rest of the staff are.
+    staff = [u for u in _course_staff_of(project.course_id) if u.pk != decision.reviewer_id]
+    notify(
+        recipients=staff,
+        kind=NotificationKind.REVIEW_FLAGGED,
+        project=project,
+        stage=stage,
+        key=f"review_flagged:f{flag.pk}",
+        subject=f"[{project.title}] A review was flagged as unfair",
+        body=f"{flag.raised_by.name} flagged the review by {decision.reviewer.name} on "
+        f"“{stage.definition.title}” (revision {decision.revision.number}) as unfair: "
+        f"{flag.reason}",
+        link=absolute(reverse("reviews:course_flags", args=[project.course_id])),
+        payload={"flag": flag.pk, "decision": decision.pk},
+    )
+
+
 def connect() -> None:
     events.subscribe(events.STAGE_SUBMITTED, on_stage_submitted)
     events.subscribe(events.STAGE_CHANGES_REQUESTED, on_changes_requested)
@@ -432,3 +454,4 @@ def connect() -> None:
     review_events.subscribe(
         review_events.EXPERT_AWAITING_CONFIRMATION, on_expert_awaiting_confirmation
     )
+    review_events.subscribe(review_events.REVIEW_FLAGGED, on_review_flagged)

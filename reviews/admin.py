@@ -10,7 +10,15 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Comment, Decision, Invitation, ProposalDecision, ReviewAssignment
+from .models import (
+    Comment,
+    Decision,
+    Invitation,
+    ProposalDecision,
+    ReviewAssignment,
+    ReviewFlag,
+    ReviewRating,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -75,3 +83,16 @@ class CommentAdmin(ReadOnlyAdmin):
     search_fields = ["author__email", "body", "revision__stage__project__title"]
     list_select_related = ["author", "revision__stage__project", "revision__stage__definition"]
     date_hierarchy = "created_at"
+
+
+@admin.register(ReviewRating)
+class ReviewRatingAdmin(ReadOnlyAdmin):
+    list_display = ["rater", "decision", "helpfulness", "updated_at"]
+    list_select_related = ["rater", "decision__reviewer"]
+
+
+@admin.register(ReviewFlag)
+class ReviewFlagAdmin(ReadOnlyAdmin):
+    list_display = ["raised_by", "decision", "state", "created_at", "closed_at"]
+    list_filter = ["state"]
+    list_select_related = ["raised_by", "decision__reviewer"]

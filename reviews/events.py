@@ -17,6 +17,8 @@ COMMENT_ADDED = "review.comment_added"
 INVITATION_AWAITING_CONFIRMATION = "review.invitation_awaiting_confirmation"
 # payload: assignment (an expert a team proposed accepted; their decisions count once confirmed)
 EXPERT_AWAITING_CONFIRMATION = "review.expert_awaiting_confirmation"
+# payload: flag (a team member flagged a decision as unfair), project
+REVIEW_FLAGGED = "review.flagged"
 
 __all__ = [
     "ASSIGNMENT_CREATED",
@@ -24,6 +26,7 @@ __all__ = [
     "EXPERT_AWAITING_CONFIRMATION",
     "INVITATION_AWAITING_CONFIRMATION",
     "PROJECT_NUDGED",
+    "REVIEW_FLAGGED",
     "publish",
     "subscribe",
 ]

@@ -16,6 +16,7 @@ from lifecycle.panels import OpenThread, StageFeedback
 
 from .anonymity import names_for
 from .models import Comment, Decision, DecisionOutcome
+from .quality import attach_team_member_view
 from .selectors import Thread
 
 GENERAL = ""
@@ -77,6 +78,8 @@ def stage_feedback(request: HttpRequest, stage: Any, *, next_url: str) -> StageF
     names = names_for(user, stage.project, is_member=True)
     names.mask(decisions, "reviewer")
     names.mask_threads(threads)
+    # The reader's own rating and open flag beside each review (quality loop, issue 15).
+    attach_team_member_view(decisions, user)
     questions = list(stage.definition.questions.all())
     labels = {q.key: q.prompt for q in questions}
     numbers = {q.key: n for n, q in enumerate(questions, start=1)}

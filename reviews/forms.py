@@ -503,3 +503,23 @@ class ProposalDecisionForm(DecisionForm):
             "comment",
             StrictButton(button, type="submit", css_class="btn-primary"),
         )
+
+
+# --- the reviewer quality loop: the team's rating and flag, the staff's resolution ------------
+# Laid out by hand beside each review (reviews/partials/review_quality.html): their fields live
+# inside the stage form and point at their own forms with form="…".
+
+
+class ReviewRatingForm(forms.Form):
+    helpfulness = forms.TypedChoiceField(
+        coerce=int, choices=[(n, str(n)) for n in range(1, 6)], label="How helpful"
+    )
+    note = forms.CharField(required=False, max_length=500, label="Note")
+
+
+class ReviewFlagForm(forms.Form):
+    reason = forms.CharField(max_length=2000, label="Why is this review unfair?")
+
+
+class FlagResolveForm(forms.Form):
+    note = forms.CharField(max_length=2000, label="Resolution note", widget=forms.Textarea)

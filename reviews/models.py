@@ -409,3 +409,86 @@ class DossierRender(models.Model):
 
     def __str__(self) -> str:
         return f"Dossier of {self.project} for {self.requested_by} ({self.status})"
+
+
+# --- the reviewer quality loop (issue 15, part 6) ---------------------------------------------
+# After Peergrade and Moodle's "grade for assessment": the team says how helpful each review
+# was, and may flag one as unfair; course staff read both per reviewer on the board.
+
+HELPFULNESS_MIN, HELPFULNESS_MAX = 1, 5
+
+
+class ReviewRating(models.Model):
+    """How helpful one team member found one decision's review: one row per (decision, team
+    member), changed in place (the audit trail keeps the earlier value). The reviewer never
+    learns who rated them; course staff can."""
+
+    decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="ratings")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    helpfulness = models.PositiveSmallIntegerField()
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["decision", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "rater"], name="review_rating_once"),
+            models.CheckConstraint(
+                condition=Q(helpfulness__gte=HELPFULNESS_MIN, helpfulness__lte=HELPFULNESS_MAX),
+                name="review_rating_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rater} rates {self.decision_id}: {self.helpfulness}/{HELPFULNESS_MAX}"
+
+
+class FlagState(models.TextChoices):
+    OPEN = "open", "Open"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    RESOLVED = "resolved", "Resolved"
+
+
+# open → withdrawn (by whoever raised it) | resolved (by course staff, with a note).
+FLAG_TRANSITIONS: dict[str, frozenset[str]] = {
+    FlagState.OPEN: frozenset({FlagState.WITHDRAWN, FlagState.RESOLVED}),
+    FlagState.WITHDRAWN: frozenset(),
+    FlagState.RESOLVED: frozenset(),
+}
+
+
+class ReviewFlag(models.Model):
+    """A team member's flag on a review they find unfair, with the reason; course staff are
+    told, and resolve it with a note. One open flag per (decision, team member)."""
+
+    decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="flags")
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField()
+    state = models.CharField(max_length=10, choices=FlagState.choices, default=FlagState.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["decision", "raised_by"],
+                condition=Q(state="open"),
+                name="review_flag_one_open",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "created_at"], name="review_flag_state")]
+
+    def __str__(self) -> str:
+        return f"{self.raised_by} flags decision {self.decision_id} ({self.state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == FlagState.OPEN

@@ -115,3 +115,18 @@ urlpatterns += [
         name="editorial_accept",
     ),
 ]
+
+# The reviewer quality loop: the team rates and flags reviews; staff resolve flags.
+from .views import quality as quality_views  # noqa: E402
+
+urlpatterns += [
+    path("decisions/<int:decision_pk>/rating/", quality_views.review_rate, name="review_rate"),
+    path("decisions/<int:decision_pk>/flag/", quality_views.review_flag, name="review_flag"),
+    path(
+        "decisions/<int:decision_pk>/flag/withdraw/",
+        quality_views.review_flag_withdraw,
+        name="review_flag_withdraw",
+    ),
+    path("courses/<int:course_pk>/flags/", quality_views.course_flags, name="course_flags"),
+    path("flags/<int:flag_pk>/resolve/", quality_views.flag_resolve, name="flag_resolve"),
+]

@@ -20,7 +20,7 @@ from lifecycle.errors import DomainError, InvalidAnswers
 from lifecycle.models import Course, Project, StageStatus
 from lifecycle.services import stage_set_due_date
 
-from .. import dashboard, services
+from .. import dashboard, quality, services
 from ..models import ReviewerRole
 from .common import domain_error_page, signed_in
 
@@ -108,6 +108,8 @@ def board(request: HttpRequest, course_pk: int) -> HttpResponse:
         "statuses": StageStatus.choices,
         "bulk_form": BulkActionForm(course=course, people=_people(course)),
         "here": request.get_full_path(),
+        # Per reviewer: reviews, turnaround, declines, helpfulness, open flags (capped).
+        "quality": quality.reviewer_quality(course=course, cap=quality.BOARD_REVIEWER_CAP),
     }
     return render(request, "reviews/dashboard.html", context)
 

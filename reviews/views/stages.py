@@ -24,7 +24,7 @@ from lifecycle.errors import DomainError, InvalidAnswers
 from lifecycle.forms import add_service_errors
 from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageStatus, StakeholderKind
 
-from .. import permissions, selectors, services
+from .. import permissions, quality, selectors, services
 from ..anonymity import names_for
 from ..forms import CommentForm, ConflictDeclarationForm, DecisionForm, OverrideForm
 from ..models import Comment, ConflictDeclaration, Decision, ReviewerRole
@@ -234,6 +234,11 @@ def _review_page(
     names = names_for(user, project, is_member=is_member)
     names.mask(decisions, "reviewer")
     names.mask_threads(t for ts in threads.values() for t in ts)
+    is_staff = lifecycle_permissions.is_course_staff(user, project.course)
+    if not is_member:  # the team rates on its stage page; here reviewers and staff read
+        quality.attach_reviewer_view(
+            [d for d in decisions if d.replaced_at is None], user, is_staff=is_staff
+        )
     panel = selectors.gate_panel_context(stage, names)
     panel.update({"hide_votes": hide_others, "on_review_page": True})
     context = {
@@ -246,7 +251,7 @@ def _review_page(
         "is_member": is_member,
         "role": role,
         "assignment": assignment,
-        "is_staff": lifecycle_permissions.is_course_staff(user, project.course),
+        "is_staff": is_staff,
         "is_instructor": lifecycle_permissions.is_instructor(user, project.course),
         "hide_others": hide_others,
         "anonymous_reviewers": names.anonymous,

@@ -23,8 +23,8 @@ from lifecycle import template_services
 from lifecycle.models import Course, ExpertInvitationPolicy
 from lifecycle.proposals import proposal_submit
 from notifications.models import Notification
-from reviews import services
-from reviews.models import DossierRender
+from reviews import quality, services
+from reviews.models import Decision, DossierRender
 
 pytestmark = pytest.mark.django_db
 
@@ -111,6 +111,14 @@ TABLE: dict[str, dict[str, dict]] = {
     # Whoever may see the stage reaches the service; the sample revision is not marked
     # editorial, so there is nothing to accept (409). Everyone else: 404.
     "editorial_accept": _post_only(alice=409, tina=409, ian=409, expert=409),
+    # The quality loop: the team rates and flags the reviews it received (never a reviewer,
+    # course staff or another team); Alice has flagged the sample review already (409), so
+    # withdrawing works. Course staff list and resolve the flags of their course.
+    "review_rate": _post_only(alice=DONE),
+    "review_flag": _post_only(alice=409),
+    "review_flag_withdraw": _post_only(alice=DONE),
+    "course_flags": {"GET": _row(404, tina=200, ian=200)},
+    "flag_resolve": _post_only(**STAFF),
 }
 
 
@@ -213,6 +221,13 @@ def world(personas, settings, tmp_path) -> World:
     # A template draft for the editor's rule page (the course's current version).
     draft = template_services.template_draft_start(course=p.course, actor=p.ian, source="current")
 
+    # A review the team received (written directly: the gate and the other rows stay as they
+    # were), flagged by Alice.
+    received = Decision.objects.create(
+        revision=revision, reviewer=other_expert, role="expert", outcome="approve", comment="Ok."
+    )
+    flag = quality.review_flag(decision=received, actor=p.alice, reason="Too short to help.")
+
     dossier_pdf = DossierRender.objects.create(
         project=p.project, requested_by=p.alice, content_hash="0" * 64, status="ready"
     )
@@ -239,6 +254,8 @@ def world(personas, settings, tmp_path) -> World:
         "render_pk": dossier_pdf.pk,
         "index": 0,
         "project_pk": p.project.pk,
+        "decision_pk": received.pk,
+        "flag_pk": flag.pk,
     }
     posts = {
         "assignment_create": {"email": p.oscar.email, "role": "expert", "stage_definition": ""},
@@ -269,6 +286,9 @@ def world(personas, settings, tmp_path) -> World:
         "role": "staff",
         "count": 1,
     }
+    posts["review_rate"] = {"helpfulness": 4, "note": "Clear."}
+    posts["review_flag"] = {"reason": "Unfair."}
+    posts["flag_resolve"] = {"note": "Discussed with the reviewer."}
     posts["project_migrate"] = {"target": p.course.template_id}
     posts["proposal_decide"] = {"revision": proposal_revision.pk, "outcome": "approve"}
     notification = Notification.objects.filter(recipient=p.erin).order_by("pk").first()

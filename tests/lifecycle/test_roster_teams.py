@@ -142,14 +142,17 @@ def test_an_invitation_that_fails_to_send_is_retried_with_back_off_and_sent_once
 def test_a_rolled_back_upload_queues_no_invitation(personas, django_capture_on_commit_callbacks):
     from django.db import transaction
 
-    with django_capture_on_commit_callbacks(execute=True) as queued:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            rosters.roster_apply(
-                course=personas.course,
-                actor=personas.tina,
-                text="email,name\nnobody.yet@example.test,Nobody Yet\n",
-            )
-            raise RuntimeError("the request failed after the upload")
+    with (
+        django_capture_on_commit_callbacks(execute=True) as queued,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        rosters.roster_apply(
+            course=personas.course,
+            actor=personas.tina,
+            text="email,name\nnobody.yet@example.test,Nobody Yet\n",
+        )
+        raise RuntimeError("the request failed after the upload")
     assert queued == []
     assert not Notification.objects.exists()
     assert mail.outbox == []

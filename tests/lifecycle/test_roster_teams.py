@@ -339,3 +339,39 @@ def test_the_roster_page_refuses_other_methods_and_anonymous_visitors(people):
     client.force_login(people.tina)
     assert client.delete(url).status_code == 405
     assert client.patch(url).status_code == 405
+
+
+def test_course_staff_see_a_roster_invitation_that_failed_after_every_retry(
+    personas, monkeypatch, django_capture_on_commit_callbacks, settings
+):
+    from django.test import Client
+
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+
+    def refuse(self, *args, **kwargs):
+        raise smtplib.SMTPRecipientsRefused({"gone@example.test": (550, b"no such user")})
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", refuse)
+    _apply(
+        personas,
+        text="email,name\ngone@example.test,Gone\n",
+        capture=django_capture_on_commit_callbacks,
+    )
+    row = Notification.objects.get(email="gone@example.test")
+    assert row.email_status == EmailStatus.FAILED
+    for staff in (personas.tina, personas.ian):
+        client = Client()
+        client.force_login(staff)
+        section = client.get(reverse("notifications:list")).content.decode()
+        section = section.split('id="failed-emails"')[1]
+        assert f'data-notification="{row.pk}"' in section and "No account yet" in section
+    other = UserFactory(email="other.staff@example.test")
+    from factories import CourseFactory, enrol
+
+    enrol(CourseFactory(), other, Role.INSTRUCTOR)
+    client = Client()
+    client.force_login(other)
+    assert (
+        f'data-notification="{row.pk}"'
+        not in client.get(reverse("notifications:list")).content.decode()
+    )

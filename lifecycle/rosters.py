@@ -364,6 +364,7 @@ def roster_apply(
         events.ROSTER_APPLIED,
         course=course,
         actor=actor,
+        role=role,
         invited=[(r.email, r.name, r.team) for r in invited],
         enrolled=[
             (users[r.email], r.team if r.placement in (PLACE, ON_TEAM) else "") for r in enrolled

@@ -250,12 +250,21 @@ def course_join(*, user: Any, join_code: str) -> Membership:
             "Verify your e-mail address before you join a course: follow the link we sent to "
             f"{user.email}, then use the join code again."
         )
+    from .models import RosterEntry
     from .rosters import pending_team, place_on_pending_team
 
+    # An instructor's roster of TAs invites them with the join link too: the roster says the
+    # role (the address is verified, so the roster's person is the one joining).
+    listed = (
+        RosterEntry.objects.filter(course=course, email=user.email.lower())
+        .values_list("role", flat=True)
+        .first()
+    )
+    role = Role.TA if listed == Role.TA else Role.STUDENT
     # A roster that named this student's team: they join it now (locks taken before writing).
     team = pending_team(course=course, user=user)
     membership, created = Membership.objects.get_or_create(
-        course=course, user=user, defaults={"role": Role.STUDENT}
+        course=course, user=user, defaults={"role": role}
     )
     if created:
         audit_record(
@@ -263,7 +272,7 @@ def course_join(*, user: Any, join_code: str) -> Membership:
             verb="membership.join",
             obj=membership,
             course=course,
-            new={"role": Role.STUDENT, "user": user.email},
+            new={"role": role, "user": user.email, **({"roster": True} if listed else {})},
         )
     if team is not None and membership.role == Role.STUDENT:
         place_on_pending_team(entry=team[0], project=team[1], user=user)

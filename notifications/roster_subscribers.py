@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from lifecycle import events
-from lifecycle.models import Course
+from lifecycle.models import Course, Role
 
 from .models import EmailStatus, Notification, NotificationKind
 from .services import absolute, notify, store
@@ -35,12 +35,18 @@ def _course_name(course: Course) -> str:
     return f"“{course.title}”" + (f" ({course.term})" if course.term else "")
 
 
-def invitation_body(course: Course, inviter: Any, team: str) -> str:
+def invitation_body(course: Course, inviter: Any, team: str, role: str = Role.STUDENT) -> str:
+    what = (
+        "In this course student teams walk machine-learning projects through the stages of the "
+        "ML life cycle; you join its staff as a teaching assistant and review their stages."
+        if role == Role.TA
+        else "In this course your team walks a machine-learning project through the stages "
+        "of the ML life cycle, and course staff and domain experts review each stage before "
+        "you move on."
+    )
     lines = [
         f"{inviter.name} invites you to join {_course_name(course)} on the Lifecycle Review "
-        "Board. In this course your team walks a machine-learning project through the stages "
-        "of the ML life cycle, and course staff and domain experts review each stage before "
-        "you move on.",
+        f"Board. {what}",
         "",
         "If you have no account yet, the link lets you create one; the join code "
         f"{course.join_code} is filled in for you.",
@@ -55,6 +61,7 @@ def on_roster_applied(
     *,
     course: Course,
     actor: Any,
+    role: str = Role.STUDENT,
     invited: list[tuple[str, str, str]],
     enrolled: list[tuple[Any, str]],
 ) -> None:
@@ -72,7 +79,7 @@ def on_roster_applied(
                 email=email,
                 kind=NotificationKind.INVITATION,
                 subject=subject[:250],
-                body=invitation_body(course, actor, team),
+                body=invitation_body(course, actor, team, role),
                 link=link,
                 payload={"course": course.pk, "roster": "invited", "team": team},
                 dedupe_key=_address_key(course, email),
@@ -89,7 +96,8 @@ def on_roster_applied(
             key=_address_key(course, user.email.lower()),
             subject=" ".join(f"You are enrolled in {course.title}".split()),
             body=(
-                f"{actor.name} added you to {_course_name(course)} on the Lifecycle Review Board."
+                f"{actor.name} added you to {_course_name(course)} on the Lifecycle Review Board"
+                + (" as a teaching assistant." if role == Role.TA else ".")
                 + (f" You are on the team “{team}”." if team else "")
             ),
             link=course_link,

@@ -375,3 +375,39 @@ def test_course_staff_see_a_roster_invitation_that_failed_after_every_retry(
         f'data-notification="{row.pk}"'
         not in client.get(reverse("notifications:list")).content.decode()
     )
+
+
+def test_a_ta_the_instructor_listed_without_an_account_joins_as_a_ta(
+    personas, django_capture_on_commit_callbacks
+):
+    p = personas
+    with django_capture_on_commit_callbacks(execute=True):
+        rosters.roster_apply(
+            course=p.course,
+            actor=p.ian,
+            text="email,name\nnew.ta@example.test,New TA\n",
+            role=Role.TA,
+        )
+    [invitation] = [m for m in mail.outbox if m.to == ["new.ta@example.test"]]
+    assert "as a teaching assistant" in invitation.body
+    newcomer = UserFactory(email="new.ta@example.test")
+    membership = services.course_join(user=newcomer, join_code=p.course.join_code)
+    assert membership.role == Role.TA
+    joined = AuditEvent.objects.get(verb="membership.join", course=p.course)
+    assert joined.new == {"role": Role.TA, "user": "new.ta@example.test", "roster": True}
+    # Anyone else with the code still joins as a student.
+    walk_in = UserFactory(email="walk.in@example.test")
+    assert services.course_join(user=walk_in, join_code=p.course.join_code).role == Role.STUDENT
+
+
+def test_joining_on_the_page_says_which_team_the_roster_put_you_on(
+    people, django_capture_on_commit_callbacks
+):
+    p = people
+    _apply(p, capture=django_capture_on_commit_callbacks)
+    new_one = UserFactory(email="new.one@example.test", display_name="New One")
+    client = Client()
+    client.force_login(new_one)
+    r = client.post(reverse("lifecycle:course_join"), {"code": p.course.join_code}, follow=True)
+    assert "are on the team “Vision”, as the course&#x27;s roster says" in r.content.decode()
+    assert Project.objects.get(title="Vision").members.filter(pk=new_one.pk).exists()

@@ -213,7 +213,7 @@ def _plan_teams(
     entries: dict[str, RosterEntry],
 ) -> None:
     """Group the rows by team (names compared without case) and say for each person whether
-    they join it now, later or not at all. Three queries whatever the file's size."""
+    they join it now, later or not at all. Two queries whatever the file's size."""
     rows = [r for r in preview.rows if r.status != ERROR and r.team]
     if not rows:
         return

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("lifecycle", "0013_feedback_revision_response"),
+        ("lifecycle", "0014_stage_rubric"),
     ]
 
     operations = [

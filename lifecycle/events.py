@@ -21,6 +21,8 @@ PROPOSAL_SUBMITTED = "proposal.submitted"
 PROPOSAL_CHANGES_REQUESTED = "proposal.changes_requested"
 PROPOSAL_WITHDRAWN = "proposal.withdrawn"
 PROPOSAL_APPROVED = "proposal.approved"
+# A roster upload enrolled people and invited others (payload: course, actor, invited, enrolled).
+ROSTER_APPLIED = "course.roster_applied"
 
 Subscriber = Callable[..., None]
 _subscribers: dict[str, list[Subscriber]] = defaultdict(list)

@@ -359,8 +359,8 @@ class Membership(models.Model):
 
 class RosterEntry(models.Model):
     """A person on a course's uploaded roster: enrolled at once when they have a verified
-    account, invited by e-mail (the join link) when they do not. Re-uploading the same file
-    finds every row here already and changes nothing."""
+    account, invited by e-mail (the join link, through the notifications outbox) when they do
+    not. Re-uploading the same file finds every row here already and changes nothing."""
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="roster")
     email = models.EmailField()
@@ -368,6 +368,12 @@ class RosterEntry(models.Model):
     team = models.CharField(max_length=100, blank=True)
     role = models.CharField(max_length=12, choices=Role.choices, default=Role.STUDENT)
     invited_at = models.DateTimeField(null=True, blank=True)
+    # The team the roster placed this person on (None: no team, or not placed yet because
+    # they have not joined the course; they are placed when they accept the invitation).
+    # Placed once: a student staff later move to another team is not moved back by a re-upload.
+    project = models.ForeignKey(
+        "Project", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -104,3 +104,19 @@ def shown_status(stage: ProjectStage, project: Project) -> tuple[str, str]:
     if stage.status == "locked":
         return NOT_REACHED
     return CLOSED
+
+
+def roster_team_of(membership: Membership) -> Project | None:
+    """The team an uploaded roster put this member on, if any (shown as they join)."""
+    from .models import RosterEntry
+
+    entry = (
+        RosterEntry.objects.filter(
+            course_id=membership.course_id,
+            email=membership.user.email.lower(),
+            project__isnull=False,
+        )
+        .select_related("project")
+        .first()
+    )
+    return entry.project if entry is not None else None

@@ -240,7 +240,8 @@ def course_rotate_join_code(*, course: Course, actor: Any) -> Course:
 
 @transaction.atomic
 def course_join(*, user: Any, join_code: str) -> Membership:
-    """A student joins with the course's join code. Joining twice is harmless."""
+    """A student joins with the course's join code. Joining twice is harmless. A student an
+    uploaded roster put on a team joins that team too."""
     if not getattr(user, "is_authenticated", False):
         raise NotAllowed("Sign in to join a course.")
     course = course_for_join_code(join_code)
@@ -249,8 +250,21 @@ def course_join(*, user: Any, join_code: str) -> Membership:
             "Verify your e-mail address before you join a course: follow the link we sent to "
             f"{user.email}, then use the join code again."
         )
+    from .models import RosterEntry
+    from .rosters import pending_team, place_on_pending_team
+
+    # An instructor's roster of TAs invites them with the join link too: the roster says the
+    # role (the address is verified, so the roster's person is the one joining).
+    listed = (
+        RosterEntry.objects.filter(course=course, email=user.email.lower())
+        .values_list("role", flat=True)
+        .first()
+    )
+    role = Role.TA if listed == Role.TA else Role.STUDENT
+    # A roster that named this student's team: they join it now (locks taken before writing).
+    team = pending_team(course=course, user=user)
     membership, created = Membership.objects.get_or_create(
-        course=course, user=user, defaults={"role": Role.STUDENT}
+        course=course, user=user, defaults={"role": role}
     )
     if created:
         audit_record(
@@ -258,8 +272,10 @@ def course_join(*, user: Any, join_code: str) -> Membership:
             verb="membership.join",
             obj=membership,
             course=course,
-            new={"role": Role.STUDENT, "user": user.email},
+            new={"role": role, "user": user.email, **({"roster": True} if listed else {})},
         )
+    if team is not None and membership.role == Role.STUDENT:
+        place_on_pending_team(entry=team[0], project=team[1], user=user)
     return membership
 
 
@@ -273,10 +289,27 @@ def project_create(
     """Start a project on the course's current template version; stage 1 opens."""
     if permissions.course_role(actor, course) != Role.STUDENT:
         raise NotAllowed("Only students of this course can start a project.")
+    return _project_start(
+        course=course, actor=actor, owner=actor, title=title, summary=summary, members=members
+    )
+
+
+def _project_start(
+    *,
+    course: Course,
+    actor: Any,
+    owner: Any,
+    title: str,
+    summary: str = "",
+    members: Iterable[Any] = (),
+    audit_extra: Mapping[str, Any] | None = None,
+) -> Project:
+    """The project of ``owner`` (who created it) and ``members``, started by ``actor``: the
+    owner, or course staff forming a team from a roster. The caller holds the permission."""
     title = title.strip()
     if not title:
         raise InvalidAnswers({"title": ["Give the project a title."]})
-    team = {actor.pk: actor}
+    team = {owner.pk: owner}
     for member in members:
         team[member.pk] = member
     students = set(
@@ -291,7 +324,7 @@ def project_create(
         )
     template = course.template
     project = Project.objects.create(
-        course=course, template=template, title=title, summary=summary, created_by=actor
+        course=course, template=template, title=title, summary=summary, created_by=owner
     )
     project.members.set(team.values())
     now = timezone.now()
@@ -323,6 +356,7 @@ def project_create(
             "title": title,
             "members": sorted(m.email for m in team.values()),
             "template": f"{template.slug} v{template.version}",
+            **(audit_extra or {}),
         },
     )
     return project

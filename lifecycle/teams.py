@@ -19,8 +19,8 @@ from django.db import transaction
 from . import permissions
 from .audit import audit_record
 from .errors import IllegalTransition, InvalidAnswers, NotAllowed
-from .models import Membership, Project, ProjectStatus, Role
-from .services import _lock_project, _require_active
+from .models import Course, Membership, Project, ProjectStatus, Role
+from .services import _lock_project, _project_start, _require_active
 
 
 def _team_emails(project: Project) -> list[str]:
@@ -61,6 +61,11 @@ def project_member_add(*, project: Project, actor: Any, user: Any) -> Project:
                 ]
             }
         )
+    _add(project, actor, user, by="staff" if staff else "team", elsewhere=elsewhere)
+    return project
+
+
+def _add(project: Project, actor: Any, user: Any, *, by: str, elsewhere: list[Project]) -> None:
     old = _team_emails(project)
     project.members.add(user)
     audit_record(
@@ -72,10 +77,47 @@ def project_member_add(*, project: Project, actor: Any, user: Any) -> Project:
         new={
             "user": user.email,
             "members": sorted([*old, user.email]),
-            "by": "staff" if staff else "team",
+            "by": by,
             **({"also_in": [p.pk for p in elsewhere]} if elsewhere else {}),
         },
     )
+
+
+@transaction.atomic
+def project_create_for_team(
+    *, course: Course, actor: Any, title: str, members: list[Any]
+) -> Project:
+    """Course staff form a team from a roster: its project, titled with the team's name, owned
+    by its first member, with the others on it. Each member must be a student of the course."""
+    if not permissions.is_course_staff(actor, course):
+        raise NotAllowed("Only course staff form teams.")
+    if not members:
+        raise InvalidAnswers({"members": ["A team has at least one member."]})
+    return _project_start(
+        course=course,
+        actor=actor,
+        owner=members[0],
+        title=title,
+        members=members[1:],
+        audit_extra={"by": "roster"},
+    )
+
+
+@transaction.atomic
+def roster_member_join(*, project: Project, user: Any) -> Project:
+    """A student the roster put on this team joins it as they accept the course's invitation:
+    the roster (course staff's upload) is their permission. Nobody is moved off another team."""
+    project = _lock_project(project.pk)
+    _require_active(project)
+    if not Membership.objects.filter(
+        course_id=project.course_id, user=user, role=Role.STUDENT
+    ).exists():
+        raise NotAllowed(f"{user.email} is not a student of this course.")
+    if permissions.is_project_member(user, project):
+        return project
+    if other_active_teams(project, user):
+        raise IllegalTransition(f"{user.name} is on another team of this course.")
+    _add(project, user, user, by="roster", elsewhere=[])
     return project
 
 

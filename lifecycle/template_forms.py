@@ -171,8 +171,20 @@ class ImportForm(forms.Form):
 
 
 class AttributesForm(forms.Form):
-    risk_tier = forms.ChoiceField(choices=RiskTier.choices)
-    domain = forms.SlugField(max_length=60, required=False, help_text="e.g. health, education.")
+    # The guided questions of the issue: the tier follows from what a wrong output can cost.
+    risk_tier = forms.ChoiceField(
+        choices=RiskTier.choices,
+        help_text=(
+            "High: could a wrong output harm someone's health, safety, liberty, livelihood or "
+            "rights, or fall on a vulnerable group? Medium: could it cost people money, time or "
+            "opportunities they can contest? Low: are errors cheap, noticed and easily undone?"
+        ),
+    )
+    domain = forms.SlugField(
+        max_length=60,
+        required=False,
+        help_text="Whose field is it? One word, e.g. health, education, finance.",
+    )
 
 
 def add_document_errors(

@@ -449,19 +449,30 @@ def project_migrate_template(
     return summary
 
 
-def migration_plan(project: Project, target: LifecycleTemplate) -> dict[str, Any]:
+def migration_plan(
+    project: Project,
+    target: LifecycleTemplate,
+    *,
+    documents: dict[int, dict[str, Any]] | None = None,
+    stages: list[ProjectStage] | None = None,
+) -> dict[str, Any]:
     """What migrating ``project`` to ``target`` would do, per stage of its current cycle (read
-    only; the preview page shows it and the service refuses what it blocks)."""
+    only; the preview page shows it and the service refuses what it blocks). A page previewing
+    many projects passes ``documents`` (a cache of versions' documents by id, filled here) and
+    each project's ``stages`` of its current cycle, read together."""
     from .template_data import diff_documents
 
-    change = diff_documents(
-        document_from_template(project.template), document_from_template(target)
-    )
-    stages = list(
-        ProjectStage.objects.filter(project=project, cycle=project.cycle).select_related(
-            "definition"
+    documents = {} if documents is None else documents
+    for template in (project.template, target):
+        if template.pk not in documents:
+            documents[template.pk] = document_from_template(template)
+    change = diff_documents(documents[project.template.pk], documents[target.pk])
+    if stages is None:
+        stages = list(
+            ProjectStage.objects.filter(project=project, cycle=project.cycle).select_related(
+                "definition"
+            )
         )
-    )
     by_key = {s.definition.key: s for s in stages}
     blocked = ""
     current = next((s for s in stages if s.pk == project.current_stage_id), None)

@@ -7,7 +7,8 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self) -> None:
-        from . import proposal_subscribers, subscribers
+        from . import proposal_subscribers, roster_subscribers, subscribers
 
         subscribers.connect()
         proposal_subscribers.connect()
+        roster_subscribers.connect()

@@ -50,8 +50,14 @@ class Notification(models.Model):
     event, delivered by a Celery task queued on commit, or by the sweeper if that task was
     lost. ``dedupe_key`` makes an event notify each person once, however often it is replayed."""
 
+    # None for an e-mail to an address with no account yet (a roster's course invitation):
+    # it is delivered like any other row and never shows in anyone's centre.
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
     )
     email = models.EmailField(help_text="Where the e-mail goes (the recipient's at the time).")
     kind = models.CharField(max_length=24, choices=NotificationKind.choices)
@@ -92,7 +98,7 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} for {self.recipient}: {self.subject}"
+        return f"{self.get_kind_display()} for {self.recipient or self.email}: {self.subject}"
 
 
 class Reminder(models.Model):

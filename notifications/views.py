@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import User
 from lifecycle.models import STAFF_ROLES, Membership
 
-from .models import EmailStatus, Notification
+from .models import EmailStatus, Notification, NotificationKind
 from .services import notification_mark_read, notifications_mark_all_read
 
 PAGE_SIZE = 50
@@ -43,8 +43,9 @@ def get_notification_for_user(user: Any, pk: int) -> Notification:
 
 
 def failed_emails_for_staff(user: Any) -> tuple[bool, list[Notification], bool]:
-    """(is course staff anywhere, the newest failed e-mails of their courses' projects, more
-    exist). Two queries whatever the number of rows: one for the courses, one for the rows."""
+    """(is course staff anywhere, the newest failed e-mails of their courses' projects and
+    rosters, more exist). Two queries whatever the number of rows: one for the courses, one
+    for the rows."""
     course_ids = list(
         Membership.objects.filter(user_id=user.pk, role__in=STAFF_ROLES)
         .order_by()  # the model's ordering would join courses and users for nothing
@@ -54,7 +55,14 @@ def failed_emails_for_staff(user: Any) -> tuple[bool, list[Notification], bool]:
         return False, [], False
     rows = list(
         Notification.objects.filter(
-            email_status=EmailStatus.FAILED, project__course_id__in=course_ids
+            # A course's own e-mails (a roster's invitations) have no project.
+            Q(project__course_id__in=course_ids)
+            | Q(
+                project__isnull=True,
+                kind=NotificationKind.INVITATION,
+                payload__course__in=course_ids,
+            ),
+            email_status=EmailStatus.FAILED,
         )
         .select_related("recipient", "project")
         .order_by("-created_at", "-pk")[: FAILED_SHOWN + 1]

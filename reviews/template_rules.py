@@ -4,6 +4,7 @@ review assignments when a project changes template version, and editorial accept
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,13 +68,24 @@ def dry_run(
         )
         .order_by("project__title", "pk")[:limit]
     )
+    stages = list(stages)
+    # The standing decisions of every listed stage in one query, not two per stage.
+    standing: dict[int, list[Decision]] = defaultdict(list)
+    for decision in Decision.objects.filter(
+        revision_id__in=[s.current_revision_id for s in stages if s.current_revision_id],
+        replaced_at__isnull=True,
+    ).select_related("reviewer", "assignment"):
+        standing[decision.revision_id].append(decision)
     rows = []
     for stage in stages:
+        decisions = standing.get(stage.current_revision_id or 0, [])
         rows.append(
             DryRunRow(
                 stage=stage,
-                before=gate_for_stage(stage),
-                after=gate_for_definition(stage, stage.definition, rules=rules),
+                before=gate_for_stage(stage, current_decisions=decisions),
+                after=gate_for_definition(
+                    stage, stage.definition, rules=rules, current_decisions=decisions
+                ),
             )
         )
     return rows
@@ -94,6 +106,60 @@ def migration_preview(project: Project, target: LifecycleTemplate) -> dict[str, 
             row["gate_before"] = gate_for_stage(stage)
             row["gate_after"] = gate_for_definition(stage, new_defs[stage.definition.key])
     return plan
+
+
+def migration_previews(
+    projects: list[Project], target: LifecycleTemplate
+) -> list[tuple[Project, dict[str, Any]]]:
+    """``migration_preview`` for a page of projects, reading together what each would read on
+    its own: every version's document once, the projects' stages, the target's definitions and
+    the standing decisions of the stages in review."""
+    documents: dict[int, dict[str, Any]] = {}
+    cycles = {p.pk: p.cycle for p in projects}
+    stages_of: dict[int, list[ProjectStage]] = defaultdict(list)
+    for stage in ProjectStage.objects.filter(project_id__in=list(cycles)).select_related(
+        "definition", "current_revision"
+    ):
+        if stage.cycle == cycles[stage.project_id]:
+            stages_of[stage.project_id].append(stage)
+    new_defs = {
+        d.key: d
+        for d in StageDefinition.objects.filter(template=target).prefetch_related("questions")
+    }
+    in_review = [
+        s.current_revision_id
+        for group in stages_of.values()
+        for s in group
+        if s.status == StageStatus.IN_REVIEW and s.current_revision_id
+    ]
+    standing: dict[int, list[Decision]] = defaultdict(list)
+    for decision in Decision.objects.filter(
+        revision_id__in=in_review, replaced_at__isnull=True
+    ).select_related("reviewer", "assignment"):
+        standing[decision.revision_id].append(decision)
+    old_defs = {
+        d.pk: d
+        for d in StageDefinition.objects.filter(
+            pk__in={s.definition_id for g in stages_of.values() for s in g}
+        ).prefetch_related("questions")
+    }
+    previews = []
+    for project in projects:
+        plan = migration_plan(
+            project, target, documents=documents, stages=stages_of.get(project.pk, [])
+        )
+        for row in plan["stages"]:
+            stage = row["stage"]
+            stage.project = project
+            stage.definition = old_defs.get(stage.definition_id, stage.definition)
+            if row["in_review"] and stage.definition.key in new_defs:
+                decisions = standing.get(stage.current_revision_id or 0, [])
+                row["gate_before"] = gate_for_stage(stage, current_decisions=decisions)
+                row["gate_after"] = gate_for_definition(
+                    stage, new_defs[stage.definition.key], current_decisions=decisions
+                )
+        previews.append((project, plan))
+    return previews
 
 
 def on_template_migrated(*, project: Project, actor: Any, mapping: dict[int, int]) -> None:

@@ -206,11 +206,20 @@ def course_join(request: HttpRequest) -> HttpResponse:
         except DomainError as error:
             form.add_error("code", error.message)
         else:
-            messages.success(
-                request,
-                f"You have joined {membership.course.title}. Start a project with your team, "
-                "or wait for a teammate to add you to theirs.",
-            )
+            team = selectors.roster_team_of(membership)
+            if membership.role == Role.TA:
+                text = f"You have joined {membership.course.title} as a teaching assistant."
+            elif team is not None:
+                text = (
+                    f"You have joined {membership.course.title} and are on the team "
+                    f"“{team.title}”, as the course's roster says."
+                )
+            else:
+                text = (
+                    f"You have joined {membership.course.title}. Start a project with your team, "
+                    "or wait for a teammate to add you to theirs."
+                )
+            messages.success(request, text)
             return redirect("lifecycle:course_detail", course_pk=membership.course_id)
     return render(request, "lifecycle/course_join.html", {"form": form}, status=400)
 

@@ -48,7 +48,9 @@ def course_roster(request: HttpRequest, course_pk: int) -> HttpResponse:
             f"Roster applied: {preview.count(rosters.ENROL)} enrolled, "
             f"{preview.count(rosters.NEW)} invited, "
             f"{preview.count(rosters.UPDATE) + preview.count(rosters.RECORD)} updated, "
-            f"{preview.count(rosters.UNCHANGED)} unchanged.",
+            f"{preview.count(rosters.UNCHANGED)} unchanged; "
+            f"{preview.team_count(rosters.CREATE)} teams created, "
+            f"{preview.team_count(rosters.JOIN)} joined.",
         )
         return redirect(here)
     form = RosterForm(request.POST or None, request.FILES or None)
@@ -75,7 +77,7 @@ def course_roster(request: HttpRequest, course_pk: int) -> HttpResponse:
             "preview": preview,
             "csv_text": text,
             "role": role,
-            "entries": course.roster.order_by("-created_at")[:50],
+            "entries": course.roster.select_related("project").order_by("-created_at", "-pk")[:50],
         },
         status=status,
     )

@@ -21,7 +21,7 @@ from lifecycle.template_forms import RuleForm, add_document_errors
 from lifecycle.views.common import domain_error_page
 from lifecycle.views.template_editor import _edit, _error, _stage_of, _stage_page, _stage_url
 
-from ..template_rules import dry_run, migration_preview
+from ..template_rules import dry_run, migration_previews
 from ..template_rules import editorial_accept as editorial_accept_service
 
 
@@ -87,7 +87,7 @@ def template_migrations(request: HttpRequest, course_pk: int) -> HttpResponse:
     course = selectors.get_course_for_staff(request.user, course_pk)
     target = course.template
     page = Paginator(selectors.projects_behind(course), 10).get_page(request.GET.get("page"))
-    previews = [(project, migration_preview(project, target)) for project in page]
+    previews = migration_previews(list(page), target)
     return render(
         request,
         "reviews/template_migrations.html",

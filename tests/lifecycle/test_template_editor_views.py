@@ -311,3 +311,27 @@ def test_the_team_proposes_attributes_on_the_project_page_and_staff_confirm(pers
     assert (p.project.risk_tier, p.project.attributes_confirmed_by) == ("medium", p.tina)
     page = client_for(p.alice).get(p.project.get_absolute_url())
     assert b"confirmed by staff" in page.content and b"attributes-form" not in page.content
+
+
+def test_an_expert_reviewing_a_project_of_the_course_gets_404_from_the_editor_and_roster(drafted):
+    """Erin above has no assignment; here she reviews stage 1 of the team's project, and still
+    sees none of the course's editor, roster or migration pages."""
+    from reviews import services as review_services
+
+    p = drafted
+    review_services.assignment_create(
+        project=p.project,
+        actor=p.ian,
+        reviewer=p.erin,
+        role="expert",
+        stage_definition=p.project.current_stage.definition,
+        expertise_tags=["ethics"],
+    )
+    client = client_for(p.erin)
+    roster = reverse("lifecycle:course_roster", args=[p.course.pk])
+    for url in [*pages(p.course), roster]:
+        assert client.get(url).status_code == 404, url
+    before = AuditEvent.objects.count()
+    for url, data in [*posts(p.course, p.project), (roster, {"action": "apply", "csv": "x"})]:
+        assert client.post(url, {**data, "base_revision": rev(p.course)}).status_code == 404, url
+    assert AuditEvent.objects.count() == before

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0003_feedback_response_to_reviewers"),
+        ("notifications", "0004_notif_review_flagged_kind"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("grading/", include("grading.urls_late")),
     path("api/v1/", include("api.urls")),
     path("api/", include("api.page_urls")),
+    path("lti/", include("lti.urls")),
     path("", lifecycle_projects.home, name="home"),
     path("", include("lifecycle.urls")),
 ]

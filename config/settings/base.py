@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "evidence",
     "grading",
     "api",
+    "lti",
 ]
 
 MIDDLEWARE = [
@@ -443,3 +444,17 @@ WEBHOOK_ALLOWED_HOSTS = [
 ]
 WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "5"))
 WEBHOOK_MAX_ATTEMPTS = int(env("WEBHOOK_MAX_ATTEMPTS", "8"))
+
+# --- LTI 1.3 (lti/) -------------------------------------------------------------------------
+# Platforms are registered in the Django admin. The tool's signing key: a PEM from the
+# environment in production; without one, a key generated into the database on first use
+# (rotate with `manage.py lti_generate_key`).
+LTI_TOOL_PRIVATE_KEY = env("LTI_TOOL_PRIVATE_KEY", "").replace("\\n", "\n")
+LTI_HTTP_TIMEOUT = float(env("LTI_HTTP_TIMEOUT", "10"))
+LTI_CLOCK_LEEWAY_SECONDS = int(env("LTI_CLOCK_LEEWAY_SECONDS", "30"))
+LTI_NRPS_MAX_PAGES = int(env("LTI_NRPS_MAX_PAGES", "200"))
+# Grade passback: a failed send retries after base, 2 x base, 4 x base… seconds; after
+# LTI_SCORE_MAX_ATTEMPTS it is shown to course staff as failed (never dropped).
+LTI_SCORE_MAX_ATTEMPTS = int(env("LTI_SCORE_MAX_ATTEMPTS", "5"))
+LTI_SCORE_BACKOFF_SECONDS = int(env("LTI_SCORE_BACKOFF_SECONDS", "60"))
+LTI_SCORE_LEASE_SECONDS = int(env("LTI_SCORE_LEASE_SECONDS", "300"))

@@ -122,10 +122,10 @@ class BoardMessageLaunch(DjangoMessageLaunch):
 
     platform: LtiPlatform | None = None
 
-    def __init__(self, request: Any, **kwargs: Any) -> None:
+    def __init__(self, request: Any, tool_config: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("launch_data_storage", launch_storage())
         kwargs.setdefault("requests_session", http_session())
-        super().__init__(request, BoardToolConf(), **kwargs)
+        super().__init__(request, tool_config or BoardToolConf(), **kwargs)
 
     @classmethod
     def restore(cls, request: Any, launch_id: str) -> BoardMessageLaunch:

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from platform_sim import Simulator
 
 from lti.models import LtiPlatform
-
-from platform_sim import Simulator
 
 
 @pytest.fixture(scope="session")

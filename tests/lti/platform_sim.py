@@ -371,7 +371,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             self._send(401, {"error": "invalid_token"})
             return False
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             segments = parts.path.strip("/").split("/")
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -394,9 +394,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 items = sim.state.line_items[segments[1]]
                 if "resource_id" in query:
                     items = [i for i in items if i.get("resourceId") == query["resource_id"]]
-                return self._send(
-                    200, items, "application/vnd.ims.lis.v2.lineitemcontainer+json"
-                )
+                return self._send(200, items, "application/vnd.ims.lis.v2.lineitemcontainer+json")
             return self._send(404, {"error": "not found"})
 
         def _members(self, context_id: str, page: int) -> None:
@@ -412,9 +410,11 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 "context": {"id": context_id, "label": "CS1470", "title": "Deep Learning"},
                 "members": chunk,
             }
-            self._send(200, body, "application/vnd.ims.lti-nrps.v2.membershipcontainer+json", headers)
+            self._send(
+                200, body, "application/vnd.ims.lti-nrps.v2.membershipcontainer+json", headers
+            )
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             parts = urlsplit(self.path)
             segments = parts.path.strip("/").split("/")
             raw = self._body()
@@ -457,7 +457,9 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def member(sub: str, role: str, *, email: str | None = None, name: str = "", status: str = "Active") -> dict[str, Any]:
+def member(
+    sub: str, role: str, *, email: str | None = None, name: str = "", status: str = "Active"
+) -> dict[str, Any]:
     data: dict[str, Any] = {"user_id": sub, "roles": [role], "status": status}
     if email:
         data["email"] = email

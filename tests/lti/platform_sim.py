@@ -1,7 +1,7 @@
 """A learning platform (LMS) simulated inside the tests, speaking LTI 1.3 Advantage for real.
 
 It has its own RSA key pair (``cryptography``) and serves, from a ``http.server`` thread on a
-port of 127.0.0.1 (8300–8319 unless LTI_SIM_PORTS says otherwise):
+port of 127.0.0.1 (8300-8319 unless LTI_SIM_PORTS says otherwise):
 
 * ``GET /jwks`` — the platform's JWKS, which the tool fetches over HTTP to verify launches;
 * ``POST /token`` — OAuth 2 client credentials: the tool's client assertion (a JWT it signs) is

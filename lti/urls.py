@@ -8,6 +8,7 @@ urlpatterns = [
     path("jwks/", views.jwks, name="jwks"),
     path("login/", views.oidc_login_initiation, name="login"),
     path("launch/", views.launch, name="launch"),
+    path("enter/<str:token>/", views.enter, name="enter"),
     path("link/<int:context_pk>/", views.link_context, name="link_context"),
     path("deep-link/", views.deep_link, name="deep_link"),
     path("courses/<int:course_pk>/", views.course_lti, name="course"),

@@ -7,12 +7,15 @@ nonce and the platform's signature.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,19 +24,22 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException, OIDCException
 
+from accounts.models import User
 from lifecycle.errors import DomainError
 from lifecycle.models import Role
 
 from . import selectors, services
 from .forms import NEW, DeepLinkForm, LinkContextForm
 from .keys import tool_jwks
-from .models import LtiContext
+from .models import LtiContext, LtiPlatform, LtiUsedNonce
 from .tool_conf import BoardMessageLaunch, LaunchRefused, find_platform, oidc_login
 
 SESSION_LINK = "lti_contexts_to_link"
 SESSION_DEEP_LINK = "lti_deep_link"
 DEEP_LINKING = "LtiDeepLinkingRequest"
 RESOURCE_LINK = "LtiResourceLinkRequest"
+HANDOFF_SALT = "lti.handoff"
+HANDOFF_MAX_AGE = 120
 
 
 def _refused(request: HttpRequest, refusal: LaunchRefused, **record: Any) -> HttpResponse:
@@ -111,32 +117,100 @@ def launch(request: HttpRequest) -> HttpResponse:
             LaunchRefused("inactive_user", "This account is closed.", status=403),
             claims=claims,
         )
-    login(request, outcome.user)
+    if outcome.message_type == DEEP_LINKING and outcome.role != Role.INSTRUCTOR:
+        return _refused(
+            request,
+            LaunchRefused(
+                "deep_link_not_instructor",
+                "Only an instructor adds the board to a course.",
+                status=403,
+            ),
+            claims=claims,
+            course=outcome.course,
+        )
+    session: dict[str, Any] = {}
     if outcome.message_type == DEEP_LINKING:
-        if outcome.role != Role.INSTRUCTOR:
-            return _refused(
-                request,
-                LaunchRefused(
-                    "deep_link_not_instructor",
-                    "Only an instructor adds the board to a course.",
-                    status=403,
-                ),
-                claims=claims,
-                course=outcome.course,
-            )
-        request.session[SESSION_DEEP_LINK] = {
+        session[SESSION_DEEP_LINK] = {
             "launch_id": message_launch.get_launch_id(),
             "context": outcome.context.pk if outcome.context else None,
         }
-        return redirect("lti:deep_link")
-    if outcome.course is not None:
-        return redirect("lifecycle:course_detail", course_pk=outcome.course.pk)
-    if outcome.context is not None and outcome.role == Role.INSTRUCTOR:
-        pending = set(request.session.get(SESSION_LINK, []))
-        pending.add(outcome.context.pk)
-        request.session[SESSION_LINK] = sorted(pending)
-        return redirect("lti:link_context", context_pk=outcome.context.pk)
-    return render(request, "lti/not_linked.html", {"context": outcome.context}, status=200)
+        destination = reverse("lti:deep_link")
+    elif outcome.course is not None:
+        destination = reverse("lifecycle:course_detail", kwargs={"course_pk": outcome.course.pk})
+    elif outcome.context is not None and outcome.role == Role.INSTRUCTOR:
+        session[SESSION_LINK] = [outcome.context.pk]
+        destination = reverse("lti:link_context", kwargs={"context_pk": outcome.context.pk})
+    else:
+        login(request, outcome.user)
+        return render(request, "lti/not_linked.html", {"context": outcome.context}, status=200)
+    if request.headers.get("Sec-Fetch-Dest") == "iframe":
+        return _open_in_window(request, platform, outcome.user, destination, session)
+    _sign_in(request, outcome.user, session)
+    return redirect(destination)
+
+
+def _sign_in(request: HttpRequest, user: Any, session: dict[str, Any]) -> None:
+    login(request, user)
+    for key, value in session.items():
+        if key == SESSION_LINK:
+            value = sorted(set(request.session.get(SESSION_LINK, [])) | set(value))
+        request.session[key] = value
+
+
+def _open_in_window(
+    request: HttpRequest, platform: Any, user: Any, destination: str, session: dict[str, Any]
+) -> HttpResponse:
+    """A launch inside the platform's iframe: the board's session cookie is SameSite=Lax (a
+    third-party cookie there) and its pages refuse to be framed, so this one page, framable by
+    the platform alone, offers the board in a new window through a signed, single-use link
+    that expires in two minutes."""
+    token = signing.dumps(
+        {
+            "u": user.pk,
+            "p": platform.pk,
+            "to": destination,
+            "s": session,
+            "n": secrets.token_hex(12),
+        },
+        salt=HANDOFF_SALT,
+        compress=True,
+    )
+    response = render(
+        request,
+        "lti/open_window.html",
+        {"enter_url": reverse("lti:enter", kwargs={"token": token})},
+    )
+    response.xframe_options_exempt = True  # type: ignore[attr-defined]
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(platform.issuer))
+    response._csp_replace = {"frame-ancestors": [origin]}  # type: ignore[attr-defined]
+    return response
+
+
+@require_GET
+def enter(request: HttpRequest, token: str) -> HttpResponse:
+    """The new window opened from a framed launch: sign in and go where the launch led."""
+    try:
+        data = signing.loads(token, salt=HANDOFF_SALT, max_age=HANDOFF_MAX_AGE)
+        platform = LtiPlatform.objects.get(pk=data["p"], is_active=True)
+    except (signing.BadSignature, LtiPlatform.DoesNotExist, KeyError, TypeError):
+        return _refused(
+            request,
+            LaunchRefused("bad_handoff", "This link has expired: open the board again."),
+        )
+    try:
+        with transaction.atomic():
+            LtiUsedNonce.objects.create(platform=platform, nonce=f"handoff:{data['n']}")
+    except IntegrityError:
+        return _refused(
+            request,
+            LaunchRefused("bad_handoff", "This link was used already: open the board again."),
+        )
+    user = User.objects.filter(pk=data["u"], is_active=True).first()
+    if user is None:
+        return _refused(request, LaunchRefused("bad_handoff", "This account is closed."))
+    _sign_in(request, user, data.get("s") or {})
+    destination = str(data.get("to") or "/")
+    return redirect(destination if destination.startswith("/") else "/")
 
 
 def _get_context_to_link(request: HttpRequest, context_pk: int) -> LtiContext:

@@ -3,10 +3,12 @@ platform's JWKS fetched over HTTP, no mocked validation."""
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.test import Client
 from factories import CourseFactory, UserFactory, enrol
 from platform_sim import INSTRUCTOR, LEARNER, MENTOR, TEACHING_ASSISTANT, RsaKey
 
@@ -276,3 +278,67 @@ def test_login_state_matches_the_launch_redirect_uri(client, sim, platform):
     response = client.get("/lti/login/", sim.login_params())
     location = urlsplit(response["Location"])
     assert parse_qs(location.query)["redirect_uri"] == ["http://testserver/lti/launch/"]
+
+
+# --- launches inside the platform's iframe --------------------------------------------------
+
+
+def _framed_launch(launcher, **claim_args):
+    auth = launcher.login()
+    claims = launcher.sim.launch_claims(nonce=auth["nonce"], **claim_args)
+    return launcher.client.post(
+        "/lti/launch/",
+        {"id_token": launcher.sim.id_token(claims), "state": auth["state"]},
+        headers={"Sec-Fetch-Dest": "iframe"},
+    )
+
+
+def test_a_framed_launch_offers_the_board_in_a_new_window_framable_by_the_platform_only(
+    launcher, linked_course
+):
+    response = _framed_launch(launcher, sub="s-1", roles=[LEARNER], email="s1@uni.example")
+    assert response.status_code == 200
+    assert "X-Frame-Options" not in response
+    csp = response["Content-Security-Policy"]
+    assert f"frame-ancestors {launcher.sim.base_url}" in csp
+    match = re.search(rb'href="(/lti/enter/[^"]+)" target="_blank"', response.content)
+    assert match
+    enter_url = match.group(1).decode()
+    window = Client()
+    landed = window.get(enter_url)
+    assert landed.status_code == 302
+    assert landed["Location"] == f"/courses/{linked_course.pk}/"
+    assert window.get(landed["Location"]).status_code == 200
+    again = Client().get(enter_url)
+    assert again.status_code == 400
+    assert b'data-reason="bad_handoff"' in again.content
+
+
+def test_a_framed_instructor_launch_carries_the_link_page_to_the_new_window(launcher):
+    response = _framed_launch(launcher, sub="i-1", roles=[INSTRUCTOR], email="i1@uni.example")
+    enter_url = re.search(rb'href="(/lti/enter/[^"]+)"', response.content).group(1).decode()
+    window = Client()
+    landed = window.get(enter_url)
+    context = LtiContext.objects.get(context_id="ctx-1")
+    assert landed["Location"] == f"/lti/link/{context.pk}/"
+    assert window.get(landed["Location"]).status_code == 200
+
+
+def test_a_forged_handoff_link_is_refused(client, db):
+    response = client.get("/lti/enter/not-a-signed-token/")
+    assert response.status_code == 400
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_handoff_link_answers_no_post(client, db):
+    assert client.post("/lti/enter/anything/").status_code == 405
+
+
+def test_launch_and_login_need_no_csrf_token_because_the_platform_posts_them(sim, platform):
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post("/lti/login/", sim.login_params())
+    assert response.status_code == 302
+    auth = sim.authorize(response["Location"])
+    token = sim.id_token(sim.launch_claims(sub="s-1", roles=[LEARNER], nonce=auth["nonce"]))
+    launched = strict.post("/lti/launch/", {"id_token": token, "state": auth["state"]})
+    assert launched.status_code == 200  # the student's not-linked page, not a CSRF 403

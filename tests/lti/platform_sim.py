@@ -21,6 +21,7 @@ touches no database, so any test (or another test module) can use it.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import secrets
@@ -105,11 +106,14 @@ class Platform:
 
 
 class Simulator:
-    def __init__(self) -> None:
+    def __init__(self, *, url_host: str = "127.0.0.1") -> None:
+        """``url_host`` names the platform in its URLs: a browser test uses "localhost", the
+        live server's host, so that the tool's state cookie is same-site with the platform."""
         self.state = Platform()
+        self.browser_launches: dict[str, dict[str, Any]] = {}
         self.server = self._bind()
-        host, port = self.server.server_address[:2]
-        self.base_url = f"http://{host}:{port}"
+        port = self.server.server_address[1]
+        self.base_url = f"http://{url_host}:{port}"
         self.state.issuer = f"{self.base_url}/platform"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -170,6 +174,11 @@ class Simulator:
         answer ``status``."""
         for _ in range(times):
             self.state.failures[kind].append((status, body or f"simulated {status}"))
+
+    def prepare_browser_launch(self, login_hint: str, **claim_args: Any) -> None:
+        """What ``GET /auth`` answers a browser for this login hint: a page that posts the
+        signed launch to the tool, as a platform's authorisation endpoint does."""
+        self.browser_launches[login_hint] = claim_args
 
     # --- the OIDC flow -------------------------------------------------------------------------
 
@@ -378,6 +387,8 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             self._record(None)
             if parts.path == "/jwks":
                 return self._send(200, {"keys": [sim.state.key.public_jwk]})
+            if parts.path == "/auth":
+                return self._authorisation(query)
             if segments[0] == "nrps" and len(segments) == 2:
                 failure = sim._failure("nrps")
                 if failure:
@@ -396,6 +407,21 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                     items = [i for i in items if i.get("resourceId") == query["resource_id"]]
                 return self._send(200, items, "application/vnd.ims.lis.v2.lineitemcontainer+json")
             return self._send(404, {"error": "not found"})
+
+        def _authorisation(self, query: dict[str, str]) -> None:
+            claim_args = sim.browser_launches.get(query.get("login_hint", ""))
+            if claim_args is None or query.get("client_id") != sim.state.client_id:
+                return self._send(400, {"error": "unknown login_hint or client"})
+            token = sim.id_token(sim.launch_claims(nonce=query["nonce"], **claim_args))
+            page = (
+                "<!doctype html><html lang='en'><head><title>Simulated LMS</title></head><body>"
+                f"<form id='launch' method='post' action='{html.escape(query['redirect_uri'])}'>"
+                f"<input type='hidden' name='id_token' value='{html.escape(token)}'>"
+                f"<input type='hidden' name='state' value='{html.escape(query['state'])}'>"
+                "<button type='submit'>Continue</button></form>"
+                "<script>document.getElementById('launch').submit();</script></body></html>"
+            )
+            return self._send(200, page.encode(), "text/html; charset=utf-8")
 
         def _members(self, context_id: str, page: int) -> None:
             members = sim.state.members.get(context_id, [])

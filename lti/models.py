@@ -222,6 +222,7 @@ class LtiUsedNonce(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["platform", "nonce"], name="lti_nonce_once"),
         ]
+        indexes = [models.Index(fields=["used_at"], name="lti_nonce_used_at")]
 
     def __str__(self) -> str:
         return self.nonce

@@ -38,6 +38,7 @@ from .models import (
     LtiProblem,
     LtiRosterRemoval,
     LtiScore,
+    LtiUsedNonce,
     LtiUser,
     ScoreState,
 )
@@ -806,3 +807,11 @@ def due_score_ids(limit: int = 200) -> list[int]:
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def used_nonces_purge(*, older_than: timedelta | None = None) -> int:
+    """Forget used nonces once no launch carrying them can still be valid (launch tokens live
+    minutes; a week is ample). Returns how many were deleted."""
+    cutoff = timezone.now() - (older_than or timedelta(days=settings.LTI_NONCE_RETENTION_DAYS))
+    deleted, _ = LtiUsedNonce.objects.filter(used_at__lt=cutoff).delete()
+    return deleted

@@ -19,9 +19,11 @@ def deliver_score(score_id: int) -> str:
 
 @shared_task(name="lti.sweep_scores", acks_late=True)
 def sweep_scores() -> int:
-    """Send every score whose next attempt is due (its task was lost, or it waits on back-off)."""
-    from .services import due_score_ids, score_deliver
+    """Send every score whose next attempt is due (its task was lost, or it waits on back-off);
+    forget launch nonces too old to matter."""
+    from .services import due_score_ids, score_deliver, used_nonces_purge
 
+    used_nonces_purge()
     ids = due_score_ids()
     for pk in ids:
         score_deliver(score_id=pk)

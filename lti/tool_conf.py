@@ -127,16 +127,6 @@ class BoardMessageLaunch(DjangoMessageLaunch):
         kwargs.setdefault("requests_session", http_session())
         super().__init__(request, tool_config or BoardToolConf(), **kwargs)
 
-    @classmethod
-    def restore(cls, request: Any, launch_id: str) -> BoardMessageLaunch:
-        return cls.from_cache(  # type: ignore[return-value]
-            launch_id,
-            request,
-            BoardToolConf(),
-            launch_data_storage=launch_storage(),
-            requests_session=http_session(),
-        )
-
     def validate(self) -> BoardMessageLaunch:
         if self._restored:
             raise LtiException("Can't validate restored launch")

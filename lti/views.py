@@ -21,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from pylti1p3.deep_link import DeepLink
 from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException, OIDCException
 
@@ -32,12 +33,19 @@ from . import selectors, services
 from .forms import NEW, DeepLinkForm, LinkContextForm
 from .keys import tool_jwks
 from .models import LtiContext, LtiPlatform, LtiUsedNonce
-from .tool_conf import BoardMessageLaunch, LaunchRefused, find_platform, oidc_login
+from .tool_conf import (
+    BoardMessageLaunch,
+    BoardRegistration,
+    LaunchRefused,
+    find_platform,
+    oidc_login,
+)
 
 SESSION_LINK = "lti_contexts_to_link"
 SESSION_DEEP_LINK = "lti_deep_link"
 DEEP_LINKING = "LtiDeepLinkingRequest"
 RESOURCE_LINK = "LtiResourceLinkRequest"
+DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 HANDOFF_SALT = "lti.handoff"
 HANDOFF_MAX_AGE = 120
 
@@ -93,7 +101,19 @@ def oidc_login_initiation(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def launch(request: HttpRequest) -> HttpResponse:
-    message_launch = BoardMessageLaunch(request)
+    try:
+        # On HTTPS pylti1p3 reads its session cookie here (SameSite=None, set at login).
+        message_launch = BoardMessageLaunch(request)
+    except LtiException:
+        return _refused(
+            request,
+            LaunchRefused(
+                "bad_state",
+                "This launch does not match a sign-in the board started: your browser did not "
+                "send the board's sign-in cookie. Open the board in a new window from the "
+                "learning platform.",
+            ),
+        )
     try:
         message_launch.validate()
     except LaunchRefused as refusal:
@@ -130,8 +150,12 @@ def launch(request: HttpRequest) -> HttpResponse:
         )
     session: dict[str, Any] = {}
     if outcome.message_type == DEEP_LINKING:
+        # What the response needs, kept in our session (and carried by the new-window link),
+        # so that answering does not depend on pylti1p3's cookie-keyed launch cache.
         session[SESSION_DEEP_LINK] = {
-            "launch_id": message_launch.get_launch_id(),
+            "platform": platform.pk,
+            "deployment_id": str(claims.get(services.DEPLOYMENT) or ""),
+            "settings": claims.get(DEEP_LINKING_SETTINGS) or {},
             "context": outcome.context.pk if outcome.context else None,
         }
         destination = reverse("lti:deep_link")
@@ -266,14 +290,14 @@ def deep_link(request: HttpRequest) -> HttpResponse:
     form = DeepLinkForm(request.POST or None, courses=courses)
     if request.method == "POST" and form.is_valid():
         course = form.courses[form.cleaned_data["course"]]
-        try:
-            message_launch = BoardMessageLaunch.restore(request, pending["launch_id"])
-            deep_link_obj = message_launch.get_deep_link()
-        except LtiException as error:
+        platform = LtiPlatform.objects.filter(pk=pending.get("platform"), is_active=True).first()
+        return_url = str((pending.get("settings") or {}).get("deep_link_return_url") or "")
+        if platform is None or not return_url.startswith(("https://", "http://")):
             request.session.pop(SESSION_DEEP_LINK, None)
-            raise Http404(
-                "The deep-linking request has expired: start again from the platform."
-            ) from error
+            raise Http404("The deep-linking request has expired: start again from the platform.")
+        deep_link_obj = DeepLink(
+            BoardRegistration(platform), pending["deployment_id"], pending["settings"]
+        )
         context = LtiContext.objects.filter(pk=pending.get("context")).first()
         if context is not None and context.course_id is None:
             try:
@@ -288,9 +312,6 @@ def deep_link(request: HttpRequest) -> HttpResponse:
             .set_custom_params({"lrb_course": str(course.pk)})
         )
         token = deep_link_obj.get_response_jwt([resource])
-        return_url = message_launch.get_launch_data()[
-            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
-        ]["deep_link_return_url"]
         request.session.pop(SESSION_DEEP_LINK, None)
         response = render(
             request,

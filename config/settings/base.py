@@ -453,6 +453,7 @@ LTI_TOOL_PRIVATE_KEY = env("LTI_TOOL_PRIVATE_KEY", "").replace("\\n", "\n")
 LTI_HTTP_TIMEOUT = float(env("LTI_HTTP_TIMEOUT", "10"))
 LTI_CLOCK_LEEWAY_SECONDS = int(env("LTI_CLOCK_LEEWAY_SECONDS", "30"))
 LTI_NRPS_MAX_PAGES = int(env("LTI_NRPS_MAX_PAGES", "200"))
+LTI_NONCE_RETENTION_DAYS = int(env("LTI_NONCE_RETENTION_DAYS", "7"))
 # Grade passback: a failed send retries after base, 2 x base, 4 x base… seconds; after
 # LTI_SCORE_MAX_ATTEMPTS it is shown to course staff as failed (never dropped).
 LTI_SCORE_MAX_ATTEMPTS = int(env("LTI_SCORE_MAX_ATTEMPTS", "5"))

@@ -99,3 +99,31 @@ def test_an_instructor_cannot_deep_link_a_course_they_do_not_teach(launcher):
     assert response.status_code == 200
     assert b"JWT" not in response.content
     assert LtiContext.objects.get(context_id="ctx-1").course is None
+
+
+def test_a_framed_deep_linking_request_is_answered_from_the_new_window(launcher):
+    from django.test import Client
+
+    ian = UserFactory(email="ian@uni.example")
+    course = CourseFactory()
+    enrol(course, ian, Role.INSTRUCTOR)
+    auth = launcher.login()
+    claims = launcher.sim.launch_claims(
+        sub="i-1",
+        roles=[INSTRUCTOR],
+        nonce=auth["nonce"],
+        email="ian@uni.example",
+        message_type=DEEP_LINKING,
+    )
+    framed = launcher.client.post(
+        "/lti/launch/",
+        {"id_token": launcher.sim.id_token(claims), "state": auth["state"]},
+        headers={"Sec-Fetch-Dest": "iframe"},
+    )
+    enter_url = re.search(rb'href="(/lti/enter/[^"]+)"', framed.content).group(1).decode()
+    window = Client()
+    assert window.get(enter_url)["Location"] == "/lti/deep-link/"
+    response = window.post("/lti/deep-link/", {"course": str(course.pk)})
+    claims = launcher.sim.verify_deep_link_response(_jwt_in(response.content))
+    (item,) = claims["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"]
+    assert item["custom"] == {"lrb_course": str(course.pk)}

@@ -342,3 +342,54 @@ def test_launch_and_login_need_no_csrf_token_because_the_platform_posts_them(sim
     token = sim.id_token(sim.launch_claims(sub="s-1", roles=[LEARNER], nonce=auth["nonce"]))
     launched = strict.post("/lti/launch/", {"id_token": token, "state": auth["state"]})
     assert launched.status_code == 200  # the student's not-linked page, not a CSRF 403
+
+
+# --- HTTPS: the cookies a cross-site launch needs -------------------------------------------
+
+
+def test_over_https_only_the_lti_cookies_are_samesite_none_and_the_launch_works(
+    sim, platform, linked_course
+):
+    browser = Client()
+    response = browser.get("/lti/login/", sim.login_params(), secure=True)
+    auth = sim.authorize(response["Location"])
+    lti_cookies = {k: v for k, v in response.cookies.items() if k.startswith("lti1p3-")}
+    assert set(lti_cookies) == {f"lti1p3-{auth['state']}", "lti1p3-session-id"}
+    for cookie in lti_cookies.values():
+        assert cookie["samesite"] == "None" and cookie["secure"] and cookie["httponly"]
+    token = sim.id_token(
+        sim.launch_claims(sub="s-1", roles=[LEARNER], nonce=auth["nonce"], email="s@uni.example")
+    )
+    launched = browser.post(
+        "/lti/launch/", {"id_token": token, "state": auth["state"]}, secure=True
+    )
+    assert launched.status_code == 302
+    assert launched["Location"] == f"/courses/{linked_course.pk}/"
+    assert launched.cookies["sessionid"]["samesite"] == "Lax"
+
+
+def test_over_https_a_launch_without_the_lti_session_cookie_is_refused_not_a_500(sim, platform):
+    browser = Client()
+    response = browser.get("/lti/login/", sim.login_params(), secure=True)
+    auth = sim.authorize(response["Location"])
+    del browser.cookies["lti1p3-session-id"]
+    token = sim.id_token(sim.launch_claims(sub="s-1", roles=[LEARNER], nonce=auth["nonce"]))
+    launched = browser.post(
+        "/lti/launch/", {"id_token": token, "state": auth["state"]}, secure=True
+    )
+    assert launched.status_code == 400
+    assert b'data-reason="bad_state"' in launched.content
+
+
+def test_used_nonces_are_forgotten_after_the_retention(launcher, linked_course):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lti.models import LtiUsedNonce
+    from lti.services import used_nonces_purge
+
+    launcher.launch(sub="s-1", roles=[LEARNER], email="s1@uni.example")
+    assert used_nonces_purge() == 0
+    LtiUsedNonce.objects.update(used_at=timezone.now() - timedelta(days=8))
+    assert used_nonces_purge() == 1

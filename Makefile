@@ -114,7 +114,7 @@ api-schema: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy accounts lifecycle reviews notifications api config
+	$(BIN)/mypy accounts lifecycle reviews notifications api lti config
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis tests/artifacts \

@@ -18,7 +18,8 @@ class LinkContextForm(forms.Form):
     def __init__(self, *args: Any, courses: list[Any], default_title: str = "", **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.courses = {str(c.pk): c for c in courses}
-        self.fields["course"].choices = [(str(c.pk), f"{c.title} ({c.code})") for c in courses] + [
+        course_field: Any = self.fields["course"]
+        course_field.choices = [(str(c.pk), f"{c.title} ({c.code})") for c in courses] + [
             (NEW, "A new board for this course")
         ]
         self.fields["title"].initial = default_title
@@ -30,4 +31,5 @@ class DeepLinkForm(forms.Form):
     def __init__(self, *args: Any, courses: list[Any], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.courses = {str(c.pk): c for c in courses}
-        self.fields["course"].choices = [(str(c.pk), f"{c.title} ({c.code})") for c in courses]
+        course_field: Any = self.fields["course"]
+        course_field.choices = [(str(c.pk), f"{c.title} ({c.code})") for c in courses]

@@ -173,7 +173,7 @@ def _context(platform: LtiPlatform, claims: dict[str, Any]) -> LtiContext | None
     context, _ = LtiContext.objects.get_or_create(
         platform=platform, context_id=str(claim["id"])[:255]
     )
-    fields = {
+    fields: dict[str, Any] = {
         "title": str(claim.get("title") or "")[:255],
         "label": str(claim.get("label") or "")[:255],
         "deployment_id": str(claims.get(DEPLOYMENT) or "")[:255],
@@ -226,7 +226,8 @@ def launch_accept(*, platform: LtiPlatform, claims: dict[str, Any]) -> LaunchOut
     Raises LaunchRefused (after recording it) for a role the course does not have."""
     message_type = str(claims.get(MESSAGE_TYPE) or "")
     role = course_role(claims.get(ROLES) or [])
-    lis = claims.get(LIS) if isinstance(claims.get(LIS), dict) else {}
+    lis_claim = claims.get(LIS)
+    lis: dict[str, Any] = lis_claim if isinstance(lis_claim, dict) else {}
     with transaction.atomic():
         context = _context(platform, claims)
         course = context.course if context is not None else None
@@ -252,7 +253,7 @@ def launch_accept(*, platform: LtiPlatform, claims: dict[str, Any]) -> LaunchOut
         )
         LtiUser.objects.filter(pk=lti_user.pk).update(last_launch_at=timezone.now())
         user = lti_user.user
-        if course is not None and role is not None:
+        if context is not None and course is not None and role is not None:
             _set_membership(course=course, user=user, role=role, via="launch")
             audit_record(
                 actor=user,
@@ -373,10 +374,9 @@ class RosterSyncFailed(Exception):
 
 def _fetch_members(context: LtiContext) -> tuple[list[dict[str, Any]], int]:
     service = NamesRolesProvisioningService(
-        connector(context.platform),
-        {"context_memberships_url": context.nrps_url, "service_versions": ["2.0"]},
+        connector(context.platform), {"context_memberships_url": context.nrps_url}
     )
-    members: list[dict[str, Any]] = []
+    members: list[Any] = []
     pages = 0
     url: str | None = context.nrps_url
     # pylti1p3 follows Link: <…>; rel="next" page by page; bounded so a looping platform ends.
@@ -639,7 +639,8 @@ def line_item_ensure(
             content_type="application/vnd.ims.lis.v2.lineitem+json",
             accept="application/vnd.ims.lis.v2.lineitem+json",
         )
-        found = response["body"] if isinstance(response["body"], dict) else {}
+        body = response["body"]
+        found = body if isinstance(body, dict) else {}
         if not found.get("id"):
             raise LtiException("The platform created a line item without an id.")
     item, _ = LtiLineItem.objects.get_or_create(
@@ -648,7 +649,7 @@ def line_item_ensure(
         defaults={
             "url": str(found["id"]),
             "label": str(found.get("label") or label)[:255],
-            "score_maximum": found.get("scoreMaximum") or score_maximum,
+            "score_maximum": Decimal(str(found.get("scoreMaximum") or score_maximum)),
         },
     )
     return item

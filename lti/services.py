@@ -133,6 +133,10 @@ def _person_name(data: dict[str, Any]) -> str:
     return name[:150]
 
 
+class PrivilegedAccount(Exception):
+    """The platform's e-mail address is a site administrator's here."""
+
+
 def _identity(
     *, platform: LtiPlatform, sub: str, email: str, name: str, lms_user_id: str
 ) -> tuple[LtiUser, bool]:
@@ -151,6 +155,9 @@ def _identity(
         return lti_user, False
     email = email.strip().lower()
     user = User.objects.filter(email__iexact=email).first() if email else None
+    if user is not None and (user.is_staff or user.is_superuser):
+        # A platform's say-so never opens a site administrator's account.
+        raise PrivilegedAccount(email)
     created = False
     if user is None:
         user = User.objects.create_user(
@@ -228,29 +235,43 @@ def launch_accept(*, platform: LtiPlatform, claims: dict[str, Any]) -> LaunchOut
     role = course_role(claims.get(ROLES) or [])
     lis_claim = claims.get(LIS)
     lis: dict[str, Any] = lis_claim if isinstance(lis_claim, dict) else {}
+    refusal: LaunchRefused | None = None
     with transaction.atomic():
         context = _context(platform, claims)
         course = context.course if context is not None else None
-        if role is None:
-            refusal = LaunchRefused(
-                "unknown_role",
-                "Your role in the learning platform's course has no counterpart on the board "
-                "(it knows students, teaching assistants and instructors).",
-                status=403,
+    if role is None:
+        refusal = LaunchRefused(
+            "unknown_role",
+            "Your role in the learning platform's course has no counterpart on the board "
+            "(it knows students, teaching assistants and instructors).",
+            status=403,
+        )
+    if refusal is not None:
+        problem_record(refusal=refusal, claims=claims, course=course)
+        raise refusal
+    try:
+        with transaction.atomic():
+            lti_user, created = _identity(
+                platform=platform,
+                sub=str(claims.get("sub") or ""),
+                email=str(claims.get("email") or ""),
+                name=_person_name(claims),
+                lms_user_id=str(lis.get("person_sourcedid") or ""),
             )
-        else:
-            refusal = None
+    except PrivilegedAccount:
+        refusal = LaunchRefused(
+            "privileged_account",
+            "Your e-mail address belongs to a site administrator's account here, which the "
+            "board never opens from a learning platform. Sign in to the board directly.",
+            status=403,
+        )
+    else:
+        if not lti_user.user.is_active:
+            refusal = LaunchRefused("inactive_user", "This account is closed.", status=403)
     if refusal is not None:
         problem_record(refusal=refusal, claims=claims, course=course)
         raise refusal
     with transaction.atomic():
-        lti_user, created = _identity(
-            platform=platform,
-            sub=str(claims.get("sub") or ""),
-            email=str(claims.get("email") or ""),
-            name=_person_name(claims),
-            lms_user_id=str(lis.get("person_sourcedid") or ""),
-        )
         LtiUser.objects.filter(pk=lti_user.pk).update(last_launch_at=timezone.now())
         user = lti_user.user
         if context is not None and course is not None and role is not None:
@@ -419,13 +440,18 @@ def roster_sync(*, context: LtiContext, actor: Any = None) -> RosterResult:
                 if role is None or role == Role.INSTRUCTOR:
                     result.skipped += 1
                 continue
-            lti_user, _ = _identity(
-                platform=platform,
-                sub=sub,
-                email=str(member.get("email") or ""),
-                name=_person_name(member),
-                lms_user_id=str(member.get("lis_person_sourcedid") or ""),
-            )
+            try:
+                with transaction.atomic():
+                    lti_user, _ = _identity(
+                        platform=platform,
+                        sub=sub,
+                        email=str(member.get("email") or ""),
+                        name=_person_name(member),
+                        lms_user_id=str(member.get("lis_person_sourcedid") or ""),
+                    )
+            except PrivilegedAccount:
+                result.skipped += 1
+                continue
             user = lti_user.user
             listed.add(user.pk)
             membership = Membership.objects.filter(course=course, user=user).first()

@@ -131,12 +131,6 @@ def launch(request: HttpRequest) -> HttpResponse:
         outcome = services.launch_accept(platform=platform, claims=claims)
     except LaunchRefused as refusal:  # recorded by the service
         return render(request, "lti/refused.html", {"refusal": refusal}, status=refusal.status)
-    if not outcome.user.is_active:
-        return _refused(
-            request,
-            LaunchRefused("inactive_user", "This account is closed.", status=403),
-            claims=claims,
-        )
     if outcome.message_type == DEEP_LINKING and outcome.role != Role.INSTRUCTOR:
         return _refused(
             request,

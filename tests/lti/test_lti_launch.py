@@ -393,3 +393,18 @@ def test_used_nonces_are_forgotten_after_the_retention(launcher, linked_course):
     assert used_nonces_purge() == 0
     LtiUsedNonce.objects.update(used_at=timezone.now() - timedelta(days=8))
     assert used_nonces_purge() == 1
+
+
+def test_a_launch_never_opens_a_site_administrators_account(launcher, linked_course):
+    admin = UserFactory(email="root@uni.example", is_staff=True)
+    launch = launcher.launch(sub="r-1", roles=[INSTRUCTOR], email="root@uni.example")
+    _refused(launch, "privileged_account", status=403)
+    assert not LtiUser.objects.filter(user=admin).exists()
+    assert not Membership.objects.filter(user=admin).exists()
+    assert AuditEvent.objects.filter(course=linked_course, verb="lti.launch_refused").exists()
+
+
+def test_a_launch_into_a_closed_account_is_refused(launcher, linked_course):
+    UserFactory(email="gone@uni.example", is_active=False)
+    launch = launcher.launch(sub="g-1", roles=[LEARNER], email="gone@uni.example")
+    _refused(launch, "inactive_user", status=403)

@@ -153,3 +153,14 @@ def test_the_sync_button_answers_no_get(context, client):
     enrol(context.course, ian, Role.INSTRUCTOR)
     client.force_login(ian)
     assert client.get(f"/lti/courses/{context.course.pk}/sync/").status_code == 405
+
+
+def test_the_roster_never_enrols_a_site_administrators_account(sim, context):
+    UserFactory(email="root@uni.example", is_superuser=True, is_staff=True)
+    sim.set_members(
+        "ctx-1",
+        [member("r", LEARNER, email="root@uni.example"), member("u1", LEARNER, email="a@u.ex")],
+    )
+    result = services.roster_sync(context=context)
+    assert result.skipped == 1
+    assert roster(context) == {"a@u.ex": Role.STUDENT}

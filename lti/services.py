@@ -506,10 +506,10 @@ def roster_sync_request(*, course: Course, actor: Any) -> list[int]:
             "No learning-platform course linked to this board offers its roster yet: launch "
             "the board from the platform first."
         )
-    from .tasks import sync_roster
+    from .tasks import enqueue_roster_syncs
 
     actor_id = actor.pk
-    transaction.on_commit(lambda: [sync_roster.delay(pk, actor_id) for pk in ids])
+    transaction.on_commit(lambda: enqueue_roster_syncs(ids, actor_id))
     return ids
 
 
@@ -581,9 +581,9 @@ def queue_score(
             queued.append(score)
         ids = [s.pk for s in queued]
         if ids:
-            from .tasks import deliver_score
+            from .tasks import enqueue_scores
 
-            transaction.on_commit(lambda: [deliver_score.delay(pk) for pk in ids])
+            transaction.on_commit(lambda: enqueue_scores(ids))
     return queued
 
 
@@ -817,10 +817,10 @@ def score_retry(*, score: LtiScore, actor: Any) -> LtiScore:
         old={"state": ScoreState.FAILED, "error": score.last_error[:500]},
         new={"state": ScoreState.PENDING},
     )
-    from .tasks import deliver_score
+    from .tasks import enqueue_scores
 
-    pk = score.pk
-    transaction.on_commit(lambda: deliver_score.delay(pk))
+    ids = [score.pk]
+    transaction.on_commit(lambda: enqueue_scores(ids))
     return score
 
 

@@ -349,3 +349,21 @@ def test_the_lti_page_costs_the_same_queries_for_few_and_many_scores(
     with CaptureQueriesContext(connection) as many:
         assert client.get(f"/lti/courses/{world.course.pk}/").status_code == 200
     assert len(many) == len(few)
+
+
+def test_with_the_broker_down_the_score_waits_for_the_sweep(
+    world, django_capture_on_commit_callbacks, monkeypatch
+):
+    from lti import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.deliver_score, "delay", broker_down)
+    (score,) = queue(world, django_capture_on_commit_callbacks)
+    score.refresh_from_db()
+    assert score.state == ScoreState.PENDING and score.attempts == 0
+    monkeypatch.undo()
+    assert sweep_scores() == 1
+    score.refresh_from_db()
+    assert score.state == ScoreState.SENT

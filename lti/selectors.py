@@ -10,7 +10,7 @@ from django.http import Http404
 from lifecycle import permissions
 from lifecycle.models import Course, Membership, Role
 
-from .models import LtiContext, LtiScore, ScoreState
+from .models import LtiContext, LtiRosterRemoval, LtiScore, ScoreState
 
 PAGE_CAP = 100
 
@@ -62,4 +62,15 @@ def passback_status(course: Course) -> dict[str, Any]:
         .select_related("user")
         .order_by("next_attempt_at", "pk")[:PAGE_CAP]
     )
-    return {"contexts": contexts, "counts": counts, "failed": failed, "waiting": waiting}
+    removals = list(
+        LtiRosterRemoval.objects.filter(context__course=course)
+        .select_related("user")
+        .order_by("-removed_at", "-pk")[:PAGE_CAP]
+    )
+    return {
+        "contexts": contexts,
+        "counts": counts,
+        "failed": failed,
+        "waiting": waiting,
+        "removals": removals,
+    }

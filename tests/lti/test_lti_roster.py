@@ -95,6 +95,14 @@ def test_students_no_longer_listed_lose_access_and_others_keep_theirs(sim, conte
         "walk-in@uni.example": Role.STUDENT,
     }
     assert LtiRosterRemoval.objects.get().user.email == "ben@uni.example"
+    ian = UserFactory()
+    enrol(context.course, ian, Role.INSTRUCTOR)
+    from django.test import Client as StaffClient
+
+    staff = StaffClient()
+    staff.force_login(ian)
+    page = staff.get(f"/lti/courses/{context.course.pk}/")
+    assert b"Removed by the roster" in page.content and b"ben@uni.example" in page.content
     assert AuditEvent.objects.filter(course=context.course, verb="membership.remove").count() == 1
     ben = LtiUser.objects.get(sub="u2").user
     from django.test import Client

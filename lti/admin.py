@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db import models
 
 from .keys import tool_key_generate
 from .models import (
@@ -18,6 +19,7 @@ from .models import (
 
 @admin.register(LtiPlatform)
 class LtiPlatformAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "issuer", "client_id", "is_active")
     list_filter = ("is_active",)
     search_fields = ("name", "issuer", "client_id")

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('lifecycle', '0013_feedback_revision_response'),
+        ("lifecycle", "0013_feedback_revision_response"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='stagedefinition',
-            name='rubric',
+            model_name="stagedefinition",
+            name="rubric",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]

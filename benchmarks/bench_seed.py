@@ -29,9 +29,17 @@ computed here in Python and streamed into COPY, so the chain follows whatever th
 ``manage.py verify_audit`` (or lifecycle.audit's verifier) accepts it.
 
 A table ``bench_seed`` records the seeder's version (seed_version(): a hash of the seeding code
-here and lifecycle/audit.py). A database whose version matches is reused, after ``migrate`` has
-applied any migration added since; otherwise it is dropped and seeded again (``--force`` always
-reseeds).
+here and of the hashes lifecycle.audit gives two sample events). A database whose version
+matches is reused, after ``migrate`` has applied any migration added since; otherwise it is
+dropped and seeded again (``--force`` always reseeds).
+
+Seeding is resumable. The courses commit in one transaction together with an incomplete
+``bench_seed`` row; the audit events then commit in batches of EVENT_CHUNK (500,000), each with
+the count written so far, so a seed that is killed (the large size takes from ten minutes on an
+idle machine to over half an hour on a loaded one) continues where it stopped on the next run
+of the same version, and the random-key indexes dropped for the COPY are rebuilt at the end.
+One seeder at a time per database (a PostgreSQL advisory lock): ``make bench`` started while
+``bench_seed.py large`` runs waits for it.
 """
 
 from __future__ import annotations
@@ -764,12 +772,26 @@ def ensure(size: str, force: bool = False, fresh: bool = False) -> str:
     seed again if the suite's approvals added projects to it. A seed of the current version
     that was interrupted is resumed. Django must be set up (benchdb.setup_django) on any
     database of the server."""
-    from django.core.management import call_command
-    from django.db import connection
-
     parsed = benchdb.bench_database_url()
     name = parsed["NAME"] + "_" + size
     version = seed_version()
+    # One seeder per database: a second run (make bench while bench_seed.py large is still
+    # going) waits here for the first, then finds its seed complete, or resumes it if it died.
+    guard = benchdb.admin(parsed)
+    with guard.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"lrb-bench-seed:{name}"])
+    try:
+        return _ensure(parsed, name, version, size, force=force, fresh=fresh)
+    finally:
+        guard.close()  # releases the lock
+
+
+def _ensure(
+    parsed: dict[str, Any], name: str, version: str, size: str, *, force: bool, fresh: bool
+) -> str:
+    from django.core.management import call_command
+    from django.db import connection
+
     if fresh and projects_added(parsed, name):
         force = True
     if not force and stored_version(parsed, name) == version:

@@ -151,6 +151,21 @@ def progress(parsed: dict[str, Any], name: str) -> tuple[str, int] | None:
     return (row[0], int(row[1])) if row else None
 
 
+def _others_on(parsed: dict[str, Any], name: str) -> bool:
+    """Whether another session is connected to database ``name``."""
+    conn = benchdb.admin(parsed)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()",
+                [name],
+            )
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
 def projects_added(parsed: dict[str, Any], name: str) -> int:
     """Projects the suite's approvals added to database ``name`` since it was seeded."""
     count = _ask(
@@ -801,6 +816,13 @@ def _ensure(
         return name
     started = time.perf_counter()
     interrupted = None if force else progress(parsed, name)
+    while interrupted and interrupted[0] == version and _others_on(parsed, name):
+        # Still being written by a seeder that predates the lock above: wait for it.
+        print(f"{name}: {interrupted[1]:,} audit events so far, another seeder on it", flush=True)
+        time.sleep(30)
+        if stored_version(parsed, name) == version:
+            return _ensure(parsed, name, version, size, force=False, fresh=False)
+        interrupted = progress(parsed, name)
     if interrupted and interrupted[0] == version:
         print(f"{name}: resuming the seed of {size} (seed {version})", flush=True)
         benchdb.use_database(name)

@@ -29,9 +29,17 @@ computed here in Python and streamed into COPY, so the chain follows whatever th
 ``manage.py verify_audit`` (or lifecycle.audit's verifier) accepts it.
 
 A table ``bench_seed`` records the seeder's version (seed_version(): a hash of the seeding code
-here and lifecycle/audit.py). A database whose version matches is reused, after ``migrate`` has
-applied any migration added since; otherwise it is dropped and seeded again (``--force`` always
-reseeds).
+here and of the hashes lifecycle.audit gives two sample events). A database whose version
+matches is reused, after ``migrate`` has applied any migration added since; otherwise it is
+dropped and seeded again (``--force`` always reseeds).
+
+Seeding is resumable. The courses commit in one transaction together with an incomplete
+``bench_seed`` row; the audit events then commit in batches of EVENT_CHUNK (500,000), each with
+the count written so far, so a seed that is killed (the large size takes from ten minutes on an
+idle machine to over half an hour on a loaded one) continues where it stopped on the next run
+of the same version, and the random-key indexes dropped for the COPY are rebuilt at the end.
+One seeder at a time per database (a PostgreSQL advisory lock): ``make bench`` started while
+``bench_seed.py large`` runs waits for it.
 """
 
 from __future__ import annotations
@@ -61,7 +69,8 @@ TAS, EXPERTS, STUDENTS = 3, 6, 3
 STAGE_WEIGHTS = [10, 18, 22, 20, 14, 10, 6]
 NOTIFICATIONS_PER_PROJECT = 12
 COPY_ROWS = 20_000
-EVENT_ROWS = 100_000
+EVENT_ROWS = 100_000  # a COPY
+EVENT_CHUNK = 500_000  # a transaction (the unit of resuming)
 VERBS = ["stage.draft_save"] * 6 + ["stage.submit", "decision.record", "stage.approve"]
 PASSWORD = "bench-password-1"  # every seeded user's; the suite signs in with sessions anyway
 
@@ -72,24 +81,53 @@ def database_name(size: str) -> str:
 
 def seed_version() -> str:
     """What the data depends on: the seeding code here (its syntax tree; not the command line)
-    and the audit scheme (lifecycle/audit.py). New migrations do not call for a reseed: ensure()
-    applies them to the data that is there."""
+    and the audit scheme (the hashes lifecycle.audit gives two sample events). New migrations
+    do not call for a reseed: ensure() applies them to the data that is there. Django must be
+    set up."""
+    global _SEED_VERSION
+    if _SEED_VERSION is None:
+        digest = hashlib.sha256(_CODE_DIGEST.encode())
+        digest.update(_audit_fingerprint().encode())
+        _SEED_VERSION = digest.hexdigest()[:16]
     return _SEED_VERSION
 
 
-def _seed_version() -> str:
+def _code_digest() -> str:
     import ast
 
     parts = ("_text", "Copier", "build_course", "event_rows", "drop_random_indexes")
-    parts += ("copy_events", "seed")
+    parts += ("copy_events", "seed", "courses_in_database", "seed_events")
     tree = ast.parse(Path(__file__).read_text())
     nodes = {getattr(node, "name", None): node for node in tree.body}
-    digest = hashlib.sha256(repr(SIZES).encode())
+    digest = hashlib.sha256(repr((SIZES, EVENT_CHUNK)).encode())
     for part in parts:
         # The syntax tree: reformatting or a comment does not call for a reseed.
         digest.update(ast.dump(ast.Module(body=[nodes[part]], type_ignores=[])).encode())
-    digest.update((benchdb.REPO / "lifecycle" / "audit.py").read_bytes())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
+
+
+def _audit_fingerprint() -> str:
+    """What the audit scheme does (not how lifecycle/audit.py is written): the hashes of two
+    sample events, so a faster implementation of the same chain does not call for a reseed."""
+    from lifecycle.audit import event_hash
+
+    sample = dict(
+        seq=7,
+        created_at="2026-01-02T03:04:05.000006Z",
+        actor_id=3,
+        actor_label="a@b.test",
+        actor_name="Ä name",
+        verb="stage.approve",
+        object_type="lifecycle.project",
+        object_id="9",
+        course_id=1,
+        project_id=9,
+        old={"note": "x", "b": [1, 2]},
+        new=None,
+        flagged=False,
+        prev_hash="0" * 64,
+    )
+    return event_hash(hash_version=1, **sample) + event_hash(hash_version=2, **sample)
 
 
 def stored_version(parsed: dict[str, Any], name: str) -> str | None:
@@ -100,6 +138,32 @@ def stored_version(parsed: dict[str, Any], name: str) -> str | None:
         "SELECT version FROM bench_seed WHERE complete",
         when="SELECT to_regclass('bench_seed') IS NOT NULL",
     )
+
+
+def progress(parsed: dict[str, Any], name: str) -> tuple[str, int] | None:
+    """An interrupted seed in database ``name``: (its version, audit events written), or None."""
+    row = _ask(
+        parsed,
+        name,
+        "SELECT ARRAY[version, events_done::text] FROM bench_seed WHERE NOT complete",
+        when="SELECT to_regclass('bench_seed') IS NOT NULL",
+    )
+    return (row[0], int(row[1])) if row else None
+
+
+def _others_on(parsed: dict[str, Any], name: str) -> bool:
+    """Whether another session is connected to database ``name``."""
+    conn = benchdb.admin(parsed)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()",
+                [name],
+            )
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
 
 
 def projects_added(parsed: dict[str, Any], name: str) -> int:
@@ -556,13 +620,13 @@ def drop_random_indexes(cursor: Any, table: str) -> list[str]:
     return rebuild
 
 
-def copy_events(cursor: Any, rows: Iterable[str], report_every: int) -> int:
+def copy_events(cursor: Any, rows: Iterable[str]) -> int:
+    """COPY the rows (event_rows) into the audit table. Returns how many."""
     columns = (
         "seq, created_at, actor_id, actor_label, verb, object_type, object_id, course_id, "
         "project_id, old, new, flagged, prev_hash, hash, actor_name, hash_version"
     )
     written, batch = 0, []
-    started = time.perf_counter()
     for row in rows:
         batch.append(row)
         if len(batch) >= EVENT_ROWS:
@@ -571,9 +635,6 @@ def copy_events(cursor: Any, rows: Iterable[str], report_every: int) -> int:
             )
             written += len(batch)
             batch.clear()
-            if written % report_every == 0:
-                rate = written / (time.perf_counter() - started)
-                print(f"  {written:,} audit events ({rate:,.0f}/s)", flush=True)
     if batch:
         cursor.copy_expert(
             f"COPY lifecycle_auditevent ({columns}) FROM STDIN", io.StringIO("".join(batch))
@@ -582,8 +643,38 @@ def copy_events(cursor: Any, rows: Iterable[str], report_every: int) -> int:
     return written
 
 
+def courses_in_database() -> list[dict[str, Any]]:
+    """The seeded courses as build_course returned them (what event_rows needs), read back, so
+    an interrupted seed resumes in a new process. The approvals' course is not among them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT p.course_id, p.id, u.id, u.email
+            FROM lifecycle_project p
+            JOIN lifecycle_course c ON c.id = p.course_id
+            JOIN lifecycle_project_members m ON m.project_id = p.id
+            JOIN accounts_user u ON u.id = m.user_id
+            WHERE c.code LIKE 'bench-%%' AND c.code <> 'bench-approvals'
+            ORDER BY p.course_id, p.id, u.id
+            """
+        )
+        courses: dict[int, dict[int, tuple[int, list[int], list[str]]]] = {}
+        for course_id, project_id, user_id, email in cursor.fetchall():
+            project = courses.setdefault(course_id, {}).setdefault(project_id, (project_id, [], []))
+            project[1].append(user_id)
+            project[2].append(email)
+    return [
+        {"course_id": course_id, "projects": list(projects.values())}
+        for course_id, projects in courses.items()
+    ]
+
+
 def seed(size: str) -> dict[str, Any]:
-    """Migrate the (new, empty) database Django is on and fill it. Returns the personas."""
+    """Migrate the (new, empty) database Django is on, write the courses (one transaction) and
+    record the seed as incomplete in ``bench_seed``; then seed_events() writes the audit events.
+    Returns the personas."""
     from django.contrib.auth.hashers import make_password
     from django.core.management import call_command
     from django.db import connection, transaction
@@ -617,72 +708,131 @@ def seed(size: str) -> dict[str, Any]:
                 )
             )
         copier.finish()
+        first = courses[0]
+        personas = {
+            "course": first["course_id"],
+            "project": first["projects"][0][0],
+            "student": first["student"],
+            "instructor": first["instructor"],
+            "ta": first["ta"],
+        }
+        # In the courses' transaction: a bench_seed row means the courses are all there.
+        cursor.execute(
+            "CREATE TABLE bench_seed (version text, size text, personas jsonb, "
+            "seeded_at timestamptz DEFAULT now(), complete boolean, "
+            "events_done bigint DEFAULT 0, rebuild jsonb)"
+        )
+        cursor.execute(
+            "INSERT INTO bench_seed (version, size, personas, complete) VALUES (%s, %s, %s, false)",
+            [seed_version(), size, json.dumps(personas)],
+        )
     counts = ", ".join(f"{n:,} {label}" for label, n in copier.counts.items())
     print(f"  {counts} in {time.perf_counter() - started:.1f} s", flush=True)
+    return personas
+
+
+def seed_events(size: str) -> None:
+    """Write the audit events of an incomplete seed (seed()), resuming where an interrupted run
+    stopped: each batch of EVENT_CHUNK events commits with the count in ``bench_seed``, so a
+    run that is killed loses at most one batch. The random-key indexes are dropped first (their
+    definitions kept in ``bench_seed``) and rebuilt at the end; then the seed is complete."""
+    from django.db import connection, transaction
+
+    total = SIZES[size]["events"]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT events_done, rebuild FROM bench_seed FOR UPDATE")
+        done, rebuild = cursor.fetchone()
+        if rebuild is None:
+            rebuild = drop_random_indexes(cursor, "lifecycle_auditevent")
+            cursor.execute("UPDATE bench_seed SET rebuild = %s", [json.dumps(rebuild)])
+        elif isinstance(rebuild, str):
+            rebuild = json.loads(rebuild)
+    courses = courses_in_database()
+    started, at_start = time.perf_counter(), done
+    if done:
+        print(f"  resuming after {done:,} audit events", flush=True)
+    while done < total:
+        n = min(EVENT_CHUNK, total - done)
+        # A generator of its own per batch, seeded by where it starts: a resumed run writes
+        # what an uninterrupted one would have.
+        rng = random.Random(20261130 + done)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            written = copy_events(cursor.cursor, event_rows(courses, n, rng))
+            done += written
+            cursor.execute("UPDATE bench_seed SET events_done = %s", [done])
+        rate = (done - at_start) / (time.perf_counter() - started)
+        print(f"  {done:,} of {total:,} audit events ({rate:,.0f}/s)", flush=True)
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        rebuild = drop_random_indexes(cursor, "lifecycle_auditevent")
-        written = copy_events(
-            cursor.cursor,
-            event_rows(courses, spec["events"], rng),
-            report_every=1_000_000,
-        )
         for statement in rebuild:
             cursor.execute(statement)
         cursor.execute(
             "SELECT setval(pg_get_serial_sequence('lifecycle_auditevent', 'id'), "
             "(SELECT coalesce(max(id), 1) FROM lifecycle_auditevent))"
         )
-    print(f"  {written:,} audit events in {time.perf_counter() - started:.1f} s", flush=True)
-    first = courses[0]
-    personas = {
-        "course": first["course_id"],
-        "project": first["projects"][0][0],
-        "student": first["student"],
-        "instructor": first["instructor"],
-        "ta": first["ta"],
-    }
+    print(f"  indexes rebuilt in {time.perf_counter() - started:.1f} s", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
-        cursor.execute(
-            "CREATE TABLE bench_seed (version text, size text, personas jsonb, "
-            "seeded_at timestamptz DEFAULT now(), complete boolean)"
-        )
-        cursor.execute(
-            "INSERT INTO bench_seed VALUES (%s, %s, %s, now(), true)",
-            [seed_version(), size, json.dumps(personas)],
-        )
-    return personas
+        cursor.execute("UPDATE bench_seed SET complete = true, seeded_at = now()")
 
 
-_SEED_VERSION = _seed_version()  # of the code this process runs, read once
+_CODE_DIGEST = _code_digest()  # of the code this process runs, read once
+_SEED_VERSION: str | None = None
 
 
 def ensure(size: str, force: bool = False, fresh: bool = False) -> str:
     """The database of ``size``, seeded with the current version. Returns its name. ``fresh``:
-    seed again if the suite's approvals added projects to it. Django must be set up
-    (benchdb.setup_django) on any database of the server."""
+    seed again if the suite's approvals added projects to it. A seed of the current version
+    that was interrupted is resumed. Django must be set up (benchdb.setup_django) on any
+    database of the server."""
     parsed = benchdb.bench_database_url()
     name = parsed["NAME"] + "_" + size
     version = seed_version()
+    # One seeder per database: a second run (make bench while bench_seed.py large is still
+    # going) waits here for the first, then finds its seed complete, or resumes it if it died.
+    guard = benchdb.admin(parsed)
+    with guard.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"lrb-bench-seed:{name}"])
+    try:
+        return _ensure(parsed, name, version, size, force=force, fresh=fresh)
+    finally:
+        guard.close()  # releases the lock
+
+
+def _ensure(
+    parsed: dict[str, Any], name: str, version: str, size: str, *, force: bool, fresh: bool
+) -> str:
+    from django.core.management import call_command
+    from django.db import connection
+
     if fresh and projects_added(parsed, name):
         force = True
     if not force and stored_version(parsed, name) == version:
         print(f"{name}: seed {version} present, reused", flush=True)
-        from django.core.management import call_command
-
         benchdb.use_database(name)
         call_command("migrate", verbosity=0)  # what other branches added since the seed
         return name
-    print(f"{name}: seeding {size} (seed {version})", flush=True)
     started = time.perf_counter()
-    benchdb.create_database(parsed, name)
-    benchdb.use_database(name)
-    seed(size)
-    from django.db import connection
-
+    interrupted = None if force else progress(parsed, name)
+    while interrupted and interrupted[0] == version and _others_on(parsed, name):
+        # Still being written by a seeder that predates the lock above: wait for it.
+        print(f"{name}: {interrupted[1]:,} audit events so far, another seeder on it", flush=True)
+        time.sleep(30)
+        if stored_version(parsed, name) == version:
+            return _ensure(parsed, name, version, size, force=False, fresh=False)
+        interrupted = progress(parsed, name)
+    if interrupted and interrupted[0] == version:
+        print(f"{name}: resuming the seed of {size} (seed {version})", flush=True)
+        benchdb.use_database(name)
+    else:
+        print(f"{name}: seeding {size} (seed {version})", flush=True)
+        benchdb.create_database(parsed, name)
+        benchdb.use_database(name)
+        seed(size)
+    seed_events(size)
+    call_command("migrate", verbosity=0)
     connection.close()
     print(f"{name}: seeded in {time.perf_counter() - started:.1f} s", flush=True)
     return name

@@ -189,6 +189,25 @@ def _lock_chain() -> None:
     # write lock of the database until commit.
 
 
+def _locked_head() -> tuple[int, str]:
+    """Take the chain's lock, then read its head: (last seq, last hash), (0, genesis) if empty.
+
+    On PostgreSQL both statements go in one round trip; each statement of a READ COMMITTED
+    transaction takes its own snapshot, so the SELECT, which runs after the lock is granted,
+    sees every event committed by whoever held the lock before."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s); "
+                f"SELECT seq, hash FROM {AuditEvent._meta.db_table} ORDER BY seq DESC LIMIT 1",
+                [_PG_CHAIN_LOCK_KEY],
+            )
+            row = cursor.fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS_HASH)
+    _lock_chain()
+    return chain_head()
+
+
 def audit_record(
     *,
     actor: Any,
@@ -204,10 +223,8 @@ def audit_record(
     commits or rolls back with the change it records."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record() must be called inside transaction.atomic().")
-    _lock_chain()
-    last = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
-    seq = last.seq + 1 if last else 1
-    prev_hash = last.hash if last else GENESIS_HASH
+    last_seq, prev_hash = _locked_head()
+    seq = last_seq + 1
     # Microsecond precision survives both databases; the hash is computed on the stored value.
     created_at = timezone.now().astimezone(UTC)
     if project is not None and course is None:

@@ -816,7 +816,6 @@ def _require_current_revision(stage: ProjectStage, revision: StageRevision) -> N
         )
 
 
-@transaction.atomic
 def stage_mark_approved(
     *,
     stage: ProjectStage,
@@ -839,9 +838,25 @@ def stage_mark_approved(
     if already_locked:
         if not transaction.get_connection().in_atomic_block:
             raise RuntimeError("already_locked needs the caller's transaction.")
-        project = stage.project
-    else:
+        # Inside the caller's transaction, without a savepoint of its own (two statements
+        # fewer): whatever this raises rolls the caller's whole transaction back.
+        with transaction.atomic(savepoint=False):
+            return _mark_approved(
+                stage.project, stage, revision, actor, override_justification, gate_summary
+            )
+    with transaction.atomic():
         project, stage = _lock_project_and_stage(stage)
+        return _mark_approved(project, stage, revision, actor, override_justification, gate_summary)
+
+
+def _mark_approved(
+    project: Project,
+    stage: ProjectStage,
+    revision: StageRevision,
+    actor: Any,
+    override_justification: str,
+    gate_summary: Mapping[str, Any] | None,
+) -> ProjectStage:
     _require_active(project)
     _require_not_member(actor, project)
     justification = override_justification.strip()

@@ -81,9 +81,12 @@ def gate_panel_context(stage: ProjectStage, names: ReviewerNames = NAMED) -> dic
 
 
 def get_reviewable_stage(user: Any, stage_pk: int) -> ProjectStage:
-    """The stage, for its team, course staff and its assigned reviewers; 404 for anyone else."""
+    """The stage, for its team, course staff and its assigned reviewers; 404 for anyone else.
+    The team comes prefetched (the query its membership check would make anyway), so a view
+    that checks again (who may decide) asks nothing more."""
     stage = (
         ProjectStage.objects.select_related("project__course", "definition", "current_revision")
+        .prefetch_related("project__members")
         .filter(pk=stage_pk)
         .first()
     )

@@ -298,3 +298,54 @@ def test_a_board_page_reads_only_its_own_projects_and_the_summary_is_cached(pers
     )
     third = course_board(course=p.course)
     assert third.counts.overdue == board.counts.overdue + 1
+
+
+# --- a gate-completing approval ---------------------------------------------------------------
+
+
+def _awaiting_the_last_approval(p: Any, project: Any, author: Any) -> tuple[ProjectStage, Any]:
+    """Stage 1 of ``project`` submitted by ``author`` and approved by Erin, its domain expert:
+    Tina's approval is the one that satisfies the gate (as in the benchmark's approvals)."""
+    from reviews import services as review_services
+
+    stage = current_stage(project)
+    _, token = review_services.invitation_create(
+        actor=p.tina,
+        course=p.course,
+        project=project,
+        stage_definition=stage.definition,
+        email=p.erin.email,
+    )
+    review_services.invitation_accept(token=token, user=p.erin)
+    review_services.conflict_declare(
+        project=project, reviewer=p.erin, has_conflict=False, details="None."
+    )
+    revision = fill_and_submit(stage, author)
+    review_services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
+    stage.refresh_from_db()
+    return stage, revision
+
+
+def _approval_queries(p: Any, stage: ProjectStage, revision: Any) -> int:
+    client = _client(p.tina)
+    url = reverse("reviews:stage_decide", args=[stage.pk])
+    data = {"revision": revision.pk, "outcome": "approve", "comment": "", "question_key": ""}
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(url, data)
+    assert response.status_code == 302
+    stage.refresh_from_db()
+    assert stage.status == StageStatus.APPROVED  # this approval completed the gate
+    return len(captured)
+
+
+def test_a_gate_completing_approval_makes_as_many_queries_with_1_as_with_8_more_of_everything(
+    personas,
+):
+    p = personas
+    first, first_revision = _awaiting_the_last_approval(p, p.project, p.alice)
+    second, second_revision = _awaiting_the_last_approval(p, p.other_project, p.carol)
+    _grow(p, first, 1)
+    small = _approval_queries(p, first, first_revision)
+    _grow(p, first, 7)
+    large = _approval_queries(p, second, second_revision)
+    assert large == small

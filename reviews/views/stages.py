@@ -327,7 +327,11 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
         messages.error(request, "Your decision was not recorded: correct the fields below.")
         return _review_page(request, stage, decision_form=form, status=400)
     data = form.cleaned_data
-    revision = stage.revisions.filter(pk=data["revision"]).first()
+    revision = stage.current_revision
+    if revision is not None and revision.pk == data["revision"]:
+        revision.stage = stage  # the usual case: the current revision, fetched with the stage
+    else:
+        revision = stage.revisions.filter(pk=data["revision"]).first()
     if revision is None:
         raise Http404("No such revision.")
     try:

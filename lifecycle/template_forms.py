@@ -4,6 +4,7 @@ errors come back keyed by field path, which ``add_document_errors`` puts next to
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,6 +76,28 @@ class StageForm(forms.Form):
         help_text="Iterate stage only: keys of earlier stages it may loop back to, comma-separated "
         "(empty: any earlier stage).",
     )
+
+    rubric = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 12, "class": "font-monospace"}),
+        label="Rubric (JSON)",
+        help_text='How reviewers score this stage with their decision: {"criteria": [{"key": '
+        '"stakeholders", "title": "…", "allow_na": false, "levels": [{"points": 0, "label": '
+        '"Missing"}, …]}]}. Empty: the stage is not graded. Criterion keys are unique, every '
+        "criterion has at least one level, points are numbers of at least 0.",
+    )
+
+    def clean_rubric(self) -> dict[str, Any]:
+        text = (self.cleaned_data.get("rubric") or "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(f"Not JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("A rubric is a JSON object with a list of criteria.")
+        return value
 
     def values(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)
@@ -195,9 +218,14 @@ def add_document_errors(
     rest = []
     for path, messages in errors.items():
         name = path[len(prefix) + 1 :] if prefix and path.startswith(prefix + ".") else ""
+        field, _, rest_of_path = name.partition(".")
         if name in form.fields:
             for message in messages:
                 form.add_error(name, message)
+        elif field in form.fields and rest_of_path:
+            # A structured field (the rubric): the error names the part of it that is wrong.
+            for message in messages:
+                form.add_error(field, f"{rest_of_path}: {message}")
         else:
             rest.extend(f"{path or 'template'}: {m}" for m in messages)
     return rest

@@ -313,9 +313,7 @@ def template_stage(request: HttpRequest, course_pk: int, index: int) -> HttpResp
     draft = selectors.draft_of(course)
     stage = _stage_of(draft, index)
     assert draft is not None
-    form = StageForm(
-        request.POST or None, initial={**stage, "loop_targets": ", ".join(stage["loop_targets"])}
-    )
+    form = StageForm(request.POST or None, initial=_stage_initial(stage))
     preview = ""
     errors: list[str] = []
     if request.method == "POST" and form.is_valid():
@@ -337,6 +335,15 @@ def template_stage(request: HttpRequest, course_pk: int, index: int) -> HttpResp
                 messages.success(request, "Stage saved in the draft.")
                 return redirect(_stage_url(course, index))
     return _stage_page(request, course, draft, index, form=form, preview=preview, errors=errors)
+
+
+def _stage_initial(stage: dict[str, Any]) -> dict[str, Any]:
+    rubric = stage.get("rubric") or {}
+    return {
+        **stage,
+        "loop_targets": ", ".join(stage["loop_targets"]),
+        "rubric": json.dumps(rubric, indent=2, ensure_ascii=False) if rubric else "",
+    }
 
 
 def _stage_page(
@@ -364,8 +371,7 @@ def _stage_page(
             "draft": draft,
             "index": index,
             "stage": stage,
-            "form": form
-            or StageForm(initial={**stage, "loop_targets": ", ".join(stage["loop_targets"])}),
+            "form": form or StageForm(initial=_stage_initial(stage)),
             "questions": selectors.question_rows(stage),
             "rules": selectors.rule_rows(stage),
             "rule_form": rule_form or RuleForm(questions=stage["questions"]),

@@ -124,7 +124,7 @@ def stage_grade_set(
     if maximum <= 0:
         raise IllegalTransition(f"{stage.definition.title} has no rubric: it is not graded.")
     points = Decimal(points)
-    if not (0 <= points <= maximum) or not points.is_finite():
+    if not points.is_finite() or not (0 <= points <= maximum):
         raise InvalidAnswers({"points": [f"A grade is from 0 to {maximum} points."]})
     points = cents(points)
     penalty = penalty_for_stage(stage)

@@ -35,7 +35,7 @@ def score_rows(decision: Decision) -> dict[str, Decimal | None]:
 def test_a_reviewers_scores_are_recorded_with_the_decision_and_audited(personas):
     p = personas
     grading_on(p.course)
-    stage, revision = stage_one_in_review(p)
+    _stage, revision = stage_one_in_review(p)
 
     decision = services.decision_record(
         revision=revision,
@@ -60,7 +60,7 @@ def test_a_reviewers_scores_are_recorded_with_the_decision_and_audited(personas)
 def test_changing_a_decision_gives_the_new_decision_new_scores_and_the_old_keeps_its(personas):
     p = personas
     grading_on(p.course)
-    stage, revision = stage_one_in_review(p)
+    _stage, revision = stage_one_in_review(p)
     first = services.decision_record(
         revision=revision, reviewer=p.erin, outcome="approve", parts={"rubric": scores(1)}
     )
@@ -95,7 +95,7 @@ def test_changing_a_decision_gives_the_new_decision_new_scores_and_the_old_keeps
 def test_a_bad_score_refuses_the_whole_decision_and_records_nothing(personas, given, field, says):
     p = personas
     grading_on(p.course)
-    stage, revision = stage_one_in_review(p)
+    _stage, revision = stage_one_in_review(p)
 
     with pytest.raises(InvalidAnswers) as refused:
         services.decision_record(
@@ -111,7 +111,7 @@ def test_a_bad_score_refuses_the_whole_decision_and_records_nothing(personas, gi
 def test_a_decision_without_scores_is_refused_where_the_reviewer_scores(personas):
     p = personas
     grading_on(p.course)
-    stage, revision = stage_one_in_review(p)
+    _stage, revision = stage_one_in_review(p)
 
     with pytest.raises(InvalidAnswers) as refused:
         services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
@@ -138,7 +138,7 @@ def test_not_applicable_counts_where_the_criterion_allows_it(personas):
 
 def test_a_course_without_grading_settings_takes_decisions_without_scores(personas):
     p = personas
-    stage, revision = stage_one_in_review(p)
+    _stage, revision = stage_one_in_review(p)
 
     decision = services.decision_record(
         revision=revision, reviewer=p.tina, outcome="approve", parts={"rubric": scores(99)}
@@ -151,7 +151,7 @@ def test_a_course_without_grading_settings_takes_decisions_without_scores(person
 def test_where_only_staff_score_an_experts_decision_carries_no_scores(personas):
     p = personas
     grading_on(p.course, scorers=Scorers.STAFF)
-    stage, revision = stage_one_in_review(p)
+    _stage, revision = stage_one_in_review(p)
 
     expert = services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
     with pytest.raises(InvalidAnswers):
@@ -163,7 +163,7 @@ def test_where_only_staff_score_an_experts_decision_carries_no_scores(personas):
 def test_where_only_experts_score_staff_decide_without_scores(personas):
     p = personas
     grading_on(p.course, scorers=Scorers.EXPERTS)
-    stage, revision = stage_one_in_review(p)
+    _stage, revision = stage_one_in_review(p)
 
     staff = services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
     expert = services.decision_record(

@@ -116,7 +116,7 @@ def scored_decisions(stage: ProjectStage) -> list[Decision]:
         .prefetch_related("scores")
         .order_by("created_at", "pk")
     )
-    order = {ReviewerRole.STAFF: 0, ReviewerRole.EXPERT: 1}
+    order: dict[str, int] = {ReviewerRole.STAFF: 0, ReviewerRole.EXPERT: 1}
     return sorted(decisions, key=lambda d: order.get(d.role, 2))
 
 
@@ -135,8 +135,8 @@ def stage_scores(stage: ProjectStage, decisions: Iterable[Decision] | None = Non
         total, maximum = rubric_total(criteria, scores)
         out.columns.append(ReviewerColumn(decision, decision.role, scores, total, maximum))
     for criterion in criteria:
-        values = [
-            c.scores[criterion.key] for c in out.columns if c.scores.get(criterion.key) is not None
+        values: list[Decimal] = [
+            points for c in out.columns if (points := c.scores.get(criterion.key)) is not None
         ]
         row = CriterionRow(
             criterion=criterion,
@@ -146,9 +146,10 @@ def stage_scores(stage: ProjectStage, decisions: Iterable[Decision] | None = Non
             ],
         )
         if values:
-            row.minimum, row.maximum = min(values), max(values)
+            lowest_given, highest_given = min(values), max(values)
+            row.minimum, row.maximum = lowest_given, highest_given
             row.mean = cents(sum(values, Decimal(0)) / len(values))
-            row.spread = row.maximum - row.minimum
+            row.spread = highest_given - lowest_given
             lowest = criterion.levels[0][0]
             span = criterion.max_points - lowest
             row.disagree = len(values) > 1 and span > 0 and row.spread >= span * HALF

@@ -40,7 +40,7 @@ class GradingSettingsForm(forms.Form):
         moderator = self.fields["moderator"]
         assert isinstance(moderator, forms.ModelChoiceField)
         moderator.queryset = tas
-        moderator.label_from_instance = lambda u: f"{u.name} <{u.email}>"  # type: ignore[method-assign]
+        moderator.label_from_instance = lambda u: f"{u.name} <{u.email}>"  # type: ignore[assignment]
         self.stage_keys = [key for key, _ in stages]
         for key, title in stages:
             self.fields[f"weight-{key}"] = forms.DecimalField(

@@ -26,7 +26,7 @@ from .models import CriterionScore, GradingSettings, Scorers
 KEY = "rubric"
 NOT_APPLICABLE = "na"
 
-SCORERS_BY_ROLE = {
+SCORERS_BY_ROLE: dict[str, tuple[str, ...]] = {
     ReviewerRole.STAFF: (Scorers.STAFF, Scorers.BOTH),
     ReviewerRole.EXPERT: (Scorers.EXPERTS, Scorers.BOTH),
 }
@@ -35,9 +35,8 @@ SCORERS_BY_ROLE = {
 def scorers_of(stage: ProjectStage) -> str | None:
     """The course's ``scorers`` setting, or None when the course does not grade. Read once per
     stage object (a page and its service ask more than once)."""
-    cached = getattr(stage, "_grading_scorers", False)
-    if cached is not False:
-        return cached
+    if hasattr(stage, "_grading_scorers"):
+        return stage._grading_scorers
     value = (
         GradingSettings.objects.filter(course_id=stage.project.course_id)
         .values_list("scorers", flat=True)
@@ -144,7 +143,9 @@ class RubricPart:
         elif previous is not None:
             for score in CriterionScore.objects.filter(decision=previous):
                 chosen[score.criterion_key] = (
-                    NOT_APPLICABLE if score.not_applicable else _level_text(score.points)
+                    NOT_APPLICABLE
+                    if score.not_applicable or score.points is None
+                    else _level_text(score.points)
                 )
         criteria = []
         for criterion in criteria_of(stage.definition.rubric):

@@ -85,7 +85,7 @@ def rubric_errors(rubric: Any) -> list[tuple[str, str]]:
                 for name in level
                 if name not in LEVEL_FIELDS
             ]
-            points = level.get("points")
+            points: Any = level.get("points")
             if not _is_number(points) or not 0 <= points <= MAX_POINTS:
                 out.append((f"{lpath}.points", f"must be a number from 0 to {MAX_POINTS}"))
             elif points in seen:

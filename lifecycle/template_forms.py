@@ -136,6 +136,47 @@ class QuestionForm(forms.Form):
         return data
 
 
+class CriterionForm(forms.Form):
+    """One rubric criterion, without JSON: its levels one per line, "points | label |
+    description" (label and description optional)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "criterion_%s")
+        super().__init__(*args, **kwargs)
+
+    key = forms.SlugField(max_length=60)
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    allow_na = forms.BooleanField(required=False, label="Reviewers may score it “not applicable”")
+    levels = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One level per line: points | label | description, e.g. “2 | Adequate | "
+        "Argued with evidence”. Points are numbers of at least 0.",
+    )
+
+    def clean_levels(self) -> list[dict[str, Any]]:
+        levels = []
+        for number, line in enumerate(self.cleaned_data["levels"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            points_text, _, rest = line.partition("|")
+            label, _, description = rest.partition("|")
+            try:
+                points: float | int = float(points_text.strip())
+            except ValueError:
+                raise forms.ValidationError(
+                    f"Line {number}: {points_text.strip()!r} is not a number of points."
+                ) from None
+            if points == int(points):
+                points = int(points)
+            levels.append(
+                {"points": points, "label": label.strip(), "description": description.strip()}
+            )
+        if not levels:
+            raise forms.ValidationError("A criterion needs at least one level.")
+        return levels
+
+
 class RuleForm(forms.Form):
     kind = forms.ChoiceField(
         choices=[

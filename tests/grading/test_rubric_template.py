@@ -202,3 +202,53 @@ def test_an_imported_template_carries_its_rubrics_and_a_bad_one_is_refused(draft
     )
     assert r.status_code == 400
     assert any("stages[6].rubric.criteria[0].levels" in e for e in r.context["document_errors"])
+
+
+def test_staff_add_and_remove_a_criterion_without_writing_json(drafted):
+    p = drafted
+    client = client_for(p.tina)
+    add = reverse("lifecycle:template_criterion_add", args=[p.course.pk, 6])
+
+    bad = client.post(
+        add,
+        {
+            "key": "fairness",
+            "title": "Fairness",
+            "levels": "0 | Missing\nmany | Thorough",
+            "base_revision": TemplateDraft.objects.get().revision,
+        },
+    )
+    duplicate_first = client.post(
+        reverse("lifecycle:template_criterion_add", args=[p.course.pk, 0]),
+        {
+            "key": "stakeholders",
+            "title": "Again",
+            "levels": "0\n1",
+            "base_revision": TemplateDraft.objects.get().revision,
+        },
+    )
+    good = client.post(
+        add,
+        {
+            "key": "fairness",
+            "title": "Fairness across subgroups",
+            "allow_na": "on",
+            "levels": "0 | Missing | Not looked at\n1.5 | Partial\n3 | Thorough",
+            "base_revision": TemplateDraft.objects.get().revision,
+        },
+    )
+
+    assert bad.status_code == 400
+    assert "'many' is not a number" in bad.context["criterion_form"].errors["levels"][0]
+    assert duplicate_first.status_code == 400
+    assert "used twice" in duplicate_first.context["criterion_form"].errors["key"][0]
+    assert good.status_code == 302
+    [criterion] = TemplateDraft.objects.get().data["stages"][6]["rubric"]["criteria"]
+    assert criterion["allow_na"] is True
+    assert [level["points"] for level in criterion["levels"]] == [0, 1.5, 3]
+    removed = client.post(
+        reverse("lifecycle:template_criterion_remove", args=[p.course.pk, 6, 0]),
+        {"base_revision": TemplateDraft.objects.get().revision},
+    )
+    assert removed.status_code == 302
+    assert TemplateDraft.objects.get().data["stages"][6]["rubric"] == {}

@@ -452,6 +452,7 @@ class StageChange:
     removed_questions: list[str] = field(default_factory=list)
     renamed_questions: list[tuple[str, str, str]] = field(default_factory=list)  # key, old, new
     gate_changed: bool = False
+    rubric_changed: bool = False
 
     @property
     def any(self) -> bool:
@@ -460,6 +461,7 @@ class StageChange:
             or self.removed_questions
             or self.renamed_questions
             or self.gate_changed
+            or self.rubric_changed
         )
 
 
@@ -508,6 +510,9 @@ def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> TemplateCh
                 ],
                 gate_changed=any(before.get(f) != stage.get(f) for f in GATE_FIELDS)
                 or owners_before != owners_after,
+                # Scores name criteria by key: a changed rubric is worth a look before
+                # migrating projects whose decisions carry scores.
+                rubric_changed=(before.get("rubric") or {}) != (stage.get("rubric") or {}),
             )
         )
     return change

@@ -17,7 +17,7 @@ from lifecycle import template_services as ts
 from lifecycle.default_template import DEFAULT_TEMPLATE
 from lifecycle.models import StageDefinition, TemplateDraft
 from lifecycle.rubrics import rubric_errors
-from lifecycle.template_data import default_document, validate_document
+from lifecycle.template_data import default_document, diff_documents, validate_document
 
 pytestmark = pytest.mark.django_db
 
@@ -252,3 +252,15 @@ def test_staff_add_and_remove_a_criterion_without_writing_json(drafted):
     )
     assert removed.status_code == 302
     assert TemplateDraft.objects.get().data["stages"][6]["rubric"] == {}
+
+
+def test_a_changed_rubric_shows_in_the_difference_between_versions():
+    old = default_document()
+    new = copy.deepcopy(old)
+    new["stages"][3]["rubric"]["criteria"].pop()
+
+    change = diff_documents(old, new)
+
+    changed = {s.key: s for s in change.stages}
+    assert changed["build-and-train"].rubric_changed and changed["build-and-train"].any
+    assert not changed["compile-data"].rubric_changed

@@ -1,10 +1,13 @@
 """Grading in real browsers: a TA and a domain expert score stage 1 with their decisions, the
 instructor moderates from the reviewers' scores side by side, and the team sees its grade
-on the stage page. (The grade export's CSV joins this flow when the export is merged.)"""
+on the stage page, and the grades CSV has it."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from pathlib import Path
 
 import pytest
 from factories import PASSWORD
@@ -86,6 +89,14 @@ def test_a_ta_and_an_expert_score_the_instructor_moderates_and_the_team_sees_its
     assert (grade.final_points, grade.moderator, grade.released) == (7, p.ian, True)
     page = ian.go(f"/grading/courses/{p.course.pk}/")
     assert "7.00 / 9.00" in page.locator("#course-grades").inner_text()
+    # The gradebook's CSV has the moderated grade under the stage's column.
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download the grades (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8"))))
+    by_email = {row["email"]: row for row in rows}
+    column = f"1. {stage.definition.title} (max 9.00)"
+    assert by_email["alice@example.test"][column] == "7.00"
+    assert by_email["carol@example.test"][column] == ""
 
     alice = open_session()
     alice.sign_in("alice@example.test", PASSWORD)

@@ -29,6 +29,6 @@ def remove_rubrics(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("lifecycle", "0014_stage_rubric")]
+    dependencies = [("lifecycle", "0015_editor_roster_teams")]
 
     operations = [migrations.RunPython(add_rubrics, remove_rubrics)]

@@ -212,6 +212,15 @@ class DecisionInputSerializer(serializers.Serializer):
         required=False, allow_blank=True, default="", max_length=60
     )
     change = serializers.BooleanField(required=False, default=False)
+    scores = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text="The rubric scores that are part of this decision, when the course grades "
+        "the stage and your role scores: criterion key → the points of one of its levels, or "
+        '"na" where the criterion allows "not applicable". Every criterion is scored; a '
+        "decision without them is refused (400) where scores are due, and scores are ignored "
+        "where none are.",
+    )
 
 
 class CommentSerializer(serializers.ModelSerializer):

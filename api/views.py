@@ -23,6 +23,7 @@ from evidence.checks import max_bytes
 from evidence.models import DraftEvidence, RevisionEvidence
 from evidence.selectors import get_draft_file_for_user, get_revision_file_for_user
 from evidence.views import serve_blob as serve_file
+from grading.rubric_part import KEY as RUBRIC_PART
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle import selectors as lifecycle_selectors
 from lifecycle import services as lifecycle_services
@@ -318,8 +319,13 @@ class RevisionDecisions(APIView):
         revision = get_revision_for_api(request, pk)
         body = s.DecisionInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        scores = data.pop("scores", None)
         decision = review_services.decision_record(
-            revision=revision, reviewer=_user(request), **body.validated_data
+            revision=revision,
+            reviewer=_user(request),
+            parts={RUBRIC_PART: scores} if scores is not None else None,
+            **data,
         )
         return Response(s.DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 

@@ -14,9 +14,7 @@ urlpatterns = [
     path("reviews/notifications/", include("notifications.urls")),
     path("reviews/", include("reviews.urls")),
     path("evidence/", include("evidence.urls")),
-    # The late policy and grade export (the gradebook helper's); the integrator merges this
-    # with the rubric pages' URLs under the same prefix.
-    path("grading/", include("grading.urls_late")),
+    path("grading/", include("grading.urls")),
     path("api/v1/", include("api.urls")),
     path("api/", include("api.page_urls")),
     path("lti/", include("lti.urls")),

@@ -1,6 +1,15 @@
-"""The due-date panel on lifecycle's project overview and stage page: the team's due date for
-the stage (its extension, with the reason, where staff granted one), the course's late rule in
-words, and, once the date has passed, how late the stage is and what that costs."""
+"""Grading's panels on lifecycle's project overview and stage page (registered in
+``lifecycle.panels``).
+
+The due-date panel: the team's due date for the stage (its extension, with the reason, where
+staff granted one), the course's late rule in words, and, once the date has passed, how late
+the stage is and what that costs.
+
+The grade panel: the team sees what the course's ``team_sees`` setting allows, and only once
+a moderator has released the stage's grade: nothing, the moderated grade with its comment and
+late reason, or that plus every reviewer's rubric scores (named as the course's anonymity
+says). Provisional, unmoderated scores never reach the team. Course staff get a link to the
+grading page."""
 
 from __future__ import annotations
 
@@ -8,9 +17,16 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
+from lifecycle import permissions as lifecycle_permissions
+from reviews.anonymity import names_for_team
+
+from . import aggregates
+from .compute import criteria_of
 from .late import due_status
+from .models import GradingSettings, StageGrade, TeamSees
 
 
 def due_panel(request: HttpRequest, stage: Any) -> str:
@@ -19,3 +35,42 @@ def due_panel(request: HttpRequest, stage: Any) -> str:
         return ""
     context = {"stage": stage, "due": status, "tz": timezone.get_current_timezone_name()}
     return render_to_string("grading/partials/due_panel.html", context, request=request)
+
+
+def grade_panel(request: HttpRequest, stage: Any) -> str:
+    if not criteria_of(stage.definition.rubric):
+        return ""
+    project = stage.project
+    row = GradingSettings.objects.filter(course_id=project.course_id).first()
+    if row is None:
+        return ""
+    user = request.user
+    if lifecycle_permissions.is_course_staff(user, project.course):
+        return render_to_string(
+            "grading/partials/stage_panel_staff.html",
+            {
+                "url": reverse("grading:stage", args=[stage.pk]),
+                "grade": StageGrade.objects.filter(stage=stage, replaced_at__isnull=True).first(),
+            },
+            request=request,
+        )
+    if not lifecycle_permissions.is_project_member(user, project):
+        return ""
+    if row.team_sees == TeamSees.NOTHING:
+        return ""
+    grade = StageGrade.objects.filter(stage=stage, replaced_at__isnull=True, released=True).first()
+    if grade is None:
+        return ""
+    scores = None
+    if row.team_sees == TeamSees.PROVISIONAL:
+        # The scores of the decisions on the revision the grade was given for.
+        decisions = [
+            d for d in aggregates.scored_decisions(stage) if d.revision_id == grade.revision_id
+        ]
+        names_for_team(project).mask(decisions, "reviewer")
+        scores = aggregates.stage_scores(stage, decisions)
+    return render_to_string(
+        "grading/partials/stage_panel_team.html",
+        {"grade": grade, "scores": scores},
+        request=request,
+    )

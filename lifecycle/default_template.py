@@ -637,6 +637,145 @@ STAGE_7_QUESTIONS = [
     ),
 ]
 
+# --- Rubrics -----------------------------------------------------------------------------------
+# How reviewers score each stage with their decision (a course grades only once it turns grading
+# on). The criteria are the lecture's hard questions for the stage; every criterion has the same
+# four levels so scores read alike across stages.
+
+LEVELS = [
+    {"points": 0, "label": "Missing", "description": "Not addressed."},
+    {"points": 1, "label": "Superficial", "description": "Named, but not argued or evidenced."},
+    {"points": 2, "label": "Adequate", "description": "Argued with evidence for the main cases."},
+    {
+        "points": 3,
+        "label": "Thorough",
+        "description": "Argued with evidence, including edge cases and who could be harmed.",
+    },
+]
+
+
+def _criterion(key: str, title: str, description: str, *, allow_na: bool = False) -> dict:
+    return {
+        "key": key,
+        "title": title,
+        "description": description,
+        "allow_na": allow_na,
+        "levels": [dict(level) for level in LEVELS],
+    }
+
+
+RUBRICS: dict[str, dict[str, Any]] = {
+    "problem-and-stakeholders": {
+        "criteria": [
+            _criterion(
+                "stakeholders",
+                "Stakeholders identified",
+                "Direct users, affected communities, operators and decision makers named with "
+                "their interests, possible harms and benefits, and whether they were consulted.",
+            ),
+            _criterion(
+                "can-be-done",
+                "Can it be done by an algorithm?",
+                "Can all relevant features be encoded, is there a metric for success, and do the "
+                "stakeholders agree on it?",
+            ),
+            _criterion(
+                "should-be-done",
+                "Should it be done?",
+                "Who would be comfortable with a machine making this decision, and who is "
+                '"we"? Willingness not to build it.',
+            ),
+        ]
+    },
+    "algorithmic-approach": {
+        "criteria": [
+            _criterion(
+                "approach-fits",
+                "The approach fits the problem",
+                "Does deep learning make sense here, or would a simpler model or no model do? "
+                "Alternatives considered and rejected with reasons.",
+            ),
+            _criterion(
+                "enough-data",
+                "Enough training data",
+                "Can the team acquire enough examples for the approach chosen?",
+            ),
+            _criterion(
+                "explainability",
+                "Living without knowing why",
+                "Is it acceptable not to know why the model decides, for these stakeholders?",
+                allow_na=True,
+            ),
+        ]
+    },
+    "compile-data": {
+        "criteria": [
+            _criterion(
+                "representative",
+                "Data reflects where the model is used",
+                "Is the data representative of the people and situations the model will meet, "
+                "and of the values the stakeholders hold?",
+            ),
+            _criterion(
+                "consent",
+                "Collected ethically, with consent",
+                "Was the data collected ethically and with consent, and may the team use it?",
+            ),
+            _criterion(
+                "labels",
+                "Labels cover all possibilities",
+                "Do the labels cover every case and match the stakeholders' values?",
+                allow_na=True,
+            ),
+        ]
+    },
+    "build-and-train": {
+        "criteria": [
+            _criterion(
+                "loss",
+                "The objective reflects our values",
+                "Does the objective / loss reflect all outcomes and values that matter, not just "
+                "average error?",
+            ),
+            _criterion(
+                "error-costs",
+                "Costs of errors weighed",
+                "Are false positives and false negatives weighed by what they cost the people "
+                "affected?",
+            ),
+        ]
+    },
+    "test-extensively": {
+        "criteria": [
+            _criterion(
+                "testing",
+                "Tested beyond average accuracy",
+                "What the model gets right and wrong, edge cases that matter, results per "
+                "subgroup.",
+            ),
+            _criterion(
+                "error-margin",
+                "Acceptable margin of error",
+                "Is the margin of error that is acceptable stated, and agreed with stakeholders?",
+            ),
+        ]
+    },
+    "deploy-and-monitor": {
+        "criteria": [
+            _criterion(
+                "solves-problem",
+                "Measured to solve the problem",
+                "Does the deployed model solve the problem, measured how?",
+            ),
+            _criterion(
+                "monitoring",
+                "Monitoring and roll-back",
+                "Unintended consequences watched for, who is alerted, and how to roll back.",
+            ),
+        ]
+    },
+}
+
 # --- The template ---------------------------------------------------------------------------
 
 
@@ -671,6 +810,7 @@ def _stage(
         "allows_not_pursued": allows_not_pursued,
         "is_iteration": is_iteration,
         "risk_min_severity": risk_min_severity,
+        "rubric": RUBRICS.get(key, {}),
         "questions": questions,
     }
 
@@ -960,7 +1100,8 @@ def install_default_template(
                 stage_fields = {
                     k: v
                     for k, v in stage_data.items()
-                    if k != "questions" and (k != "risk_min_severity" or _has_field(stage_model, k))
+                    if k != "questions"
+                    and (k not in ("risk_min_severity", "rubric") or _has_field(stage_model, k))
                 }
                 _fit_independent_review(stage_model, stage_fields)
                 stage = stage_model._default_manager.db_manager(db).create(

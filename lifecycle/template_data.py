@@ -18,6 +18,7 @@ from typing import Any
 from . import rule_hooks
 from .default_template import CHOICE_KINDS, DEFAULT_TEMPLATE, QUESTION_KINDS
 from .models import IndependentReview
+from .rubrics import normalised_rubric, rubric_errors
 
 FORMAT = "lrb-lifecycle-template"
 SCHEMA_VERSION = 1
@@ -52,6 +53,7 @@ STAGE_FIELDS: dict[str, Any] = {
     "loop_targets": [],
     "dismissal": "all",
     "gate_rules": [],
+    "rubric": {},
     "questions": [],
 }
 QUESTION_FIELDS: dict[str, Any] = {
@@ -142,6 +144,7 @@ def normalised(data: Mapping[str, Any]) -> dict[str, Any]:
     for stage in data.get("stages", []):
         out = {k: copy.deepcopy(stage.get(k, default)) for k, default in STAGE_FIELDS.items()}
         out["independent_review"] = independent_review_value(out["independent_review"])
+        out["rubric"] = normalised_rubric(out["rubric"])
         out["questions"] = [
             {k: copy.deepcopy(q.get(k, default)) for k, default in QUESTION_FIELDS.items()}
             for q in stage.get("questions", [])
@@ -329,6 +332,8 @@ def _validate_stage(
         if key in question_keys:
             out.add(f"{qpath}.key", f"the question key {key!r} is used twice in this stage")
         question_keys.append(key)
+    for sub, message in rubric_errors(stage.get("rubric", {})):
+        out.add(f"{path}.rubric.{sub}" if sub else f"{path}.rubric", message)
     rules = stage.get("gate_rules", [])
     if not isinstance(rules, list):
         out.add(f"{path}.gate_rules", "must be a list of rules")
@@ -447,6 +452,7 @@ class StageChange:
     removed_questions: list[str] = field(default_factory=list)
     renamed_questions: list[tuple[str, str, str]] = field(default_factory=list)  # key, old, new
     gate_changed: bool = False
+    rubric_changed: bool = False
 
     @property
     def any(self) -> bool:
@@ -455,6 +461,7 @@ class StageChange:
             or self.removed_questions
             or self.renamed_questions
             or self.gate_changed
+            or self.rubric_changed
         )
 
 
@@ -503,6 +510,9 @@ def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> TemplateCh
                 ],
                 gate_changed=any(before.get(f) != stage.get(f) for f in GATE_FIELDS)
                 or owners_before != owners_after,
+                # Scores name criteria by key: a changed rubric is worth a look before
+                # migrating projects whose decisions carry scores.
+                rubric_changed=(before.get("rubric") or {}) != (stage.get("rubric") or {}),
             )
         )
     return change

@@ -4,6 +4,7 @@ errors come back keyed by field path, which ``add_document_errors`` puts next to
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,6 +77,28 @@ class StageForm(forms.Form):
         "(empty: any earlier stage).",
     )
 
+    rubric = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 12, "class": "font-monospace"}),
+        label="Rubric (JSON)",
+        help_text='How reviewers score this stage with their decision: {"criteria": [{"key": '
+        '"stakeholders", "title": "…", "allow_na": false, "levels": [{"points": 0, "label": '
+        '"Missing"}, …]}]}. Empty: the stage is not graded. Criterion keys are unique, every '
+        "criterion has at least one level, points are numbers of at least 0.",
+    )
+
+    def clean_rubric(self) -> dict[str, Any]:
+        text = (self.cleaned_data.get("rubric") or "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(f"Not JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("A rubric is a JSON object with a list of criteria.")
+        return value
+
     def values(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)
         data["loop_targets"] = [
@@ -111,6 +134,47 @@ class QuestionForm(forms.Form):
         data = dict(self.cleaned_data)
         data["choices"] = [c.strip() for c in data.get("choices", "").splitlines() if c.strip()]
         return data
+
+
+class CriterionForm(forms.Form):
+    """One rubric criterion, without JSON: its levels one per line, "points | label |
+    description" (label and description optional)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "criterion_%s")
+        super().__init__(*args, **kwargs)
+
+    key = forms.SlugField(max_length=60)
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    allow_na = forms.BooleanField(required=False, label="Reviewers may score it “not applicable”")
+    levels = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One level per line: points | label | description, e.g. “2 | Adequate | "
+        "Argued with evidence”. Points are numbers of at least 0.",
+    )
+
+    def clean_levels(self) -> list[dict[str, Any]]:
+        levels = []
+        for number, line in enumerate(self.cleaned_data["levels"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            points_text, _, rest = line.partition("|")
+            label, _, description = rest.partition("|")
+            try:
+                points: float | int = float(points_text.strip())
+            except ValueError:
+                raise forms.ValidationError(
+                    f"Line {number}: {points_text.strip()!r} is not a number of points."
+                ) from None
+            if points == int(points):
+                points = int(points)
+            levels.append(
+                {"points": points, "label": label.strip(), "description": description.strip()}
+            )
+        if not levels:
+            raise forms.ValidationError("A criterion needs at least one level.")
+        return levels
 
 
 class RuleForm(forms.Form):
@@ -195,9 +259,14 @@ def add_document_errors(
     rest = []
     for path, messages in errors.items():
         name = path[len(prefix) + 1 :] if prefix and path.startswith(prefix + ".") else ""
+        field, _, rest_of_path = name.partition(".")
         if name in form.fields:
             for message in messages:
                 form.add_error(name, message)
+        elif field in form.fields and rest_of_path:
+            # A structured field (the rubric): the error names the part of it that is wrong.
+            for message in messages:
+                form.add_error(field, f"{rest_of_path}: {message}")
         else:
             rest.extend(f"{path or 'template'}: {m}" for m in messages)
     return rest

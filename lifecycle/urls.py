@@ -102,6 +102,12 @@ urlpatterns += [
         name="template_question_remove",
     ),
     path(TSTAGE + "rules/<int:r>/remove/", te.template_rule_remove, name="template_rule_remove"),
+    path(TSTAGE + "criteria/add/", te.template_criterion_add, name="template_criterion_add"),
+    path(
+        TSTAGE + "criteria/<int:c>/remove/",
+        te.template_criterion_remove,
+        name="template_criterion_remove",
+    ),
     path("projects/<int:pk>/attributes/", te.project_attributes, name="project_attributes"),
 ]
 

@@ -8,8 +8,9 @@ from typing import Any, cast
 
 from crispy_forms.bootstrap import StrictButton
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import HTML, Field, Fieldset, Layout
+from crispy_forms.layout import HTML, Field, Fieldset, Layout, LayoutObject
 from django import forms
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from accounts.forms import NewPasswordForm
@@ -282,8 +283,24 @@ class ReaddressInvitationForm(forms.Form):
     email = forms.EmailField(label="New e-mail address")
 
 
+class DecisionParts(LayoutObject):
+    """The fragments other layers add to the decision (``reviews.decision_parts``: the
+    rubric), read from ``form.parts_html`` when the form renders (markup rendered beforehand by
+    a template, so escaped; not crispy's HTML, which would run it as a template)."""
+
+    def __init__(self, form: DecisionForm) -> None:
+        self.form = form
+        self.fields: list[Any] = []
+
+    def render(self, *args: Any, **kwargs: Any) -> SafeString:
+        return mark_safe(self.form.parts_html)
+
+
 class DecisionForm(forms.Form):
-    """Approve, or request changes with a comment saying what must change."""
+    """Approve, or request changes with a comment saying what must change; the parts other
+    layers add (rubric scores) sit between the comment and the button."""
+
+    parts_html = ""
 
     revision = forms.IntegerField(widget=forms.HiddenInput)
     change = forms.BooleanField(required=False, widget=forms.HiddenInput)
@@ -315,6 +332,7 @@ class DecisionForm(forms.Form):
             "outcome",
             "comment",
             "question_key",
+            DecisionParts(self),
             StrictButton(button, type="submit", css_class="btn-primary"),
         )
 

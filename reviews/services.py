@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -37,7 +37,7 @@ from lifecycle.models import (
     StageStatus,
 )
 
-from . import events, permissions
+from . import decision_parts, events, permissions
 from .gate import (
     DISMISS_ALL,
     GatePolicy,
@@ -753,10 +753,15 @@ def decision_record(
     comment: str = "",
     question_key: str = "",
     change: bool = False,
+    parts: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Record a reviewer's decision on one exact revision and move the stage when it decides
     the gate: a request for changes sends the stage back; the approval that satisfies the gate
-    approves the stage and opens the next one, in this same transaction."""
+    approves the stage and opens the next one, in this same transaction.
+
+    ``parts`` holds what the reviewer entered for the parts other layers add to a decision
+    (``reviews.decision_parts``: the rubric's scores), by part key; each applicable part is
+    checked before anything is written and writes its rows with the decision."""
     outcome = DecisionOutcome(outcome)
     project = _lock_project(revision.stage.project_id)
     # The team, read once under the project's lock: the reviewer check, the gate, the
@@ -802,6 +807,7 @@ def decision_record(
         raise IllegalTransition(
             "You have already decided on this revision. Use “change my decision” to replace it."
         )
+    cleaned_parts = decision_parts.clean_all(stage, role, parts)
     now = timezone.now()
     if previous is not None:
         previous.replaced_at = now
@@ -816,6 +822,10 @@ def decision_record(
         question_key=question_key,
         created_at=now,
     )
+    written = {
+        part.key: part.write(decision=decision, stage=stage, cleaned=value)
+        for part, value in cleaned_parts
+    }
     audit_record(
         actor=reviewer,
         verb="decision.change" if previous else "decision.record",
@@ -831,6 +841,7 @@ def decision_record(
             "stage": stage.definition.key,
             "cycle": stage.cycle,
             "question": question_key or None,
+            **written,
         },
     )
     if stage.status != StageStatus.IN_REVIEW:

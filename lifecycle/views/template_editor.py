@@ -23,6 +23,7 @@ from lifecycle.models import Course, TemplateDraft
 from lifecycle.template_data import DocumentErrors, new_question, new_stage
 from lifecycle.template_forms import (
     AttributesForm,
+    CriterionForm,
     ImportForm,
     QuestionForm,
     RuleForm,
@@ -313,9 +314,7 @@ def template_stage(request: HttpRequest, course_pk: int, index: int) -> HttpResp
     draft = selectors.draft_of(course)
     stage = _stage_of(draft, index)
     assert draft is not None
-    form = StageForm(
-        request.POST or None, initial={**stage, "loop_targets": ", ".join(stage["loop_targets"])}
-    )
+    form = StageForm(request.POST or None, initial=_stage_initial(stage))
     preview = ""
     errors: list[str] = []
     if request.method == "POST" and form.is_valid():
@@ -339,6 +338,15 @@ def template_stage(request: HttpRequest, course_pk: int, index: int) -> HttpResp
     return _stage_page(request, course, draft, index, form=form, preview=preview, errors=errors)
 
 
+def _stage_initial(stage: dict[str, Any]) -> dict[str, Any]:
+    rubric = stage.get("rubric") or {}
+    return {
+        **stage,
+        "loop_targets": ", ".join(stage["loop_targets"]),
+        "rubric": json.dumps(rubric, indent=2, ensure_ascii=False) if rubric else "",
+    }
+
+
 def _stage_page(
     request: HttpRequest,
     course: Course,
@@ -348,6 +356,7 @@ def _stage_page(
     form: StageForm | None = None,
     rule_form: RuleForm | None = None,
     question_form: QuestionForm | None = None,
+    criterion_form: CriterionForm | None = None,
     preview: str = "",
     errors: list[str] | None = None,
     dry_run: dict[str, Any] | None = None,
@@ -364,13 +373,14 @@ def _stage_page(
             "draft": draft,
             "index": index,
             "stage": stage,
-            "form": form
-            or StageForm(initial={**stage, "loop_targets": ", ".join(stage["loop_targets"])}),
+            "form": form or StageForm(initial=_stage_initial(stage)),
             "questions": selectors.question_rows(stage),
             "rules": selectors.rule_rows(stage),
             "rule_form": rule_form or RuleForm(questions=stage["questions"]),
             "question_form": question_form
             or QuestionForm(initial={"kind": "long_text", "required": True}),
+            "criteria": (stage.get("rubric") or {}).get("criteria", []),
+            "criterion_form": criterion_form or CriterionForm(),
             "preview": preview,
             "errors": errors or [],
             "dry_run": dry_run,
@@ -482,6 +492,56 @@ def template_question_remove(
         del data["stages"][index]["questions"][q]
 
     return _apply(request, course, change, f"remove question {q + 1}", _stage_url(course, index))
+
+
+@login_required
+@require_POST
+def template_criterion_add(request: HttpRequest, course_pk: int, index: int) -> HttpResponse:
+    """A rubric criterion added with a plain form (the stage form's JSON field edits the whole
+    rubric)."""
+    course = selectors.get_course_for_staff(request.user, course_pk)
+    draft = selectors.draft_of(course)
+    stage = _stage_of(draft, index)
+    assert draft is not None
+    form = CriterionForm(request.POST)
+    if not form.is_valid():
+        return _stage_page(request, course, draft, index, criterion_form=form, status=400)
+    criterion = dict(form.cleaned_data)
+    position = len((stage.get("rubric") or {}).get("criteria", []))
+
+    def change(data: dict[str, Any]) -> None:
+        rubric = data["stages"][index].get("rubric") or {}
+        rubric.setdefault("criteria", []).append(criterion)
+        data["stages"][index]["rubric"] = rubric
+
+    try:
+        _edit(request, course, change, f"add criterion {criterion['key']} to stage {index + 1}")
+    except DocumentErrors as error:
+        rest = add_document_errors(
+            form, error.errors, f"stages[{index}].rubric.criteria[{position}]"
+        )
+        return _stage_page(
+            request, course, draft, index, criterion_form=form, errors=rest, status=400
+        )
+    except DomainError as error:
+        return _error(request, course, error)
+    messages.success(request, "Criterion added to the draft's rubric.")
+    return redirect(_stage_url(course, index))
+
+
+@login_required
+@require_POST
+def template_criterion_remove(
+    request: HttpRequest, course_pk: int, index: int, c: int
+) -> HttpResponse:
+    course = selectors.get_course_for_staff(request.user, course_pk)
+
+    def change(data: dict[str, Any]) -> None:
+        rubric = data["stages"][index].get("rubric") or {}
+        del rubric["criteria"][c]
+        data["stages"][index]["rubric"] = rubric if rubric["criteria"] else {}
+
+    return _apply(request, course, change, f"remove criterion {c + 1}", _stage_url(course, index))
 
 
 @login_required

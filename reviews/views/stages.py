@@ -24,7 +24,7 @@ from lifecycle.errors import DomainError, InvalidAnswers
 from lifecycle.forms import add_service_errors
 from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageStatus, StakeholderKind
 
-from .. import permissions, quality, selectors, services
+from .. import decision_parts, permissions, quality, selectors, services
 from ..anonymity import names_for
 from ..forms import CommentForm, ConflictDeclarationForm, DecisionForm, OverrideForm
 from ..models import Comment, ConflictDeclaration, Decision, ReviewerRole
@@ -145,6 +145,8 @@ def _review_page(
     *,
     decision_form: DecisionForm | None = None,
     conflict_form: ConflictDeclarationForm | None = None,
+    part_values: Mapping[str, Any] | None = None,
+    part_errors: Mapping[str, list[str]] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     user = signed_in(request)
@@ -229,6 +231,15 @@ def _review_page(
             initial={"revision": shown.pk, "change": my_decision is not None},
             questions=questions,
             action=reverse("reviews:stage_decide", args=[stage.pk]),
+        )
+    if can_decide and decision_form is not None:
+        decision_form.parts_html = decision_parts.render_all(
+            request,
+            stage,
+            role,
+            values=part_values,
+            errors=part_errors,
+            previous=my_decision,
         )
     # Anonymous reviewers towards the team: every person the page shows, masked at the rows.
     names = names_for(user, project, is_member=is_member)
@@ -323,9 +334,11 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
         questions=list(stage.definition.questions.all()),
         action=reverse("reviews:stage_decide", args=[stage.pk]),
     )
+    role, _ = permissions.reviewer_role(request.user, stage.project, stage.definition)
+    part_values = decision_parts.from_post(stage, role, request.POST)
     if not form.is_valid():
         messages.error(request, "Your decision was not recorded: correct the fields below.")
-        return _review_page(request, stage, decision_form=form, status=400)
+        return _review_page(request, stage, decision_form=form, part_values=part_values, status=400)
     data = form.cleaned_data
     revision = stage.current_revision
     if revision is not None and revision.pk == data["revision"]:
@@ -342,11 +355,21 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
             comment=data["comment"],
             question_key=data["question_key"],
             change=data["change"],
+            parts=part_values,
         )
     except InvalidAnswers as invalid:
-        add_service_errors(form, invalid.errors)
+        part_keys = {part.key for part in decision_parts.parts_for(stage, role)}
+        part_errors = {k: v for k, v in invalid.errors.items() if k.split(".", 1)[0] in part_keys}
+        add_service_errors(form, {k: v for k, v in invalid.errors.items() if k not in part_errors})
         messages.error(request, "Your decision was not recorded: correct the fields below.")
-        return _review_page(request, stage, decision_form=form, status=400)
+        return _review_page(
+            request,
+            stage,
+            decision_form=form,
+            part_values=part_values,
+            part_errors=part_errors,
+            status=400,
+        )
     except DomainError as error:
         return domain_error_page(
             request, error, title="Your decision was not recorded", back_url=review_url(stage)

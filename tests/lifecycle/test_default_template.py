@@ -146,6 +146,7 @@ def as_data(template: LifecycleTemplate) -> dict[str, Any]:
         "allows_not_pursued",
         "is_iteration",
         "risk_min_severity",
+        "rubric",
     ]
     question_fields = ["key", "prompt", "help_text", "kind", "choices", "required"]
     return {

@@ -58,6 +58,8 @@ def posts(course, project):
         (reverse("lifecycle:template_question_move", args=[c, 0, 0]), {"direction": "down"}),
         (reverse("lifecycle:template_question_remove", args=[c, 0, 0]), {}),
         (reverse("lifecycle:template_rule_remove", args=[c, 0, 0]), {}),
+        (reverse("lifecycle:template_criterion_add", args=[c, 0]), {"key": "k", "title": "t"}),
+        (reverse("lifecycle:template_criterion_remove", args=[c, 0, 0]), {}),
         (reverse("reviews:template_rule_add", args=[c, 0]), {"kind": "min_approvals", "count": 1}),
         (reverse("lifecycle:template_publish", args=[c]), {}),
         (reverse("lifecycle:template_discard", args=[c]), {}),

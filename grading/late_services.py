@@ -24,7 +24,9 @@ from lifecycle.audit import audit_record
 from lifecycle.errors import InvalidAnswers, NotAllowed
 from lifecycle.models import Course, Project, ProjectStage
 
-from .compute import LatePenalty, apply_penalty, criteria_of
+from . import permissions as grading_permissions
+from .aggregates import graded_stage_columns
+from .compute import LatePenalty, apply_penalty
 from .events import STAGE_GRADE_SET
 from .late import LatePolicy, penalties_for_stages
 from .models import (
@@ -43,27 +45,9 @@ def _require_staff(actor: Any, course: Course, what: str) -> None:
         raise NotAllowed(f"Only course staff {what}.")
 
 
-def can_moderate(actor: Any, course: Course, settings_row: GradingSettings | None) -> bool:
-    """Instructors moderate; so does the TA the course names as its moderator."""
-    if permissions.is_instructor(actor, course):
-        return True
-    return bool(
-        settings_row is not None
-        and settings_row.moderator_id is not None
-        and settings_row.moderator_id == getattr(actor, "pk", None)
-        and permissions.is_course_staff(actor, course)
-    )
-
-
 def graded_stage_keys(course: Course) -> dict[str, str]:
     """key -> title of the stages of the course's template that have a rubric, in order."""
-    return {
-        key: title
-        for key, title, rubric in course.template.stages.order_by("order").values_list(
-            "key", "title", "rubric"
-        )
-        if criteria_of(rubric)
-    }
+    return dict(graded_stage_columns(course))
 
 
 def _lock_settings(course: Course) -> GradingSettings:
@@ -285,7 +269,7 @@ def late_penalty_reapply(
     penalty, its reason and final points, the moderator's points and comment kept; the old one
     is kept as replaced. One audit event per grade, and the grade-set event (passback)."""
     settings_row = GradingSettings.objects.filter(course=course).first()
-    if not can_moderate(actor, course, settings_row):
+    if not grading_permissions.can_moderate(actor, course, settings_row):
         raise NotAllowed("Only a moderator of this course re-applies the late policy.")
     _lock_settings(course)
     wanted = set(grade_ids) if grade_ids is not None else None

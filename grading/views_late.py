@@ -22,6 +22,7 @@ from lifecycle.models import Course
 from lifecycle.views.common import domain_error_page
 
 from . import late_services
+from . import permissions as grading_permissions
 from .late import LatePolicy
 from .late_forms import DueDatesForm, ExtensionForm, LatePolicyForm
 from .models import DueDateExtension, GradingSettings, StageDueDate
@@ -98,7 +99,7 @@ def _render(
         "extension_count": extension_count,
         "out_of_policy": out_of_policy[:OUT_OF_POLICY_SHOWN],
         "out_of_policy_count": len(out_of_policy),
-        "can_reapply": late_services.can_moderate(request.user, course, settings_row),
+        "can_reapply": grading_permissions.can_moderate(request.user, course, settings_row),
         "tz": timezone.get_current_timezone_name(),
     }
     return render(request, "grading/late_policy.html", context, status=status)

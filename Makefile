@@ -1,6 +1,6 @@
 # Lifecycle Review Board — developer commands.
 #
-#   make run            .venv, migrate, demo data, then web + Celery worker + beat (Procfile.dev)
+#   make run            .venv, migrate, demo data (grading on), then web + Celery worker + beat (Procfile.dev)
 #   make test           .venv, then the whole suite on SQLite (browser tests included) but tests/services
 #   make test-postgres  the same on PostgreSQL at 127.0.0.1:5432
 #   make test-services  tests/services: a real Celery worker and beat on Redis, PostgreSQL
@@ -69,6 +69,7 @@ migrate: $(STAMP)
 
 run: migrate
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_grading_demo
 	$(BIN)/honcho -f Procfile.dev start
 
 test: $(STAMP)

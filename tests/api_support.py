@@ -72,3 +72,27 @@ def some_notification_of(user: Any) -> Any:
 
 
 PERSONAS = ("alice", "bob", "carol", "tina", "ian", "erin", "oscar")
+
+
+def make_world(personas: Any) -> ApiWorld:
+    """The shared personas with Erin assigned as the project's domain expert, and a token of
+    each with every scope."""
+    from factories import declare_no_conflict
+
+    from reviews.models import ReviewerRole
+    from reviews.services import assignment_create
+
+    assignment_create(
+        project=personas.project,
+        actor=personas.ian,
+        reviewer=personas.erin,
+        role=ReviewerRole.EXPERT,
+    )
+    declare_no_conflict(personas.project, personas.erin)
+    tokens = {}
+    for who in PERSONAS:
+        _, secret = api_services.token_create(
+            user=getattr(personas, who), name=f"{who}'s notebook", scopes=ALL_SCOPES
+        )
+        tokens[who] = secret
+    return ApiWorld(personas, tokens)

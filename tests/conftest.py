@@ -7,10 +7,12 @@ account and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 from factories import CourseFactory, UserFactory, enrol
 
 from accounts.models import User
@@ -46,8 +48,7 @@ class Personas:
     other_project: Project
 
 
-@pytest.fixture
-def personas(db) -> Personas:
+def make_personas() -> Personas:
     course = CourseFactory()
     alice = UserFactory(email="alice@example.test", display_name="Alice")
     bob = UserFactory(email="bob@example.test", display_name="Bob")
@@ -69,3 +70,47 @@ def personas(db) -> Personas:
     )
     other = services.project_create(course=course, actor=carol, title="Crop yield forecaster")
     return Personas(course, alice, bob, carol, tina, ian, erin, oscar, project, other)
+
+
+@pytest.fixture
+def personas(db) -> Personas:
+    return make_personas()
+
+
+def _shared_transaction(django_db_blocker) -> Iterator[None]:
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield
+        transaction.set_rollback(True)
+
+
+@pytest.fixture(scope="module")
+def module_db(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """One transaction around a whole module, rolled back after its last test, for sample data
+    that a long parametrized matrix builds once instead of once per case. Each test still runs
+    in a savepoint of its own (pytest-django's db fixture, nested in this transaction), so
+    whatever one case writes is gone before the next starts: every case starts from the same
+    rows, as it did when the data was built per case.
+
+    Only for modules whose tests all take their data from fixtures built on this one
+    (function-scoped personas next to shared ones would meet the same e-mail addresses), and
+    with no transactional tests (they would commit or flush under it). On-commit callbacks
+    queued while the data is built never run, as in a test. class_db: the same for a class."""
+    yield from _shared_transaction(django_db_blocker)
+
+
+@pytest.fixture(scope="class")
+def class_db(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """module_db for the tests of one class (a matrix in a module with other tests)."""
+    yield from _shared_transaction(django_db_blocker)
+
+
+@pytest.fixture(scope="module")
+def module_personas(module_db) -> Personas:
+    """The personas, built once per module (see module_db): for the access matrices."""
+    return make_personas()
+
+
+@pytest.fixture(scope="class")
+def class_personas(class_db) -> Personas:
+    """The personas, built once per class (see module_db): for the access matrices."""
+    return make_personas()

@@ -1,11 +1,12 @@
 """Tests: the embedded default unless DATABASE_URL points at PostgreSQL; mail to the outbox."""
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import DATABASE_URL, database_from_url
+from .base import BASE_DIR, DATABASE_URL, database_from_url
 
 # live_server runs Django in a thread next to Playwright's sync API.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -24,11 +25,16 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "1") == "1
 CELERY_TASK_EAGER_PROPAGATES = False
 ALLOWED_HOSTS = ["*"]
 
+# Per-process files in the shared temporary folder are named after the checkout as well as the
+# process: runs of other checkouts on the same machine (whose process ids may repeat, in
+# containers of their own) never open each other's test database.
+_RUN = f"{hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]}-{os.getpid()}"
+
 # Tests on SQLite use a real file (not :memory:) so that threads share one database.
 _db = database_from_url(DATABASE_URL)
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _tmp = Path(os.environ.get("LRB_TEST_DIR", tempfile.gettempdir()))
-    _db["TEST"] = {"NAME": str(_tmp / f"lrb-test-{os.getpid()}.sqlite3")}
+    _db["TEST"] = {"NAME": str(_tmp / f"lrb-test-{_RUN}.sqlite3")}
 DATABASES = {"default": _db}
 
 STORAGES = {
@@ -39,7 +45,7 @@ STORAGES = {
         "BACKEND": "evidence.storage.AtomicFileSystemStorage",
         "OPTIONS": {
             "location": os.environ.get("LRB_TEST_EVIDENCE_ROOT")
-            or str(Path(tempfile.gettempdir()) / f"lrb-test-evidence-{os.getuid()}-{os.getpid()}")
+            or str(Path(tempfile.gettempdir()) / f"lrb-test-evidence-{os.getuid()}-{_RUN}")
         },
     },
 }
@@ -75,9 +81,7 @@ if os.environ.get("LRB_TEST_CACHE_URL"):
 AUDIT_SIGNING_KEY = "7e" * 32
 AUDIT_CHECKPOINT_STORAGE = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
-    "OPTIONS": {
-        "location": str(Path(tempfile.gettempdir()) / f"lrb-test-checkpoints-{os.getpid()}")
-    },
+    "OPTIONS": {"location": str(Path(tempfile.gettempdir()) / f"lrb-test-checkpoints-{_RUN}")},
 }
 
 # The API's rate limits are tested on their own (tests/api/test_api_flows.py lowers them); the

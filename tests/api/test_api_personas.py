@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_support import PERSONAS, some_notification_of
+from api_support import PERSONAS, ApiWorld, make_world, some_notification_of
 from django.urls import URLPattern, reverse
 from evidence_samples import png
 from factories import fill_and_submit
@@ -135,6 +135,20 @@ def test_every_operation_of_the_router_has_a_row():
     assert not stale, f"MATRIX names operations that no longer exist: {stale}"
 
 
+@pytest.fixture(scope="module")
+def world(module_personas) -> ApiWorld:
+    """The API's personas and tokens, built once for the whole matrix (tests/conftest.py,
+    module_db): every case runs in a savepoint of the module's transaction and starts from
+    these same rows."""
+    return make_world(module_personas)
+
+
+@pytest.fixture(scope="module")
+def objects(world) -> dict[str, int]:
+    """A stage in review with a draft file, its revision, a comment and a notification."""
+    return _objects(world)
+
+
 def _objects(world) -> dict[str, int]:
     p = world.p
     stage = ProjectStage.objects.select_related("project").get(pk=p.project.current_stage_id)
@@ -164,8 +178,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "method", "who"), CASES)
-def test_persona_matrix(world, name, method, who):
-    objects = _objects(world)
+def test_persona_matrix(world, objects, name, method, who):
     arg, body, expected = MATRIX[name][method]
     url = reverse(f"api:{name}", args=[objects[arg]] if arg else [])
     client = world.client(who)
@@ -189,10 +202,9 @@ NEEDS = {
 
 
 @pytest.mark.parametrize(("name", "method"), [(n, m) for n, ms in MATRIX.items() for m in ms])
-def test_scope_matrix(world, name, method):
+def test_scope_matrix(world, objects, name, method):
     """Each operation with a token of every scope but the one it needs: 403; with only that
     scope (plus read for reads): not a scope refusal."""
-    objects = _objects(world)
     arg, body, expected = MATRIX[name][method]
     who = next(p for p, code in expected.items() if code not in (403, 404))
     if (name, method) == ("revision_comments", "post"):
@@ -212,8 +224,7 @@ def test_scope_matrix(world, name, method):
     assert only.status_code == expected[who], (name, method, who, only.content[:300])
 
 
-def test_the_team_comments_with_draft_and_reviewers_with_review(world):
-    objects = _objects(world)
+def test_the_team_comments_with_draft_and_reviewers_with_review(world, objects):
     url = reverse("api:revision_comments", args=[objects["revision"]])
     assert world.client("alice", ["read", "review"]).post(url, {"body": "x"}).status_code == 403
     assert world.client("alice", ["read", "draft"]).post(url, {"body": "x"}).status_code == 201

@@ -12,7 +12,7 @@ import os
 
 import pytest
 import schemathesis
-from api_support import PERSONAS
+from api_support import PERSONAS, ApiWorld, make_world
 from django.core.wsgi import get_wsgi_application
 from evidence_samples import png
 from factories import fill_and_submit
@@ -43,7 +43,15 @@ def _keep_the_test_connection():
     signals.request_finished.connect(close_old_connections)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def world(module_personas) -> ApiWorld:
+    """The API's personas and tokens, built once for every operation and persona
+    (tests/conftest.py, module_db): each case runs in a savepoint of the module's transaction
+    and starts from these same rows."""
+    return make_world(module_personas)
+
+
+@pytest.fixture(scope="module")
 def ids(world) -> dict[str, int]:
     from api_support import some_notification_of
 

@@ -84,6 +84,10 @@ def csrf_token(client: Client, url: str) -> str:
 
 @pytest.fixture
 def stakeholder(personas) -> Stakeholder:
+    return add_stakeholder(personas)
+
+
+def add_stakeholder(personas: Any) -> Stakeholder:
     return services.stakeholder_add(
         project=personas.project,
         actor=personas.alice,
@@ -152,13 +156,27 @@ PAGES: dict[str, tuple[Callable[[Any, Any], str], dict[str, int | str]]] = {
 }
 
 
-@pytest.mark.parametrize(
-    ("page", "who"), [(page, who) for page in PAGES for who in PERSONAS], ids=lambda v: v
-)
-def test_each_page_answers_each_persona_as_the_access_rules_say(personas, stakeholder, page, who):
-    url_of, expected = PAGES[page]
-    response = client_for(personas, who).get(url_of(personas, stakeholder))
-    assert_status(response, expected[who])
+@pytest.fixture(scope="class")
+def class_stakeholder(class_personas) -> Stakeholder:
+    return add_stakeholder(class_personas)
+
+
+# The two matrices below take the personas and the stakeholder built once per class
+# (tests/conftest.py, class_db): each case runs in a savepoint of the class's transaction, so
+# every case starts from the same rows.
+
+
+class TestWhoSeesWhichPage:
+    @pytest.mark.parametrize(
+        ("page", "who"), [(page, who) for page in PAGES for who in PERSONAS], ids=lambda v: v
+    )
+    def test_each_page_answers_each_persona_as_the_access_rules_say(
+        self, class_personas, class_stakeholder, page, who
+    ):
+        personas, stakeholder = class_personas, class_stakeholder
+        url_of, expected = PAGES[page]
+        response = client_for(personas, who).get(url_of(personas, stakeholder))
+        assert_status(response, expected[who])
 
 
 def test_another_teams_stakeholder_is_a_404_even_for_a_member_of_a_project(personas, stakeholder):
@@ -242,29 +260,31 @@ def _effect(personas: Any, stakeholder: Stakeholder, action: str) -> bool:
     }[action]
 
 
-@pytest.mark.parametrize(
-    ("action", "who"),
-    [(action, who) for action in WRITES_EXPECTED for who in PERSONAS],
-    ids=lambda v: v,
-)
-def test_each_write_is_done_only_by_those_allowed(
-    personas, stakeholder, django_capture_on_commit_callbacks, action, who
-):
-    allowed, ok_status = WRITES_EXPECTED[action]
-    url, data = _write(personas, stakeholder, action)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client_for(personas, who).post(url, data)
-    if who == "anonymous":
-        assert_status(response, LOGIN)
-        assert not _effect(personas, stakeholder, action)
-    elif who in allowed:
-        assert response.status_code == ok_status
-        if action != "project_loop_back":
-            assert _effect(personas, stakeholder, action)
-    else:
-        assert response.status_code == 404
-        assert not _effect(personas, stakeholder, action)
-        assert mail.outbox == []
+class TestWhoMayWrite:
+    @pytest.mark.parametrize(
+        ("action", "who"),
+        [(action, who) for action in WRITES_EXPECTED for who in PERSONAS],
+        ids=lambda v: v,
+    )
+    def test_each_write_is_done_only_by_those_allowed(
+        self, class_personas, class_stakeholder, django_capture_on_commit_callbacks, action, who
+    ):
+        personas, stakeholder = class_personas, class_stakeholder
+        allowed, ok_status = WRITES_EXPECTED[action]
+        url, data = _write(personas, stakeholder, action)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client_for(personas, who).post(url, data)
+        if who == "anonymous":
+            assert_status(response, LOGIN)
+            assert not _effect(personas, stakeholder, action)
+        elif who in allowed:
+            assert response.status_code == ok_status
+            if action != "project_loop_back":
+                assert _effect(personas, stakeholder, action)
+        else:
+            assert response.status_code == 404
+            assert not _effect(personas, stakeholder, action)
+            assert mail.outbox == []
 
 
 @pytest.mark.parametrize(

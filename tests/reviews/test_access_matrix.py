@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from factories import UserFactory, current_stage, declare_no_conflict, fill_and_submit
 from reauth import confirm_password
@@ -162,10 +162,16 @@ class World:
     kwargs_for: dict[str, dict[str, Any]]
 
 
-@pytest.fixture
-def world(personas, settings, tmp_path) -> World:
-    p = personas
-    settings.MEDIA_ROOT = tmp_path / "media"  # the sample dossier PDF below
+@pytest.fixture(scope="module")
+def world(module_personas, tmp_path_factory) -> Iterator[World]:
+    """Built once for the whole matrix (tests/conftest.py, module_db): every case runs in a
+    savepoint of the module's transaction and starts from these same rows."""
+    # The sample dossier PDF below.
+    with override_settings(MEDIA_ROOT=tmp_path_factory.mktemp("access-matrix-media")):
+        yield _build_world(module_personas)
+
+
+def _build_world(p: Any) -> World:
     stage = current_stage(p.project)
     other_stage = current_stage(p.other_project)
     other_expert = UserFactory(email="xavier@elsewhere.example", display_name="Xavier")

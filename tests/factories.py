@@ -142,3 +142,31 @@ def conclude_not_pursued(
     return proposals.proposal_mark_approved(
         proposal=revision.proposal, revision=revision, actor=reviewer
     )
+
+
+def reviewed_by_expert_and_ta(p: Any, *, changes_comment: str) -> tuple[Any, Any, Any, Any]:
+    """Stage 1 of the personas' project, revision 1: Erin (assigned expert) approves with a
+    reason, Tina (TA) asks for changes. Returns (stage, revision, Erin's, Tina's decision)."""
+    from reviews import services as review_services
+
+    stage = current_stage(p.project)
+    review_services.assignment_create(
+        project=p.project,
+        actor=p.ian,
+        reviewer=p.erin,
+        role="expert",
+        stage_definition=stage.definition,
+    )
+    declare_no_conflict(p.project, p.erin)
+    revision = fill_and_submit(stage, p.alice)
+    erin = review_services.decision_record(
+        revision=revision,
+        reviewer=p.erin,
+        outcome="approve",
+        comment="The referral pathway is clear.",
+    )
+    tina = review_services.decision_record(
+        revision=revision, reviewer=p.tina, outcome="request_changes", comment=changes_comment
+    )
+    stage.refresh_from_db()
+    return stage, revision, erin, tina

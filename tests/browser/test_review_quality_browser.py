@@ -6,10 +6,9 @@ every page on load, and the swapped boxes after each update."""
 from __future__ import annotations
 
 import pytest
-from factories import PASSWORD, current_stage, declare_no_conflict, fill_and_submit
+from factories import PASSWORD, reviewed_by_expert_and_ta
 
 from lifecycle.models import ProjectStage
-from reviews import services
 from reviews.models import FlagState, ReviewFlag, ReviewRating
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,27 +18,8 @@ def test_the_team_rates_and_flags_a_review_and_staff_see_it_on_the_board(
     personas, open_session, artifacts
 ):
     p = personas
-    stage = current_stage(p.project)
-    services.assignment_create(
-        project=p.project,
-        actor=p.ian,
-        reviewer=p.erin,
-        role="expert",
-        stage_definition=stage.definition,
-    )
-    declare_no_conflict(p.project, p.erin)
-    revision = fill_and_submit(stage, p.alice)
-    helpful = services.decision_record(
-        revision=revision,
-        reviewer=p.erin,
-        outcome="approve",
-        comment="The referral pathway is clear.",
-    )
-    harsh = services.decision_record(
-        revision=revision,
-        reviewer=p.tina,
-        outcome="request_changes",
-        comment="Start again from scratch.",
+    stage, _, helpful, harsh = reviewed_by_expert_and_ta(
+        p, changes_comment="Start again from scratch."
     )
 
     draft_version = ProjectStage.objects.get(pk=stage.pk).draft_version

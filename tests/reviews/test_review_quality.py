@@ -17,7 +17,14 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from factories import UserFactory, current_stage, declare_no_conflict, enrol, fill_and_submit
+from factories import (
+    UserFactory,
+    current_stage,
+    declare_no_conflict,
+    enrol,
+    fill_and_submit,
+    reviewed_by_expert_and_ta,
+)
 
 from lifecycle import services as lifecycle_services
 from lifecycle.errors import IllegalTransition, InvalidAnswers, NotAllowed
@@ -47,30 +54,9 @@ def client_for(personas, who: str | None) -> Client:
 def reviewed(personas) -> dict[str, Any]:
     """Stage 1, revision 1: Erin (assigned expert) approves with a reason; Tina (TA) asks for
     changes."""
-    p = personas
-    stage = current_stage(p.project)
-    services.assignment_create(
-        project=p.project,
-        actor=p.ian,
-        reviewer=p.erin,
-        role="expert",
-        stage_definition=stage.definition,
+    stage, revision, erin, tina = reviewed_by_expert_and_ta(
+        personas, changes_comment="Cite the ward's own numbers."
     )
-    declare_no_conflict(p.project, p.erin)
-    revision = fill_and_submit(stage, p.alice)
-    erin = services.decision_record(
-        revision=revision,
-        reviewer=p.erin,
-        outcome="approve",
-        comment="The referral pathway is clear.",
-    )
-    tina = services.decision_record(
-        revision=revision,
-        reviewer=p.tina,
-        outcome="request_changes",
-        comment="Cite the ward's own numbers.",
-    )
-    stage.refresh_from_db()
     return {"stage": stage, "revision": revision, "erin": erin, "tina": tina}
 
 

@@ -150,9 +150,11 @@ class DueStatus:
         return self.submitted_at is None and self.penalty.days_late > 0
 
 
-def due_status(stage: ProjectStage, *, now: datetime | None = None) -> DueStatus | None:
+def due_status(
+    stage: ProjectStage, *, now: datetime | None = None, policy: LatePolicy | None = None
+) -> DueStatus | None:
     """The stage's due date for its team, the rule, and how late it is (if it is); None when
-    the stage has no due date."""
+    the stage has no due date. ``policy``: the course's, when the caller has read it."""
     project = stage.project
     key = stage.definition.key
     course_due = (
@@ -169,7 +171,8 @@ def due_status(stage: ProjectStage, *, now: datetime | None = None) -> DueStatus
         return None
     due_at = extension[0] if extension else course_due
     assert due_at is not None
-    policy = LatePolicy.of_course(project.course_id)
+    if policy is None:
+        policy = LatePolicy.of_course(project.course_id)
     submitted_at = first_submitted_at(stage)
     # Not submitted yet: as late as it would be if submitted now.
     penalty = policy.penalty(due_at=due_at, submitted_at=submitted_at or now or timezone.now())

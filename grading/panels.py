@@ -25,12 +25,26 @@ from reviews.anonymity import names_for_team
 
 from . import aggregates
 from .compute import criteria_of
-from .late import due_status
+from .late import LatePolicy, due_status
 from .models import GradingSettings, StageGrade, TeamSees
 
 
+def _grading_of(request: HttpRequest, course_id: int) -> GradingSettings | None:
+    """The course's grading settings, read once per request for both panels. A course without
+    them grades nothing and has no due dates (saving a late policy or a due date creates
+    them), so its pages pay one query for grading."""
+    cache = request.__dict__.setdefault("_grading_settings", {})
+    if course_id not in cache:
+        cache[course_id] = GradingSettings.objects.filter(course_id=course_id).first()
+    return cache[course_id]
+
+
 def due_panel(request: HttpRequest, stage: Any) -> str:
-    status = due_status(stage)
+    row = _grading_of(request, stage.project.course_id)
+    if row is None or not criteria_of(stage.definition.rubric):
+        return ""
+    policy = LatePolicy(row.late_rule, row.late_percent_per_day, row.late_cap_percent)
+    status = due_status(stage, policy=policy)
     if status is None:
         return ""
     context = {"stage": stage, "due": status, "tz": timezone.get_current_timezone_name()}
@@ -41,7 +55,7 @@ def grade_panel(request: HttpRequest, stage: Any) -> str:
     if not criteria_of(stage.definition.rubric):
         return ""
     project = stage.project
-    row = GradingSettings.objects.filter(course_id=project.course_id).first()
+    row = _grading_of(request, project.course_id)
     if row is None:
         return ""
     user = request.user

@@ -329,3 +329,22 @@ def test_every_late_policy_change_is_in_the_course_audit_trail(personas):
     )
     verbs = set(AuditEvent.objects.filter(course=p.course).values_list("verb", flat=True))
     assert {"grading.late_policy", "grading.due_date_set"} <= verbs
+
+
+def test_a_course_that_does_not_grade_pays_one_query_for_grading_on_a_stage_page(personas):
+    """The default template's stages have rubrics, but a course without grading settings has
+    no due dates and shows no grade: its pages read the settings once, and nothing else of
+    grading's."""
+    p = personas
+    client = client_for(p.alice)
+    url = current_stage(p.project).get_absolute_url()
+    client.get(url)  # warm the session and the template caches
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    grading_queries = [q["sql"] for q in queries.captured_queries if '"grading_' in q["sql"]]
+    assert len(grading_queries) == 1, grading_queries
+    # Once it grades, the panels read the due date and the extension too.
+    late_settings(p.course, late_rule="per_day", late_percent_per_day=10, late_cap_percent=30)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    assert len([q for q in queries.captured_queries if '"grading_' in q["sql"]]) > 1

@@ -10,6 +10,7 @@
 #                       10,000,000 audit events); prints `RATIO <name> <value>` lines. Options:
 #                         BENCH_SIZES=small,medium  (default small,medium,large)
 #                         BENCH_ROUNDS=3  BENCH_DURATION=5  (rounds; seconds per wrk run)
+#                         BENCH_ONLY=stage,board,approvals,export,pdf  (some figures only)
 #                       Data is seeded with COPY into lrb_bench_<size> once and reused; servers on
 #                       ports 8120 (app) and 8121 (hello-world) (BENCH_APP_PORT, BENCH_HELLO_PORT;
 #                       LRB_BENCH_BROKER: the Redis the servers use, default DB 2); installs wrk.
@@ -36,6 +37,7 @@ SERVICES_IGNORE := --ignore=tests/services
 BENCH_SIZES ?= small,medium,large
 BENCH_ROUNDS ?= 3
 BENCH_DURATION ?= 5
+BENCH_ONLY ?=
 BENCH_APP_PORT ?= 8120
 BENCH_HELLO_PORT ?= 8121
 # Two workers on the two cores; each gets its own test database. Work stealing: each worker
@@ -89,7 +91,7 @@ bench: $(STAMP)
 		else sudo apt-get install -y wrk || { sudo apt-get update && sudo apt-get install -y wrk; }; fi; }
 	DATABASE_URL=$(POSTGRES_BENCH_URL) $(BIN)/python benchmarks/bench_suite.py \
 		--sizes $(BENCH_SIZES) --rounds $(BENCH_ROUNDS) --duration $(BENCH_DURATION) \
-		--app-port $(BENCH_APP_PORT) --hello-port $(BENCH_HELLO_PORT)
+		--app-port $(BENCH_APP_PORT) --hello-port $(BENCH_HELLO_PORT) --only '$(BENCH_ONLY)'
 
 # CI: the small size, one short wrk round per page against hello-world, every page answering.
 bench-smoke: $(STAMP)

@@ -587,9 +587,14 @@ def query_figures(size: str, database_url: str) -> dict[str, Any]:
 # --- One size ------------------------------------------------------------------------------------
 
 
+def wanted(args: argparse.Namespace, figure: str) -> bool:
+    return not args.only or figure in args.only
+
+
 def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     from django.db import connection
 
+    pages = [(page, persona) for page, persona in PAGES if wanted(args, page)]
     # The approvals add projects; small and medium reseed in a minute, so every run starts from
     # their nominal data. large (half an hour to seed) keeps them: 50 a round beside 30,000.
     name = bench_seed.ensure(size, fresh=size != "large")
@@ -629,7 +634,7 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         # A slow page gets a longer wrk run: about 16 responses at the latency of one request
         # (up to a minute), so that what wrk counts is not mostly the requests left unfinished.
         durations = {}
-        for page, persona in PAGES:
+        for page, persona in pages:
             for _ in range(2):  # the second request, on a warm worker
                 started = time.perf_counter()
                 try:
@@ -645,16 +650,16 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             raise SystemExit(f"hello-world: HTTP {status} {body[:80]!r}")
 
         # Warm both workers of each server (first requests import and compile templates).
-        for page, persona in PAGES:
+        for page, persona in pages:
             wrk(args.app_port, paths[page], cookies[persona], 1)
         wrk(args.hello_port, "/", hello_cookies["student"], 1)
 
         samples: dict[str, dict[str, list[Any]]] = {
             page: {"app": [], "hello": [], "ratio": [], "load": [], "errors": []}
-            for page, _ in PAGES
+            for page, _ in pages
         }
         for _ in range(args.rounds):
-            for page, persona in PAGES:
+            for page, persona in pages:
                 a = wrk(args.app_port, paths[page], cookies[persona], durations[page])
                 h = wrk(args.hello_port, "/", hello_cookies[persona], args.duration)
                 s = samples[page]
@@ -663,10 +668,10 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
                 s["ratio"].append(a["rps"] / h["rps"])
                 s["errors"].append(a["errors"] + h["errors"])
                 s["load"].append(loadavg())
-        failed = [page for page, _ in PAGES if sum(samples[page]["errors"])]
+        failed = [page for page, _ in pages if sum(samples[page]["errors"])]
         if args.smoke and failed:
             raise SystemExit(f"bench smoke: errors under wrk on {', '.join(failed)}")
-        for page, persona in PAGES:
+        for page, persona in pages:
             s = samples[page]
             ratio_line(
                 f"throughput_{page}_{size}",
@@ -676,7 +681,7 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
                 f"errors {sum(s['errors'])}; "
                 f"{load_text(s['load'])}",
             )
-        if not args.smoke:
+        if not args.smoke and wanted(args, "approvals"):
             approvals_figure(
                 size, args.rounds, args.hello_port, args.app_port, hello_cookies["student"]
             )
@@ -684,7 +689,7 @@ def run_size(size: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         app.stop()
         hello.stop()
         connection.close()
-    if not args.smoke:
+    if not args.smoke and wanted(args, "export"):
         export_figures(size, database_url, people["course"], args.rounds)
     return queries
 
@@ -724,8 +729,18 @@ def main() -> None:
         action="store_true",
         help="CI: small only, every page answers 200 under wrk; no approvals, export or PDF",
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated figures to run (page names such as stage,board, and approvals, "
+        "export, pdf); default all",
+    )
     parser.add_argument("--queries-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.only = {name.strip() for name in args.only.split(",") if name.strip()}
+    known = {page for page, _ in PAGES} | {"approvals", "export", "pdf"}
+    if args.only - known:
+        sys.exit(f"Unknown figure(s) {sorted(args.only - known)}: choose from {sorted(known)}")
     if args.smoke:
         args.sizes, args.rounds, args.duration = "small", 1, 1
     if args.queries_child:
@@ -772,7 +787,7 @@ def main() -> None:
                 f"({queries[large][page]['ms']:.1f} vs {queries[small][page]['ms']:.1f} ms)",
                 flush=True,
             )
-    if not args.smoke:
+    if not args.smoke and wanted(args, "pdf"):
         pdf_figure(benchdb.database_url(parsed, parsed["NAME"] + "_pdf"))
     import redis
 

@@ -9,6 +9,7 @@ class LifecycleConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
-        from . import audit
+        from . import audit, freshness
 
         connection_created.connect(audit.register_sqlite_functions)
+        freshness.connect()

@@ -15,7 +15,7 @@ class ReviewsConfig(AppConfig):
             register_stage_panel,
         )
 
-        from . import gate, template_rules
+        from . import gate, navigation, template_rules
         from .feedback import post_thread_responses, stage_feedback
         from .home import waiting_panel
         from .panels import gate_panel
@@ -32,6 +32,7 @@ class ReviewsConfig(AppConfig):
             kinds=lambda: sorted(gate.RULE_KINDS),
         )
         template_rules.connect()
+        navigation.connect()
         register_stage_feedback(stage_feedback)
         # The team's per-thread answers on resubmission go into their threads, in the
         # submission's transaction.

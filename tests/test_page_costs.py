@@ -117,6 +117,33 @@ def test_every_page_makes_as_many_queries_with_1_as_with_8_more_of_everything(sc
     assert large == small
 
 
+def _second_look(user: Any, url: str) -> int:
+    client = _client(user)
+    client.get(url)  # the CSRF cookie: a fragment is cached only once it is set
+    client.get(url)  # renders and caches the page's content
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+def test_a_second_look_at_the_cached_pages_costs_the_same_few_queries_at_two_sizes(scene):
+    """The overview and the stage page keep their content in the cache (lifecycle/freshness.py):
+    a second look reads the session, the person, the project (and stage) and the unread count,
+    at any size."""
+    from django.core.cache import cache
+
+    p, stage = scene
+    pages = {k: v for k, v in _pages(p, stage).items() if k in ("project overview", "stage page")}
+    _grow(p, stage, 1)
+    small = {name: _second_look(user, url) for name, (user, url) in pages.items()}
+    _grow(p, stage, 7)
+    cache.clear()  # _grow bulk-creates (no signals): render the larger page afresh
+    large = {name: _second_look(user, url) for name, (user, url) in pages.items()}
+    assert large == small
+    assert small == {"project overview": 4, "stage page": 5}
+
+
 # --- paged lists ------------------------------------------------------------------------------
 
 

@@ -127,10 +127,25 @@ def test_students_do_not_see_the_reviews_menu_and_reviewers_do(personas):
     assert _nav_has_reviews(p.erin)
 
 
-def test_whether_someone_reviews_costs_one_query(personas, django_assert_num_queries):
+def test_the_reviews_menu_follows_a_change_of_role_at_once(personas):
+    """The answer is cached per person; a membership saved or deleted forgets theirs."""
+    from lifecycle.models import Membership, Role
+
+    p = personas
+    assert not _nav_has_reviews(p.oscar)
+    membership = Membership.objects.create(course=p.course, user=p.oscar, role=Role.TA)
+    assert _nav_has_reviews(p.oscar)
+    membership.delete()
+    assert not _nav_has_reviews(p.oscar)
+
+
+def test_whether_someone_reviews_costs_one_query_then_none(personas, django_assert_num_queries):
     with django_assert_num_queries(1):
         assert reviews_anything(personas.tina)
     with django_assert_num_queries(1):
+        assert not reviews_anything(personas.alice)
+    with django_assert_num_queries(0):
+        assert reviews_anything(personas.tina)
         assert not reviews_anything(personas.alice)
 
 

@@ -316,6 +316,9 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+# Pages' content cached by what it shows (lifecycle/freshness.py): a fragment lives at most this
+# long; every change to what it shows replaces it sooner. 0 renders every page afresh.
+FRAGMENT_CACHE_SECONDS = int(env("FRAGMENT_CACHE_SECONDS", "120"))
 
 # --- Sign-in throttle (django-axes; accounts/throttle.py) -----------------------------------
 # Counts live in the database (axes.AccessAttempt), shared by every process on both databases.

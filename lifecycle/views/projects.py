@@ -28,11 +28,13 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from lifecycle import permissions, proposals, selectors, services, teams
+from lifecycle import freshness, permissions, proposals, selectors, services, teams
 from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
 from lifecycle.forms import (
     ConcludeForm,
@@ -563,12 +565,51 @@ def _project_page(
     member_form: TeamMemberForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    """The overview. Its content, for a plain GET, is a fragment cached by what it shows
+    (lifecycle.freshness); a page with a posted form is always rendered."""
     try:
         cycle = int(request.GET.get("cycle", project.cycle))
     except ValueError:
         cycle = project.cycle
     if not 1 <= cycle <= project.cycle:
         raise Http404("This project has no such cycle.")
+    forms = {
+        "loop_form": loop_form,
+        "conclude_form": conclude_form,
+        "proposal_form": proposal_form,
+        "member_form": member_form,
+    }
+
+    def body() -> str:
+        context = _project_context(request, project, cycle, **forms)
+        return render_to_string("lifecycle/partials/project_body.html", context, request)
+
+    if status == 200 and not any(forms.values()):
+        html = freshness.cached_fragment(
+            request,
+            "overview",
+            body,
+            project_ids=[project.pk],
+            course_ids=[project.course_id],
+            parts=[project.status, project.cycle, project.current_stage_id],
+        )
+    else:
+        html = mark_safe(body())  # our template's output, escaped when rendered
+    return render(
+        request, "lifecycle/project_detail.html", {"project": project, "body": html}, status=status
+    )
+
+
+def _project_context(
+    request: HttpRequest,
+    project: Project,
+    cycle: int,
+    *,
+    loop_form: LoopBackForm | None,
+    conclude_form: ConcludeForm | None,
+    proposal_form: NotPursuedProposalForm | None,
+    member_form: TeamMemberForm | None,
+) -> dict[str, Any]:
     # The team, read once: the member check, the list and the gate panel all use it.
     prefetch_related_objects([project], _members_prefetch())
     if project.current_stage is not None:
@@ -606,7 +647,7 @@ def _project_page(
         context["loop_form"] = loop_form or _loop_back_form(project)
         if _allowed_outcomes(project):
             context["conclude_form"] = conclude_form or _conclude_form(project)
-    return render(request, "lifecycle/project_detail.html", context, status=status)
+    return context
 
 
 @login_required

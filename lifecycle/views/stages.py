@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from lifecycle import limits, permissions, services
+from lifecycle import freshness, limits, permissions, services
 from lifecycle.answers import clean_answers
 from lifecycle.diffs import answer_text, diff_answers, stakeholder_changes, word_diff
 from lifecycle.errors import DomainError, DraftConflict, InvalidAnswers
@@ -89,14 +89,52 @@ def _named(keys: list[str], questions: list[Question]) -> str:
 def _page(
     request: HttpRequest,
     stage: ProjectStage,
-    questions: list[Question],
+    questions: list[Question] | None,
     *,
     form: StageAnswersForm | None = None,
     conflict: DraftConflict | None = None,
     status: int = 200,
     **extra: Any,
 ) -> HttpResponse:
+    """The stage page. Its content, for a plain GET, is a fragment cached by what it shows
+    (lifecycle.freshness): the project's and the course's tokens, the stage's draft version and
+    status; a page with posted data, a conflict or errors is always rendered."""
     project = stage.project
+
+    def body() -> str:
+        return render_to_string(
+            "lifecycle/partials/stage_body.html",
+            _body_context(request, stage, questions, form=form, conflict=conflict, **extra),
+            request,
+        )
+
+    if form is None and conflict is None and status == 200 and not extra:
+        html = freshness.cached_fragment(
+            request,
+            "stage",
+            body,
+            project_ids=[project.pk],
+            course_ids=[project.course_id],
+            parts=[stage.pk, stage.draft_version, stage.status, stage.current_revision_id],
+        )
+    else:
+        html = mark_safe(body())  # our template's output, escaped when rendered
+    context = {"project": project, "stage": stage, "definition": stage.definition, "body": html}
+    return render(request, "lifecycle/stage_detail.html", context, status=status)
+
+
+def _body_context(
+    request: HttpRequest,
+    stage: ProjectStage,
+    questions: list[Question] | None,
+    *,
+    form: StageAnswersForm | None,
+    conflict: DraftConflict | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    project = stage.project
+    if questions is None:
+        questions = _questions(stage)
     # The team, read once for the member check and the gate panel.
     prefetch_related_objects([project], "members")
     is_member = permissions.is_project_member(request.user, project)
@@ -117,7 +155,7 @@ def _page(
             .order_by("-definition__order")
             .first()
         )
-    context = {
+    return {
         "project": project,
         "stage": stage,
         "definition": stage.definition,
@@ -138,7 +176,6 @@ def _page(
         else "",
         **extra,
     }
-    return render(request, "lifecycle/stage_detail.html", context, status=status)
 
 
 def _conflict_context(
@@ -186,9 +223,9 @@ def _unresolved(request: HttpRequest, conflict_keys: list[str]) -> list[str]:
 @require_http_methods(["GET", "POST"])
 def stage_detail(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpResponse:
     project, stage = get_stage_for_user(request.user, pk, cycle, key)
-    questions = _questions(stage)
     if request.method == "GET":
-        return _page(request, stage, questions)
+        return _page(request, stage, None)
+    questions = _questions(stage)
 
     require_member(request.user, project)
     form = _form_for(stage, questions, editable=True, data=request.POST)

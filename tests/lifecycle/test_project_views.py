@@ -28,7 +28,7 @@ from factories import (
     fill_and_submit,
 )
 
-from lifecycle import services
+from lifecycle import freshness, services
 from lifecycle.models import (
     AuditEvent,
     Membership,
@@ -521,7 +521,7 @@ def test_invitations_are_e_mailed_with_the_join_link_and_recorded(
             url, {"emails": "Zoe@Example.test, yusuf@example.test\nzoe@example.test"}
         )
     assert response.status_code == 302
-    assert len(callbacks) == 1
+    assert len(freshness.other_callbacks(callbacks)) == 1  # touch() adds its own
     assert sorted(m.to[0] for m in mail.outbox) == ["yusuf@example.test", "zoe@example.test"]
     join_link = f"{settings.SITE_URL.rstrip('/')}/courses/join/?code={personas.course.join_code}"
     for message in mail.outbox:
@@ -929,6 +929,7 @@ def _course_with_projects(n: int) -> tuple[Any, Any, Any]:
 
 
 def _queries(client: Client, url: str) -> int:
+    client.get(url)  # warm: the navbar's answer is cached per person
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url)
     assert response.status_code == 200
@@ -984,7 +985,8 @@ def test_the_project_overview_makes_as_many_queries_however_long_the_history(per
         assert _queries(client, f"{url}?cycle={cycle}") <= after
 
 
-def test_the_iterate_panel_costs_a_fixed_number_of_queries(personas):
+def test_the_iterate_panel_costs_a_fixed_number_of_queries(personas, settings):
+    settings.FRAGMENT_CACHE_SECONDS = 0  # the page as rendered (a second look is cached)
     advance_to(personas.project, 7, team_member=personas.alice, reviewer=personas.tina)
     client = client_for(personas, "alice")
     url = personas.project.get_absolute_url()

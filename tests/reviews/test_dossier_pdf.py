@@ -19,6 +19,7 @@ from django.utils import timezone
 from factories import current_stage, fill_and_submit
 from test_dossier import invite_expert, review_one_stage
 
+from lifecycle import freshness
 from lifecycle.models import StageRevision
 from reviews import dossier_pdf, services
 from reviews.dossier import dossier_content_hash, dossier_sources
@@ -145,7 +146,7 @@ def test_a_web_request_never_renders_the_pdf(
     ):
         response = client_for(p.alice).get(pdf_url(p.project))
     assert response.status_code == 200 and status_of(response) == "preparing"
-    assert len(callbacks) == 1
+    assert len(freshness.other_callbacks(callbacks)) == 1  # touch() adds its own
     render = DossierRender.objects.get()
     delay.assert_called_once_with(render.pk)
     assert render.status == DossierRenderStatus.PREPARING and not render.file
@@ -162,7 +163,8 @@ def test_a_second_request_while_one_is_preparing_answers_already_preparing(
         second = client.get(pdf_url(p.project))
     assert "Preparing your PDF" in first.content.decode()
     assert "Already preparing your PDF" in second.content.decode()
-    assert (len(first_hooks), len(second_hooks)) == (1, 0)  # one render queued, not two
+    queued = (freshness.other_callbacks(first_hooks), freshness.other_callbacks(second_hooks))
+    assert tuple(map(len, queued)) == (1, 0)  # one render queued, not two
     assert DossierRender.objects.count() == 1
 
 

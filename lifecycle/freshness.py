@@ -11,9 +11,9 @@ and courses it shows, so a fragment is used only while nothing it shows has chan
 - so does any row saved or deleted of the domain's models (``post_save``/``post_delete`` on the
   lifecycle, reviews, evidence and grading apps, mapped to their project or course below), and a
   change of a team (``m2m_changed``); the templates' models replace a token every fragment has;
-- a fragment lives at most ``settings.FRAGMENT_CACHE_SECONDS`` (120) in any case, and its key has today's date, the
-  person's id and their CSRF secret (fragments hold forms), the full path with its query, so
-  what depends on time or on who looks stays theirs.
+- a fragment lives at most ``settings.FRAGMENT_CACHE_SECONDS`` (120) in any case, and its key
+  has today's date, the person's id and their CSRF secret (fragments hold forms), the full path
+  with its query, so what depends on time or on who looks stays theirs.
 
 A reader takes the tokens *before* it reads the rows it renders, and a writer replaces them
 *after* its commit, so a fragment can be newer than its tokens, never older. A token that the

@@ -15,8 +15,9 @@ and courses it shows, so a fragment is used only while nothing it shows has chan
   has today's date, the person's id and their CSRF secret (fragments hold forms), the full path
   with its query, so what depends on time or on who looks stays theirs.
 
-A reader takes the tokens *before* it reads the rows it renders, and a writer replaces them
-*after* its commit, so a fragment can be newer than its tokens, never older. A token that the
+A reader takes the tokens *before* it reads the rows it renders (``render`` reads them again
+if the view read them before), and a writer replaces them *after* its commit, so a fragment can
+be newer than its tokens, never older. A token that the
 cache evicted is made anew, which only misses. Tests clear the cache between tests.
 
 Where a change does not go through a save, a delete or an audit event (a queryset ``update()``

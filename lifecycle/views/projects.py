@@ -580,15 +580,20 @@ def _project_page(
         "member_form": member_form,
     }
 
-    def body() -> str:
-        context = _project_context(request, project, cycle, **forms)
+    def body(shown: Project = project) -> str:
+        context = _project_context(request, shown, cycle, **forms)
         return render_to_string("lifecycle/partials/project_body.html", context, request)
+
+    def fresh_body() -> str:
+        # The project as it is after the tokens were read (freshness: a fragment may be newer
+        # than its tokens, never older).
+        return body(selectors.get_project_for_user(request.user, project.pk))
 
     if status == 200 and not any(forms.values()):
         html = freshness.cached_fragment(
             request,
             "overview",
-            body,
+            fresh_body,
             project_ids=[project.pk],
             course_ids=[project.course_id],
             parts=[project.status, project.cycle, project.current_stage_id],

@@ -101,18 +101,24 @@ def _page(
     status; a page with posted data, a conflict or errors is always rendered."""
     project = stage.project
 
-    def body() -> str:
+    def body(shown: ProjectStage = stage) -> str:
         return render_to_string(
             "lifecycle/partials/stage_body.html",
-            _body_context(request, stage, questions, form=form, conflict=conflict, **extra),
+            _body_context(request, shown, questions, form=form, conflict=conflict, **extra),
             request,
         )
+
+    def fresh_body() -> str:
+        # The rows as they are after the tokens were read (freshness: a fragment may be newer
+        # than its tokens, never older).
+        _, again = get_stage_for_user(request.user, project.pk, stage.cycle, stage.definition.key)
+        return body(again)
 
     if form is None and conflict is None and status == 200 and not extra:
         html = freshness.cached_fragment(
             request,
             "stage",
-            body,
+            fresh_body,
             project_ids=[project.pk],
             course_ids=[project.course_id],
             parts=[stage.pk, stage.draft_version, stage.status, stage.current_revision_id],

@@ -38,6 +38,23 @@ def register_home_panel(panel: HomePanel) -> HomePanel:
     return panel
 
 
+HomeScope = Callable[[HttpRequest], bool]
+_home_scopes: list[HomeScope] = []
+
+
+def register_home_scope(scope: HomeScope) -> HomeScope:
+    """``scope(request)`` is False when the layer's home panel shows this person rows of
+    projects they are not on (a reviewer's waiting stages): their home is then not cached by
+    their own projects and courses (lifecycle.views.projects.home)."""
+    if scope not in _home_scopes:
+        _home_scopes.append(scope)
+    return scope
+
+
+def home_is_personal(request: HttpRequest) -> bool:
+    return all(scope(request) for scope in _home_scopes)
+
+
 def render_home_panels(request: HttpRequest) -> SafeString:
     """What waits for the person, from the layers above; empty when nothing does."""
     parts = [panel(request) for panel in _home_panels]

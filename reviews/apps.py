@@ -11,6 +11,7 @@ class ReviewsConfig(AppConfig):
         from lifecycle import events, rule_hooks
         from lifecycle.panels import (
             register_home_panel,
+            register_home_scope,
             register_stage_feedback,
             register_stage_panel,
         )
@@ -23,6 +24,8 @@ class ReviewsConfig(AppConfig):
 
         register_stage_panel(gate_panel)
         register_home_panel(waiting_panel)
+        # A reviewer's or staff member's panel lists stages of projects they are not on.
+        register_home_scope(lambda request: not navigation.reviews_anything(request.user))
         # A revision's evidence files are seen by exactly those who see the revision.
         register_stage_viewer(can_see_stage)
         # lifecycle validates templates' gate rules by the kinds this layer evaluates.

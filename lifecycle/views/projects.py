@@ -22,6 +22,7 @@ from django.db.models import (
     Prefetch,
     QuerySet,
     Subquery,
+    Value,
     Window,
     prefetch_related_objects,
 )
@@ -60,7 +61,7 @@ from lifecycle.models import (
     StageStatus,
     Stakeholder,
 )
-from lifecycle.panels import render_home_panels
+from lifecycle.panels import home_is_personal, render_home_panels
 
 from .common import domain_error_page, require_member
 
@@ -140,7 +141,59 @@ def _first_projects_of(course_ids: list[int]) -> QuerySet[Project]:
 def home(request: HttpRequest) -> HttpResponse:
     """The person's courses (with their role) and the projects they work on or teach: every
     project of their own, and for course staff the first few of each course they teach (the
-    board has them all), so the page stays one page however large the courses."""
+    board has them all), so the page stays one page however large the courses.
+
+    A student's home shows only their courses and their own projects, so its content is a
+    fragment cached by those (lifecycle.freshness); course staff and reviewers, whose home
+    lists what waits in other projects, get it rendered."""
+
+    def body() -> str:
+        context = _home_context(request)
+        return render_to_string("lifecycle/partials/home_body.html", context, request)
+
+    own = _own_courses_and_projects(request.user)
+    if own is not None and home_is_personal(request):
+        courses, projects = own
+        html = freshness.cached_fragment(
+            request,
+            "home",
+            body,
+            project_ids=projects,
+            course_ids=courses,
+            parts=[request.user.name],
+        )
+    else:
+        html = mark_safe(body())  # our template's output, escaped when rendered
+    return render(request, "lifecycle/home.html", {"body": html})
+
+
+def _own_courses_and_projects(user: Any) -> tuple[list[int], list[int]] | None:
+    """(course ids, project ids) of a person who teaches nothing, in one query; None for
+    course staff."""
+    rows = (
+        Membership.objects.filter(user_id=user.pk)
+        .order_by()
+        .values_list("role", "course_id")
+        .union(
+            Project.members.through.objects.filter(user_id=user.pk)
+            .order_by()
+            .annotate(kind=Value("project"))
+            .values_list("kind", "project_id"),
+            all=True,
+        )
+    )
+    courses, projects = [], []
+    for kind, pk in rows:
+        if kind == "project":
+            projects.append(pk)
+        elif kind in STAFF_ROLES:
+            return None
+        else:
+            courses.append(pk)
+    return courses, projects
+
+
+def _home_context(request: HttpRequest) -> dict[str, Any]:
     cards = _course_cards(request.user)
     taught = [card.course.pk for card in cards if card.is_staff_role]
     projects = list(
@@ -174,17 +227,13 @@ def home(request: HttpRequest) -> HttpResponse:
     # A project whose course the person has left: still theirs, so still listed.
     orphans = [p for group in by_course.values() for p in group]
     join_form = JoinCourseForm(action=reverse("lifecycle:course_join"), inline=True)
-    return render(
-        request,
-        "lifecycle/home.html",
-        {
-            "waiting": render_home_panels(request),
-            "cards": cards,
-            "orphan_projects": orphans,
-            "project_count": sum(card.project_total for card in cards) + len(orphans),
-            "join_form": join_form,
-        },
-    )
+    return {
+        "waiting": render_home_panels(request),
+        "cards": cards,
+        "orphan_projects": orphans,
+        "project_count": sum(card.project_total for card in cards) + len(orphans),
+        "join_form": join_form,
+    }
 
 
 @login_required

@@ -211,3 +211,56 @@ def test_owners_follow_a_comment_to_its_project(personas):
     assert freshness.owners(comment) == (personas.project.pk, None)
     assert freshness.owners(personas.project) == (personas.project.pk, personas.course.pk)
     assert freshness.owners(personas.course) == (None, personas.course.pk)
+
+
+# --- the home page ----------------------------------------------------------------------------
+
+
+def _home(client: Client) -> tuple[str, int]:
+    from django.urls import reverse
+
+    return _get(client, reverse("home"))
+
+
+def test_a_students_home_is_read_from_the_cache_on_a_second_look(personas):
+    client = _client(personas.alice)
+    _home(client)
+    _, first = _home(client)
+    _, second = _home(client)
+    # session, user, their courses and projects (one query), unread count
+    assert second <= 4 < first
+
+
+def test_a_thread_on_the_students_project_shows_on_their_home_at_once(personas):
+    revision = fill_and_submit(current_stage(personas.project), personas.alice)
+    client = _client(personas.alice)
+    _home(client)
+    before, _ = _home(client)
+    review_services.comment_add(
+        revision=revision, author=personas.tina, body="Which clinics send referrals?"
+    )
+    after, _ = _home(client)
+    assert "Which clinics send referrals?" not in before
+    assert "Which clinics send referrals?" in after
+
+
+def test_a_course_joined_shows_on_the_home_at_once(personas):
+    from factories import CourseFactory, enrol
+
+    client = _client(personas.alice)
+    _home(client)
+    _home(client)
+    other = CourseFactory(title="Robust vision")
+    enrol(other, personas.alice)
+    after, _ = _home(client)
+    assert "Robust vision" in after
+
+
+def test_course_staff_and_reviewers_get_their_home_rendered(personas):
+    """Their panel lists stages of projects they are not on: never cached by their own."""
+    for user in (personas.ian, personas.tina):
+        client = _client(user)
+        _home(client)
+        _, first = _home(client)
+        _, second = _home(client)
+        assert first == second > 5

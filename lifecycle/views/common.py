@@ -8,17 +8,19 @@ from django.shortcuts import get_object_or_404, render
 from lifecycle import permissions
 from lifecycle.errors import DomainError, NotAllowed
 from lifecycle.models import Project, ProjectStage
-from lifecycle.selectors import get_project_for_user
+from lifecycle.selectors import PROJECT_RELATED, get_project_for_user
+
+STAGE_RELATED = ("definition", "current_revision", "draft_updated_by", "prefilled_from")
 
 
 def get_stage_for_user(
-    user: Any, project_pk: int, cycle: int, key: str
+    user: Any, project_pk: int, cycle: int, key: str, *, light: bool = False
 ) -> tuple[Project, ProjectStage]:
-    project = get_project_for_user(user, project_pk)
+    """The project and its stage, or 404. ``light``: the rows alone (and the stage's
+    definition), for a page whose content is cached and reads the rest only to render it."""
+    project = get_project_for_user(user, project_pk, related=() if light else PROJECT_RELATED)
     stage = get_object_or_404(
-        ProjectStage.objects.select_related(
-            "definition", "current_revision", "draft_updated_by", "prefilled_from"
-        ),
+        ProjectStage.objects.select_related(*(("definition",) if light else STAGE_RELATED)),
         project=project,
         cycle=cycle,
         definition__key=key,

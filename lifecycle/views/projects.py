@@ -707,7 +707,8 @@ def _project_context(
 @login_required
 @require_GET
 def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    project = selectors.get_project_for_user(request.user, pk)
+    # The row alone: the content is cached, or rendered from the project read again.
+    project = selectors.get_project_for_user(request.user, pk, related=())
     return _project_page(request, project)
 
 

@@ -228,9 +228,11 @@ def _unresolved(request: HttpRequest, conflict_keys: list[str]) -> list[str]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def stage_detail(request: HttpRequest, pk: int, cycle: int, key: str) -> HttpResponse:
-    project, stage = get_stage_for_user(request.user, pk, cycle, key)
     if request.method == "GET":
+        # The rows alone: the content is cached, or rendered from the rows read again (_page).
+        _, stage = get_stage_for_user(request.user, pk, cycle, key, light=True)
         return _page(request, stage, None)
+    project, stage = get_stage_for_user(request.user, pk, cycle, key)
     questions = _questions(stage)
 
     require_member(request.user, project)

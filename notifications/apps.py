@@ -7,8 +7,9 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self) -> None:
-        from . import proposal_subscribers, roster_subscribers, subscribers
+        from . import proposal_subscribers, roster_subscribers, subscribers, unread
 
+        unread.connect()
         subscribers.connect()
         proposal_subscribers.connect()
         roster_subscribers.connect()

@@ -7,14 +7,9 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from .models import Notification
+from .unread import unread_count
 
-
-def unread_count(user: Any) -> int:
-    """One COUNT on the (recipient, read_at) index; nothing at all for anonymous visitors."""
-    if not getattr(user, "is_authenticated", False):
-        return 0
-    return Notification.objects.filter(recipient_id=user.pk, read_at__isnull=True).count()
+__all__ = ["notifications", "unread_count"]
 
 
 def notifications(request: HttpRequest) -> dict[str, Any]:

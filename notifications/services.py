@@ -16,6 +16,7 @@ from accounts.models import EmailFrequency, User
 from lifecycle.models import Project, ProjectStage
 
 from .models import EmailStatus, Notification
+from .unread import forget_unread
 
 
 def absolute(path: str) -> str:
@@ -71,6 +72,7 @@ def store(rows: list[Notification]) -> list[int]:
     if not rows:
         return []
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    forget_unread(r.recipient_id for r in rows)
     ids = list(
         Notification.objects.filter(
             dedupe_key__in=[r.dedupe_key for r in rows], email_status=EmailStatus.PENDING
@@ -122,14 +124,16 @@ def notify(
 
 
 def notification_mark_read(*, user: User, notification: Notification) -> bool:
-    return bool(
-        Notification.objects.filter(
-            pk=notification.pk, recipient_id=user.pk, read_at__isnull=True
-        ).update(read_at=timezone.now())
-    )
+    marked = Notification.objects.filter(
+        pk=notification.pk, recipient_id=user.pk, read_at__isnull=True
+    ).update(read_at=timezone.now())
+    forget_unread([user.pk])
+    return bool(marked)
 
 
 def notifications_mark_all_read(*, user: User) -> int:
-    return Notification.objects.filter(recipient_id=user.pk, read_at__isnull=True).update(
+    marked = Notification.objects.filter(recipient_id=user.pk, read_at__isnull=True).update(
         read_at=timezone.now()
     )
+    forget_unread([user.pk])
+    return marked

@@ -122,6 +122,39 @@ def test_the_navbar_count_is_one_count_query_and_none_for_anonymous_visitors(per
     assert "nav-notifications" not in login_page
 
 
+def test_the_count_is_cached_per_person_and_follows_every_change_at_once(personas):
+    """A second page reads the count from the cache; a notification stored, one marked read,
+    all marked read and a row saved directly each show on the next page."""
+    from notifications.services import notifications_mark_all_read, notify
+
+    p = personas
+    client = client_for(p.alice)
+    assert unread_badge(client.get(reverse("home")).content.decode()) is None
+    with CaptureQueriesContext(connection) as again:
+        client.get(reverse("home"))
+    assert notification_queries(again) == []
+
+    notify(
+        recipients=[p.alice, p.bob],
+        kind=NotificationKind.CHANGES_REQUESTED,
+        key="cache-test",
+        subject="Revise",
+        body="Please revise.",
+        link="https://board.example.edu/",
+    )
+    assert unread_badge(client.get(reverse("home")).content.decode()) == "1"
+    [row] = Notification.objects.filter(recipient=p.alice)
+    notification_mark_read(user=p.alice, notification=row)
+    assert unread_badge(client.get(reverse("home")).content.decode()) is None
+    Notification.objects.filter(pk=row.pk).update(read_at=None)  # no service: not seen ...
+    row.refresh_from_db()
+    row.save()  # ... until the row is saved
+    assert unread_badge(client.get(reverse("home")).content.decode()) == "1"
+    notifications_mark_all_read(user=p.alice)
+    assert unread_badge(client.get(reverse("home")).content.decode()) is None
+    assert unread_count(p.bob) == 1
+
+
 def test_the_count_for_an_anonymous_visitor_runs_no_query(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert unread_count(AnonymousUser()) == 0

@@ -264,3 +264,18 @@ def test_course_staff_and_reviewers_get_their_home_rendered(personas):
         _, first = _home(client)
         _, second = _home(client)
         assert first == second > 5
+
+
+def test_an_audit_event_replaces_its_project_and_course_tokens(personas):
+    """Every action of a service records one: whatever it changed shows at once."""
+    from lifecycle.audit import audit_record
+
+    p = personas
+    project_before = freshness.tokens(project_ids=[p.project.pk])
+    course_before = freshness.tokens(course_ids=[p.course.pk])
+    other_before = freshness.tokens(project_ids=[p.other_project.pk])
+    with transaction.atomic():
+        audit_record(actor=p.ian, verb="test.touched", obj=p.project, project=p.project)
+    assert freshness.tokens(project_ids=[p.project.pk]) != project_before
+    assert freshness.tokens(course_ids=[p.course.pk]) != course_before
+    assert freshness.tokens(project_ids=[p.other_project.pk]) == other_before

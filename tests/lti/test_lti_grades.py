@@ -343,9 +343,11 @@ def test_the_lti_page_costs_the_same_queries_for_few_and_many_scores(
 
     client.force_login(world.ian)
     _failed_scores(world, 2)
+    client.get(f"/lti/courses/{world.course.pk}/")  # warm: the navbar's answers are cached
     with CaptureQueriesContext(connection) as few:
         assert client.get(f"/lti/courses/{world.course.pk}/").status_code == 200
     _failed_scores(world, 40)
+    client.get(f"/lti/courses/{world.course.pk}/")
     with CaptureQueriesContext(connection) as many:
         assert client.get(f"/lti/courses/{world.course.pk}/").status_code == 200
     assert len(many) == len(few)

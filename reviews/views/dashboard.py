@@ -20,7 +20,7 @@ from lifecycle.errors import DomainError, InvalidAnswers
 from lifecycle.models import Course, Project, StageStatus
 from lifecycle.services import stage_set_due_date
 
-from .. import dashboard, quality, services
+from .. import dashboard, services
 from ..models import ReviewerRole
 from .common import domain_error_page, signed_in
 
@@ -54,11 +54,23 @@ class BulkActionForm(forms.Form):
         label="Message",
     )
 
-    def __init__(self, data: Any = None, *, course: Course, people: Iterable[User]) -> None:
+    def __init__(
+        self,
+        data: Any = None,
+        *,
+        course: Course,
+        people: Iterable[Any],
+        definitions: Iterable[Any] | None = None,
+    ) -> None:
+        """``people``: whom to offer (pk, name, email); ``definitions``: the course's stage
+        columns (order, title), read from its template when not given."""
         super().__init__(data)
-        stages = [(str(d.order), f"{d.order}. {d.title}") for d in course.template.stages.all()]
+        if definitions is None:
+            definitions = course.template.stages.all()
+        stages = [(str(d.order), f"{d.order}. {d.title}") for d in definitions]
         field = self.fields
-        field["projects"].choices = [  # type: ignore[attr-defined]
+        # Only a submitted form checks the projects: the board's GET reads none of them.
+        field["projects"].choices = lambda: [  # type: ignore[attr-defined]
             (pk, pk) for pk in course.projects.values_list("pk", flat=True)
         ]
         field["reviewer"].choices = [("", "— choose —")] + [  # type: ignore[attr-defined]
@@ -98,18 +110,21 @@ def board(request: HttpRequest, course_pk: int) -> HttpResponse:
     # The counts and bottlenecks cover the whole course; only one page of rows is rendered.
     # get_page: a page past the end shows the last one, a malformed one the first.
     page = Paginator(board.rows, BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    form = BulkActionForm(course=course, people=board.assignable, definitions=board.definitions)
     context = {
         "course": course,
         "board": board,
         "page": page,
-        "page_rows": dashboard.row_views(page.object_list),
+        "rows_html": dashboard.rows_html(page.object_list),
         "filters": filters,
         "sorts": dashboard.SORTS,
         "statuses": StageStatus.choices,
-        "bulk_form": BulkActionForm(course=course, people=_people(course)),
+        "bulk_form": form,
         "here": request.get_full_path(),
         # Per reviewer: reviews, turnaround, declines, helpfulness, open flags (capped).
-        "quality": quality.reviewer_quality(course=course, cap=quality.BOARD_REVIEWER_CAP),
+        "quality": board.quality,
+        # Course staff: the navigation offers the reviewer inbox (no query to find out).
+        "shows_reviews": True,
     }
     return render(request, "reviews/dashboard.html", context)
 

@@ -61,16 +61,25 @@ _DRAFT_FIELDS = ("draft_answers", "draft_changed_at", "draft_changed_by", "overr
 CHART_WEEKS = 8
 
 
-def get_course_for_staff(user: Any, course_pk: int) -> Course:
+def get_course_for_staff(user: Any, course_pk: int, *, audit_head: bool = False) -> Course:
     """The course, for its instructors and TAs; 404 for everyone else. One query: the
-    viewer's role comes with the course (lifecycle.permissions.is_course_staff's rule)."""
+    viewer's role comes with the course (lifecycle.permissions.is_course_staff's rule), and
+    with ``audit_head`` the seq of the course's latest audit event (``course.audit_head``,
+    the board summary's cache key)."""
     if not getattr(user, "is_authenticated", False):
         raise Http404("No such course.")
     role = Membership.objects.filter(course=OuterRef("pk"), user_id=user.pk).values("role")[:1]
-    course = Course.objects.filter(pk=course_pk).annotate(viewer_role=Subquery(role)).first()
+    courses = Course.objects.filter(pk=course_pk).annotate(viewer_role=Subquery(role))
+    if audit_head:
+        courses = courses.annotate(audit_head=Subquery(_audit_head(OuterRef("pk"))[:1]))
+    course = courses.first()
     if course is None or course.viewer_role not in STAFF_ROLES:  # type: ignore[attr-defined]
         raise Http404("No such course.")
     return course
+
+
+def _audit_head(course: Any) -> Any:
+    return AuditEvent.objects.filter(course=course).order_by("-seq").values("seq")
 
 
 # --- the matrix -----------------------------------------------------------------------------
@@ -157,7 +166,7 @@ _STATUS_LABELS = {value: str(label) for value, label in StageStatus.choices}
 _OUTCOME_LABELS = {value: str(label) for value, label in Outcome.choices}
 
 
-@dataclass
+@dataclass(slots=True)
 class Cell:
     """One stage of one project in its current cycle (None: the project's template version has
     no stage of this order)."""
@@ -408,23 +417,31 @@ def _build_rows(read: _Read, orders: list[int], today: dt.date) -> list[Row]:
     rows = []
     for project in read.projects:
         assignments = by_project.get(project.pk, [])
+        # covers(): the stage's own assignments, then the whole-project ones, each in the
+        # order read (stage assignments first, then by creation).
+        whole = [a for a in assignments if a.stage_definition_id is None]
+        active = project.is_active
         cells = []
         for order in orders:
             stage = timeline.get((project.pk, order))
-            cell = Cell(order=order, stage=stage)
-            if stage is not None:
-                covering = [a for a in assignments if a.covers(stage.definition_id)]
+            if stage is None:
+                cells.append(Cell(order, None))
+                continue
+            due = stage.due_date
+            reviewers: list[str] = []
+            if assignments:
+                definition_id = stage.definition_id
+                covering = [a for a in assignments if a.stage_definition_id == definition_id]
+                covering += whole
                 if covering:
-                    cell.reviewers = list(dict.fromkeys(a.reviewer.name for a in covering))
-                dues = [d for d in [stage.due_date, *(a.due_date for a in covering)] if d]
-                cell.due = min(dues) if dues else None
-                cell.overdue = (
-                    project.is_active
-                    and stage.status != StageStatus.APPROVED
-                    and cell.due is not None
-                    and cell.due < today
-                )
-            cells.append(cell)
+                    reviewers = list(dict.fromkeys(a.reviewer.name for a in covering))
+                for a in covering:
+                    if a.due_date and (due is None or a.due_date < due):
+                        due = a.due_date
+            overdue = (
+                active and stage.status != StageStatus.APPROVED and due is not None and due < today
+            )
+            cells.append(Cell(order, stage, reviewers, due, overdue))
         rows.append(
             Row(
                 project=project,
@@ -461,16 +478,15 @@ class BoardSummary:
 
 
 SUMMARY_SECONDS = 600  # also bounds what a write outside the course's trail can leave stale
+_UNREAD = object()
 SUMMARY_VERSION = 2  # of BoardSummary's shape: a summary cached by older code is not read
 
 
 def _summary_key(course: Course, filters: BoardFilters, today: dt.date) -> str:
-    head = (
-        AuditEvent.objects.filter(course=course)
-        .order_by("-seq")
-        .values_list("seq", flat=True)
-        .first()
-    )
+    # Read with the course by the board's view (get_course_for_staff(audit_head=True)).
+    head = getattr(course, "audit_head", _UNREAD)
+    if head is _UNREAD:
+        head = next(iter(_audit_head(course)[:1].values_list("seq", flat=True)), None)
     shape = (
         f"{filters.stage}|{filters.status}|{filters.reviewer}|{int(filters.overdue)}|"
         f"{filters.sort}|{hashlib.sha256(filters.team.encode()).hexdigest()[:16]}"
@@ -925,6 +941,7 @@ def rows_html(rows: Iterable[Row]) -> SafeString:
     now = timezone.now()
     time_strings = _time_strings()
     memo, day_month = _Memo(), _DayMonth()
+    statuses: dict[tuple[str, bool], tuple[str, str]] = {}  # (status, active) → shown
     out: list[str] = []
     for row in rows:
         project = row.project
@@ -950,7 +967,8 @@ def rows_html(rows: Iterable[Row]) -> SafeString:
             f'<div class="small text-body-secondary">{members}</div>'
             f'<div class="small text-body-secondary">{escape(activity)}</div></th>'
         )
-        current_id = project.current_stage_id if project.is_active else None
+        active = project.is_active
+        current_id = project.current_stage_id if active else None
         for cell in row.cells:
             stage = cell.stage
             if stage is None:
@@ -960,8 +978,11 @@ def rows_html(rows: Iterable[Row]) -> SafeString:
                 )
                 continue
             # A concluded project has no stage at work: an open one shows as closed.
-            status, label = shown_status(stage, project)  # type: ignore[arg-type]
-            css = memo[status]
+            shown = statuses.get((stage.status, active))
+            if shown is None:
+                status, label = shown_status(stage, project)  # type: ignore[arg-type]
+                shown = statuses[(stage.status, active)] = (escape(status), escape(label))
+            css, label = shown
             if cell.overdue:
                 css += " is-overdue"
             if stage.pk == current_id:
@@ -976,7 +997,7 @@ def rows_html(rows: Iterable[Row]) -> SafeString:
             # The column's header names the stage; the row's, the project (no per-cell title).
             out.append(
                 f'<td class="board-cell status-{css}" data-order="{int(cell.order)}">'
-                f'<a href="{stage_url.format(int(stage.pk))}"><b>{memo[label]}</b> '
+                f'<a href="{stage_url.format(int(stage.pk))}"><b>{label}</b> '
                 f'<span class="text-nowrap">· c{cycle}</span>{extra}</a></td>'
             )
         out.append("</tr>")

@@ -973,8 +973,8 @@ def rows_html(rows: Iterable[Row]) -> SafeString:
             stage = cell.stage
             if stage is None:
                 out.append(
-                    f'<td class="board-cell text-body-secondary" data-order="{int(cell.order)}">'
-                    "—</td>"
+                    f'<td class="board-cell text-body-secondary" data-order="{int(cell.order)}" '
+                    'data-status="">—</td>'
                 )
                 continue
             # A concluded project has no stage at work: an open one shows as closed.
@@ -982,7 +982,8 @@ def rows_html(rows: Iterable[Row]) -> SafeString:
             if shown is None:
                 status, label = shown_status(stage, project)  # type: ignore[arg-type]
                 shown = statuses[(stage.status, active)] = (escape(status), escape(label))
-            css, label = shown
+            status, label = shown
+            css = status
             if cell.overdue:
                 css += " is-overdue"
             if stage.pk == current_id:
@@ -996,7 +997,8 @@ def rows_html(rows: Iterable[Row]) -> SafeString:
                 extra += f'<span class="d-block">due {day_month[cell.due]}{flag}</span>'
             # The column's header names the stage; the row's, the project (no per-cell title).
             out.append(
-                f'<td class="board-cell status-{css}" data-order="{int(cell.order)}">'
+                f'<td class="board-cell status-{css}" data-order="{int(cell.order)}" '
+                f'data-status="{status}">'
                 f'<a href="{stage_url.format(int(stage.pk))}"><b>{label}</b> '
                 f'<span class="text-nowrap">· c{cycle}</span>{extra}</a></td>'
             )

@@ -850,11 +850,10 @@ def assignable_people(course: Course) -> list[User]:
     experts = Invitation.objects.filter(course=course, accepted_by__isnull=False).values(
         "accepted_by_id"
     )
-    return list(
-        User.objects.filter(Q(pk__in=staff) | Q(pk__in=experts), is_active=True).order_by(
-            "display_name", "email"
-        )
-    )
+    # One list of ids (a UNION), not two IN tests OR-ed: that plan reads every user there is
+    # (45,000 in the benchmark's large size: 30 ms against well under one).
+    ids = staff.order_by().union(experts.order_by())
+    return list(User.objects.filter(pk__in=ids, is_active=True).order_by("display_name", "email"))
 
 
 def definitions_of_order(projects: Iterable[Project], order: int) -> dict[int, StageDefinition]:
@@ -991,16 +990,17 @@ def rows_html(rows: Iterable[Row]) -> SafeString:
             cycle = int(stage.cycle)
             extra = ""
             if cell.reviewers:
-                extra = f'<span class="d-block reviewers">{memo[", ".join(cell.reviewers)]}</span>'
+                extra = f"<small>{memo[', '.join(cell.reviewers)]}</small>"
             if cell.due:
                 flag = ' <strong class="text-danger">overdue</strong>' if cell.overdue else ""
-                extra += f'<span class="d-block">due {day_month[cell.due]}{flag}</span>'
+                extra += f"<small>due {day_month[cell.due]}{flag}</small>"
             # The column's header names the stage; the row's, the project (no per-cell title).
+            # board.css sets the <small> lines (reviewers, due date) apart.
             out.append(
                 f'<td class="board-cell status-{css}" data-order="{int(cell.order)}" '
                 f'data-status="{status}">'
-                f'<a href="{stage_url.format(int(stage.pk))}"><b>{label}</b> '
-                f'<span class="text-nowrap">· c{cycle}</span>{extra}</a></td>'
+                f'<a href="{stage_url.format(int(stage.pk))}"><b>{label}</b> ·&nbsp;c{cycle}'
+                f"{extra}</a></td>"
             )
         out.append("</tr>")
     return mark_safe("".join(out))  # every value not ours is escaped above

@@ -414,6 +414,7 @@ def _build_rows(read: _Read, orders: list[int], today: dt.date) -> list[Row]:
     for assignment in read.assignments:
         by_project[assignment.project_id].append(assignment)
 
+    approved = str(StageStatus.APPROVED)  # a plain string: no enum lookup per cell
     rows = []
     for project in read.projects:
         assignments = by_project.get(project.pk, [])
@@ -434,13 +435,11 @@ def _build_rows(read: _Read, orders: list[int], today: dt.date) -> list[Row]:
                 covering = [a for a in assignments if a.stage_definition_id == definition_id]
                 covering += whole
                 if covering:
-                    reviewers = list(dict.fromkeys(a.reviewer.name for a in covering))
-                for a in covering:
-                    if a.due_date and (due is None or a.due_date < due):
-                        due = a.due_date
-            overdue = (
-                active and stage.status != StageStatus.APPROVED and due is not None and due < today
-            )
+                    reviewers = list(dict.fromkeys([a.reviewer.name for a in covering]))
+                    for a in covering:
+                        if a.due_date and (due is None or a.due_date < due):
+                            due = a.due_date
+            overdue = active and due is not None and due < today and stage.status != approved
             cells.append(Cell(order, stage, reviewers, due, overdue))
         rows.append(
             Row(
@@ -885,11 +884,18 @@ _PLACEHOLDER = 987654321
 
 
 class _DayMonth(dict):
-    """date → dateformat's "j M" ("10 Nov"), each date formatted once a page: no formatter
-    object per cell, and the month's lazy translation resolved once per date."""
+    """date → dateformat's "j M" ("10 Nov"), each date formatted once a page and each month's
+    (lazy) name translated once: no formatter object per cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.months: dict[int, str] = {}
 
     def __missing__(self, day: dt.date) -> str:
-        value = self[day] = f"{day.day} {str(MONTHS_3[day.month]).title()}"
+        month = self.months.get(day.month)
+        if month is None:
+            month = self.months[day.month] = str(MONTHS_3[day.month]).title()
+        value = self[day] = f"{day.day} {month}"
         return value
 
 

@@ -67,21 +67,23 @@ class BulkActionForm(forms.Form):
         super().__init__(data)
         if definitions is None:
             definitions = course.template.stages.all()
-        stages = [(str(d.order), f"{d.order}. {d.title}") for d in definitions]
         field = self.fields
-        # Only a submitted form checks the projects: the board's GET reads none of them.
         field["projects"].choices = lambda: [  # type: ignore[attr-defined]
             (pk, pk) for pk in course.projects.values_list("pk", flat=True)
         ]
-        field["reviewer"].choices = [("", "— choose —")] + [  # type: ignore[attr-defined]
-            (u.pk, f"{u.name} ({u.email})") for u in people
-        ]
-        field["assign_stage"].choices = [(WHOLE_PROJECT, "The whole project"), *stages]  # type: ignore[attr-defined]
-        field["due_stage"].choices = [("", "— choose —"), *stages]  # type: ignore[attr-defined]
-        for name in ("reviewer", "role", "assign_stage", "due_stage"):
-            field[name].widget.attrs["class"] = "form-select form-select-sm"
-        for name in ("assign_due", "due_date", "message"):
-            field[name].widget.attrs["class"] = "form-control form-control-sm"
+        for name, choices in self.choices(people=people, definitions=definitions).items():
+            field[name].choices = choices  # type: ignore[attr-defined]
+
+    @staticmethod
+    def choices(*, people: Iterable[Any], definitions: Iterable[Any]) -> dict[str, list]:
+        """The choices of the fields that depend on the course, as the board's page writes
+        them out (templates/reviews/dashboard.html) and as a submitted form checks them."""
+        stages = [(str(d.order), f"{d.order}. {d.title}") for d in definitions]
+        return {
+            "reviewer": [("", "— choose —")] + [(u.pk, f"{u.name} ({u.email})") for u in people],
+            "assign_stage": [(WHOLE_PROJECT, "The whole project"), *stages],
+            "due_stage": [("", "— choose —"), *stages],
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -110,7 +112,6 @@ def board(request: HttpRequest, course_pk: int) -> HttpResponse:
     # The counts and bottlenecks cover the whole course; only one page of rows is rendered.
     # get_page: a page past the end shows the last one, a malformed one the first.
     page = Paginator(board.rows, BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
-    form = BulkActionForm(course=course, people=board.assignable, definitions=board.definitions)
     context = {
         "course": course,
         "board": board,
@@ -119,7 +120,13 @@ def board(request: HttpRequest, course_pk: int) -> HttpResponse:
         "filters": filters,
         "sorts": dashboard.SORTS,
         "statuses": StageStatus.choices,
-        "bulk_form": form,
+        # The bulk actions' choices, written out by the page (no form to build or render).
+        "bulk": {
+            **BulkActionForm.choices(people=board.assignable, definitions=board.definitions),
+            "roles": ReviewerRole.choices,
+            "role": BulkActionForm.base_fields["role"].initial,
+            "message_limit": services.NUDGE_MESSAGE_LIMIT,
+        },
         "here": request.get_full_path(),
         # Per reviewer: reviews, turnaround, declines, helpfulness, open flags (capped).
         "quality": board.quality,

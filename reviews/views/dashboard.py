@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
 from lifecycle.errors import DomainError, InvalidAnswers
-from lifecycle.models import Course, Project, StageStatus
+from lifecycle.models import Course, Project, StageDefinition, StageStatus
 from lifecycle.services import stage_set_due_date
 
 from .. import dashboard, services
@@ -66,7 +66,7 @@ class BulkActionForm(forms.Form):
         columns (order, title), read from its template when not given."""
         super().__init__(data)
         if definitions is None:
-            definitions = course.template.stages.all()
+            definitions = StageDefinition.objects.filter(template_id=course.template_id)
         field = self.fields
         field["projects"].choices = lambda: [  # type: ignore[attr-defined]
             (pk, pk) for pk in course.projects.values_list("pk", flat=True)
@@ -128,8 +128,6 @@ def board(request: HttpRequest, course_pk: int) -> HttpResponse:
             "message_limit": services.NUDGE_MESSAGE_LIMIT,
         },
         "here": request.get_full_path(),
-        # Per reviewer: reviews, turnaround, declines, helpfulness, open flags (capped).
-        "quality": board.quality,
         # Course staff: the navigation offers the reviewer inbox (no query to find out).
         "shows_reviews": True,
     }

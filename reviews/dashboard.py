@@ -914,7 +914,8 @@ class _UnitText:
     translations evaluated afresh each time, was a fifth of the rows' time."""
 
     def __init__(self, lazy: Any) -> None:
-        self.lazy, self.texts = lazy, {}
+        self.lazy = lazy
+        self.texts: dict[int, str] = {}
 
     def __mod__(self, values: Mapping[str, int]) -> str:
         number = values["num"]
@@ -960,7 +961,8 @@ def rows_html(rows: Iterable[Row]) -> SafeString:
             badges += f' <span class="badge text-bg-light border">cycle {int(project.cycle)}</span>'
         members = escape(", ".join(m.name for m in row.members))
         activity = (
-            f"active {timesince(row.last_activity, now, time_strings=time_strings)} ago"
+            # timesince only formats its time strings with %: _UnitText does.
+            f"active {timesince(row.last_activity, now, time_strings=time_strings)} ago"  # type: ignore[arg-type]
             if row.last_activity
             else "no activity yet"
         )

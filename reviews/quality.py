@@ -18,7 +18,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
@@ -334,7 +334,7 @@ def course_decisions(course: Course) -> list[dict[str, Any]]:
         .order_by()
         .values("decision")
     )
-    return list(
+    decisions = (
         Decision.objects.filter(revision__stage__project__course=course)
         .annotate(
             ratings_n=Coalesce(Subquery(ratings.annotate(n=Count("pk")).values("n")), 0),
@@ -356,6 +356,7 @@ def course_decisions(course: Course) -> list[dict[str, Any]]:
         )
         .order_by()
     )
+    return cast(list[dict[str, Any]], list(decisions))
 
 
 def declined_assignments(course: Course) -> list[tuple[int, str, str]]:

@@ -18,10 +18,11 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
-from django.db.models import Avg, Count, Exists, Min, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -323,9 +324,71 @@ def _days(delta: dt.timedelta) -> float:
     return delta.total_seconds() / 86400
 
 
-def reviewer_quality(*, course: Course, cap: int | None = BOARD_REVIEWER_CAP) -> QualityTable:
+def course_decisions(course: Course) -> list[dict[str, Any]]:
+    """Every decision of the course with what the staff's figures need of it, the teams'
+    ratings and open flags counted per decision: one query, shared by the board's bottlenecks
+    and the reviewer quality table."""
+    ratings = ReviewRating.objects.filter(decision=OuterRef("pk")).order_by().values("decision")
+    open_flags = (
+        ReviewFlag.objects.filter(decision=OuterRef("pk"), state=FlagState.OPEN)
+        .order_by()
+        .values("decision")
+    )
+    decisions = (
+        Decision.objects.filter(revision__stage__project__course=course)
+        .annotate(
+            ratings_n=Coalesce(Subquery(ratings.annotate(n=Count("pk")).values("n")), 0),
+            ratings_sum=Coalesce(Subquery(ratings.annotate(s=Sum("helpfulness")).values("s")), 0),
+            open_flags=Coalesce(Subquery(open_flags.annotate(n=Count("pk")).values("n")), 0),
+        )
+        .values(
+            "reviewer_id",
+            "reviewer__display_name",
+            "reviewer__email",
+            "revision_id",
+            "replaced_at",
+            "created_at",
+            "revision__created_at",
+            "assignment__created_at",
+            "ratings_n",
+            "ratings_sum",
+            "open_flags",
+        )
+        .order_by()
+    )
+    return cast(list[dict[str, Any]], list(decisions))
+
+
+def declined_assignments(course: Course) -> list[tuple[int, str, str]]:
+    """(reviewer id, display name, e-mail) per assignment of the course that ended (withdrawn
+    or revoked) with no decision under it."""
+    decided_under = Decision.objects.filter(assignment_id=OuterRef("pk"))
+    return list(
+        ReviewAssignment.objects.filter(
+            project__course=course,
+            state__in=[AssignmentState.WITHDRAWN, AssignmentState.REVOKED],
+        )
+        .exclude(Exists(decided_under))
+        .order_by()
+        .values_list("reviewer_id", "reviewer__display_name", "reviewer__email")
+    )
+
+
+def person_name(display_name: str, email: str) -> str:
+    """User.name from the two columns a values() query reads."""
+    return display_name or email.split("@")[0]
+
+
+def reviewer_quality(
+    *,
+    course: Course,
+    cap: int | None = BOARD_REVIEWER_CAP,
+    decisions: list[dict[str, Any]] | None = None,
+    declined: list[tuple[int, str, str]] | None = None,
+) -> QualityTable:
     """One row per person who reviewed in ``course`` (decided, declined, or was rated or
-    flagged): five queries whatever the number of reviewers, reviews, ratings and flags.
+    flagged): two queries whatever the number of reviewers, reviews, ratings and flags, none
+    when the caller has read ``course_decisions`` and ``declined_assignments`` already.
 
     - reviews: revisions the reviewer decided on (a changed decision is the same review);
     - turnaround: from when the reviewer was asked for that revision (the later of their
@@ -335,69 +398,49 @@ def reviewer_quality(*, course: Course, cap: int | None = BOARD_REVIEWER_CAP) ->
     - helpfulness: the mean of the teams' ratings of the reviewer's decisions, with the count;
     - open flags: flags on their decisions neither withdrawn nor resolved.
     """
-    in_course = {"revision__stage__project__course": course}
-    reviews = (
-        Decision.objects.filter(**in_course)
-        .values("reviewer_id", "revision_id")
-        .annotate(
-            first=Min("created_at"),
-            submitted=Min("revision__created_at"),
-            assigned=Min("assignment__created_at"),
-        )
-        .order_by()
-    )
-    turnaround: dict[int, list[float]] = defaultdict(list)
-    for review in reviews:
-        asked = max(review["submitted"], review["assigned"] or review["submitted"])
-        turnaround[review["reviewer_id"]].append(max(0.0, _days(review["first"] - asked)))
-
-    decided_under = Decision.objects.filter(assignment_id=OuterRef("pk"))
-    declines = dict(
-        ReviewAssignment.objects.filter(
-            project__course=course,
-            state__in=[AssignmentState.WITHDRAWN, AssignmentState.REVOKED],
-        )
-        .exclude(Exists(decided_under))
-        .values("reviewer_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-        .values_list("reviewer_id", "n")
-    )
-    helpfulness = {
-        row["decision__reviewer_id"]: row
-        for row in ReviewRating.objects.filter(
-            **{f"decision__{k}": v for k, v in in_course.items()}
-        )
-        .values("decision__reviewer_id")
-        .annotate(mean=Avg("helpfulness"), n=Count("pk"))
-        .order_by()
-    }
-    open_flags = dict(
-        ReviewFlag.objects.filter(
-            state=FlagState.OPEN, **{f"decision__{k}": v for k, v in in_course.items()}
-        )
-        .values("decision__reviewer_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-        .values_list("decision__reviewer_id", "n")
-    )
+    if decisions is None:
+        decisions = course_decisions(course)
+    if declined is None:
+        declined = declined_assignments(course)
     rows: dict[int, ReviewerQuality] = {}
-    for person in set(turnaround) | set(declines) | set(helpfulness) | set(open_flags):
-        row = rows[person] = ReviewerQuality(person, "", "")
-        days = turnaround.get(person, [])
+
+    def row_of(person: int, display_name: str, email: str) -> ReviewerQuality:
+        row = rows.get(person)
+        if row is None:
+            row = rows[person] = ReviewerQuality(person, person_name(display_name, email), email)
+        return row
+
+    # Per (reviewer, revision): the first decision, and the earliest assignment under any.
+    reviews: dict[tuple[int, int], list[Any]] = {}
+    sums: dict[int, int] = defaultdict(int)
+    for d in decisions:
+        row = row_of(d["reviewer_id"], d["reviewer__display_name"], d["reviewer__email"])
+        row.ratings += d["ratings_n"]
+        sums[row.reviewer_id] += d["ratings_sum"]
+        row.open_flags += d["open_flags"]
+        key = (d["reviewer_id"], d["revision_id"])
+        seen = reviews.get(key)
+        assigned = d["assignment__created_at"]
+        if seen is None:
+            reviews[key] = [d["created_at"], d["revision__created_at"], assigned]
+        else:
+            seen[0] = min(seen[0], d["created_at"])
+            if assigned is not None and (seen[2] is None or assigned < seen[2]):
+                seen[2] = assigned
+    turnaround: dict[int, list[float]] = defaultdict(list)
+    for (person, _), (first, submitted, assigned) in reviews.items():
+        asked = max(submitted, assigned or submitted)
+        turnaround[person].append(max(0.0, _days(first - asked)))
+    for person, display_name, email in declined:
+        row_of(person, display_name, email).declines += 1
+    for row in rows.values():
+        days = turnaround.get(row.reviewer_id, [])
         row.reviews = len(days)
         row.median_turnaround_days = statistics.median(days) if days else None
-        row.declines = declines.get(person, 0)
-        if person in helpfulness:
-            row.mean_helpfulness = float(helpfulness[person]["mean"])
-            row.ratings = helpfulness[person]["n"]
-        row.open_flags = open_flags.get(person, 0)
+        if row.ratings:
+            row.mean_helpfulness = sums[row.reviewer_id] / row.ratings
     ordered = sorted(rows.values(), key=lambda r: (-r.open_flags, -r.reviews, r.reviewer_id))
     shown = ordered if cap is None else ordered[:cap]
-    for user in User.objects.filter(pk__in=[r.reviewer_id for r in shown]).only(
-        "pk", "email", "display_name"
-    ):
-        rows[user.pk].name, rows[user.pk].email = user.name, user.email
     shown.sort(key=lambda r: (-r.open_flags, r.name.casefold(), r.reviewer_id))
     return QualityTable(rows=shown, total=len(ordered))
 

@@ -17,10 +17,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
 from lifecycle.errors import DomainError, InvalidAnswers
-from lifecycle.models import Course, Project, StageStatus
+from lifecycle.models import Course, Project, StageDefinition, StageStatus
 from lifecycle.services import stage_set_due_date
 
-from .. import dashboard, quality, services
+from .. import dashboard, services
 from ..models import ReviewerRole
 from .common import domain_error_page, signed_in
 
@@ -54,22 +54,36 @@ class BulkActionForm(forms.Form):
         label="Message",
     )
 
-    def __init__(self, data: Any = None, *, course: Course, people: Iterable[User]) -> None:
+    def __init__(
+        self,
+        data: Any = None,
+        *,
+        course: Course,
+        people: Iterable[Any],
+        definitions: Iterable[Any] | None = None,
+    ) -> None:
+        """``people``: whom to offer (pk, name, email); ``definitions``: the course's stage
+        columns (order, title), read from its template when not given."""
         super().__init__(data)
-        stages = [(str(d.order), f"{d.order}. {d.title}") for d in course.template.stages.all()]
+        if definitions is None:
+            definitions = StageDefinition.objects.filter(template_id=course.template_id)
         field = self.fields
-        field["projects"].choices = [  # type: ignore[attr-defined]
+        field["projects"].choices = lambda: [  # type: ignore[attr-defined]
             (pk, pk) for pk in course.projects.values_list("pk", flat=True)
         ]
-        field["reviewer"].choices = [("", "— choose —")] + [  # type: ignore[attr-defined]
-            (u.pk, f"{u.name} ({u.email})") for u in people
-        ]
-        field["assign_stage"].choices = [(WHOLE_PROJECT, "The whole project"), *stages]  # type: ignore[attr-defined]
-        field["due_stage"].choices = [("", "— choose —"), *stages]  # type: ignore[attr-defined]
-        for name in ("reviewer", "role", "assign_stage", "due_stage"):
-            field[name].widget.attrs["class"] = "form-select form-select-sm"
-        for name in ("assign_due", "due_date", "message"):
-            field[name].widget.attrs["class"] = "form-control form-control-sm"
+        for name, choices in self.choices(people=people, definitions=definitions).items():
+            field[name].choices = choices  # type: ignore[attr-defined]
+
+    @staticmethod
+    def choices(*, people: Iterable[Any], definitions: Iterable[Any]) -> dict[str, list]:
+        """The choices of the fields that depend on the course, as the board's page writes
+        them out (templates/reviews/dashboard.html) and as a submitted form checks them."""
+        stages = [(str(d.order), f"{d.order}. {d.title}") for d in definitions]
+        return {
+            "reviewer": [("", "— choose —")] + [(u.pk, f"{u.name} ({u.email})") for u in people],
+            "assign_stage": [(WHOLE_PROJECT, "The whole project"), *stages],
+            "due_stage": [("", "— choose —"), *stages],
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -92,7 +106,7 @@ def _people(course: Course) -> list[User]:
 @login_required
 @require_GET
 def board(request: HttpRequest, course_pk: int) -> HttpResponse:
-    course = dashboard.get_course_for_staff(request.user, course_pk)
+    course = dashboard.get_course_for_staff(request.user, course_pk, audit_head=True)
     filters = dashboard.BoardFilters.from_query(request.GET)
     board = dashboard.course_board(course=course, filters=filters)
     # The counts and bottlenecks cover the whole course; only one page of rows is rendered.
@@ -102,14 +116,20 @@ def board(request: HttpRequest, course_pk: int) -> HttpResponse:
         "course": course,
         "board": board,
         "page": page,
-        "page_rows": dashboard.row_views(page.object_list),
+        "rows_html": dashboard.rows_html(page.object_list),
         "filters": filters,
         "sorts": dashboard.SORTS,
         "statuses": StageStatus.choices,
-        "bulk_form": BulkActionForm(course=course, people=_people(course)),
+        # The bulk actions' choices, written out by the page (no form to build or render).
+        "bulk": {
+            **BulkActionForm.choices(people=board.assignable, definitions=board.definitions),
+            "roles": ReviewerRole.choices,
+            "role": BulkActionForm.base_fields["role"].initial,
+            "message_limit": services.NUDGE_MESSAGE_LIMIT,
+        },
         "here": request.get_full_path(),
-        # Per reviewer: reviews, turnaround, declines, helpfulness, open flags (capped).
-        "quality": quality.reviewer_quality(course=course, cap=quality.BOARD_REVIEWER_CAP),
+        # Course staff: the navigation offers the reviewer inbox (no query to find out).
+        "shows_reviews": True,
     }
     return render(request, "reviews/dashboard.html", context)
 

@@ -230,11 +230,22 @@ def test_the_board_costs_the_same_queries_at_10_and_at_100_projects(personas):
         return len(queries)
 
     make_projects(course, 10, start=0, staff=staff)
-    at_10 = board_queries()
+    at_10 = board_queries()  # the course's summary is computed: it is not in the cache yet
+    cached_at_10 = board_queries()
     make_projects(course, 90, start=10, staff=staff)
     at_100 = board_queries()
+    cached_at_100 = board_queries()
     assert len(client.get(board_url(course)).context["board"].rows) == 100
     assert at_10 == at_100, f"{at_10} queries at 10 projects, {at_100} at 100"
+    # Computing the summary: the session, the user, the course with the viewer's role and its
+    # audit head, the stage columns, the course's projects, members, stages and assignments,
+    # its decisions (with their ratings and flags), whom a bulk action may assign, and the
+    # navigation's unread count (the summary's and the count's cache entries are forgotten by
+    # the new projects' writes).
+    assert at_10 == at_100 == 11
+    # A page once the summary is cached: the session, the user, the course, and the page's
+    # projects, members, stages and active assignments.
+    assert cached_at_10 == cached_at_100 == 7
 
 
 # --- bottlenecks --------------------------------------------------------------------------

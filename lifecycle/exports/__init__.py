@@ -70,8 +70,10 @@ from .formats import (
     FORMATS,
     HEAD_FORMAT,
     HEAD_SUFFIX,
+    JSONL_KEYS,
     ChainHead,
     ExportFilters,
+    Tally,
     chain_head_at,
     count_rows,
     csv_lines,
@@ -84,7 +86,7 @@ from .formats import (
     selected_events,
     unescape_cell,
 )
-from .pg_copy import COPY_CHUNK_ROWS, copy_statement, use_copy
+from .pg_copy import COPY_CHUNK_ROWS, copy_statement, copy_to, use_copy
 from .streams import csv_head_record, export_body, head_json, stream_export, write_export
 from .verify import (
     FileReport,
@@ -102,12 +104,15 @@ __all__ = [
     "FORMATS",
     "HEAD_FORMAT",
     "HEAD_SUFFIX",
+    "JSONL_KEYS",
     "ChainHead",
     "ExportFilters",
     "FileReport",
     "MalformedRow",
+    "Tally",
     "chain_head_at",
     "copy_statement",
+    "copy_to",
     "count_rows",
     "csv_head_record",
     "csv_lines",

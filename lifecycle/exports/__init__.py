@@ -18,10 +18,13 @@ whose ``actor_name`` is not):
     object_type     object_type      prev_hash       prev
     object_id       object_id        hash            (the stored hash itself)
 
-* JSON Lines: one JSON object per event, written as PostgreSQL's ``json_build_object`` writes
-  it (``{"seq" : 1, "at" : "…", …}``, ``old``/``new`` as ``jsonb`` prints them), so that the
-  COPY fast path and the Python path produce the same bytes. The last line is
-  ``{"chain_head": {...}}`` (see ``head_record``).
+* JSON Lines: one JSON object per event, its keys in ``JSONL_KEYS`` order (the numbers, time,
+  ``old``/``new``, flag and hash version first, the text values last: the COPY fast path
+  escapes those with one ``json_object`` call), ``" : "`` and ``", "`` between them as
+  ``json_object`` writes them, ``old``/``new`` as ``jsonb`` prints them
+  (``{"seq" : 1, "at" : "…", "actor_id" : 5, …, "hash" : "…"}``), so that the COPY fast path
+  and the Python path produce the same bytes. A reader takes the object's keys, not their
+  order. The last line is ``{"chain_head": {...}}`` (see ``head_record``).
 * CSV: a header row, then one row per event, lines ending in ``\\n``. ``old``/``new`` hold JSON
   text (``null`` when empty), ``flagged`` is ``true``/``false``, an empty id cell is ``None``.
   The chain head travels beside the file as ``<file>.head.json``.
@@ -70,8 +73,10 @@ from .formats import (
     FORMATS,
     HEAD_FORMAT,
     HEAD_SUFFIX,
+    JSONL_KEYS,
     ChainHead,
     ExportFilters,
+    Tally,
     chain_head_at,
     count_rows,
     csv_lines,
@@ -84,7 +89,7 @@ from .formats import (
     selected_events,
     unescape_cell,
 )
-from .pg_copy import COPY_CHUNK_ROWS, copy_statement, use_copy
+from .pg_copy import COPY_CHUNK_ROWS, copy_statement, copy_to, use_copy
 from .streams import csv_head_record, export_body, head_json, stream_export, write_export
 from .verify import (
     FileReport,
@@ -102,12 +107,15 @@ __all__ = [
     "FORMATS",
     "HEAD_FORMAT",
     "HEAD_SUFFIX",
+    "JSONL_KEYS",
     "ChainHead",
     "ExportFilters",
     "FileReport",
     "MalformedRow",
+    "Tally",
     "chain_head_at",
     "copy_statement",
+    "copy_to",
     "count_rows",
     "csv_head_record",
     "csv_lines",

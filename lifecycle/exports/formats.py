@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -37,8 +38,31 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
+# A JSON line's keys in the order it writes them: the values PostgreSQL prints as they are,
+# then the text values, which its fast path escapes with one json_object() call (pg_copy).
+JSONL_TEXT_KEYS = (
+    "actor_name",
+    "actor_label",
+    "verb",
+    "object_type",
+    "object_id",
+    "prev_hash",
+    "hash",
+)
+JSONL_KEYS = (
+    "seq",
+    "at",
+    "actor_id",
+    "course_id",
+    "project_id",
+    "old",
+    "new",
+    "flagged",
+    "hash_version",
+    *JSONL_TEXT_KEYS,
+)
 HEAD_SUFFIX = ".head.json"
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 # What the Python path reads per event, fetched as tuples (no ORM object per row).
 _DB_FIELDS = tuple("created_at" if column == "at" else column for column in COLUMNS)
@@ -99,22 +123,70 @@ def filter_mismatch(filters: Mapping[str, Any], record: Mapping[str, Any]) -> st
     return ""
 
 
+@dataclass
+class Tally:
+    """How many rows an export's body held, known once the body has been read to its end."""
+
+    rows: int = 0
+
+
 @dataclass(frozen=True)
 class ChainHead:
-    count: int
+    """The chain's head: ``count`` events, the last one ``last_seq`` with ``last_hash``. The
+    count (a scan of every event's index entry: a third of a second at 10,000,000 events) is
+    None until an export needs it (``chain_count``)."""
+
+    count: int | None
     last_seq: int
     last_hash: str
 
 
-def chain_head_at(upto: int | None = None) -> ChainHead:
-    """The chain's head now, or as it was when event ``upto`` was the last one."""
-    events = AuditEvent.objects.all()
-    if upto is not None:
-        events = events.filter(seq__lte=upto)
-    last = events.order_by("-seq").values_list("seq", "hash").first()
-    if last is None:
+def chain_head_at(upto: int | None = None, *, counted: bool = True) -> ChainHead:
+    """The chain's head now, or as it was when event ``upto`` was the last one: one query.
+    ``counted=False`` leaves the count out (None)."""
+    table = AuditEvent._meta.db_table
+    bound, params = ("WHERE seq <= %s", [upto]) if upto is not None else ("", [])
+    count, count_params = "NULL", list[Any]()
+    if counted:
+        # One statement, one snapshot: nothing lies between the last event and ``upto``, so
+        # the count up to ``upto`` is the count up to the head.
+        count, count_params = _count_upto_sql(upto)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT seq, hash, {count} FROM {table} {bound} ORDER BY seq DESC LIMIT 1",
+            count_params + params,
+        )
+        row = cursor.fetchone()
+    if row is None:
         return ChainHead(0, 0, GENESIS_HASH)
-    return ChainHead(events.count(), last[0], last[1])
+    return ChainHead(row[2], row[0], row[1])
+
+
+def chain_count(head: ChainHead, *, filters: ExportFilters, rows: int) -> int:
+    """The head's count. An unfiltered export of ``rows`` rows held every event up to the
+    head: that is the count, with no second look at the table."""
+    if head.count is not None:
+        return head.count
+    if not filters.as_dict():
+        return rows
+    count, params = _count_upto_sql(head.last_seq)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {count}", params)
+        return int(cursor.fetchone()[0])
+
+
+def _count_upto_sql(upto: int | None) -> tuple[str, list[Any]]:
+    """SQL for the number of events up to ``upto`` (all if None), and its parameters.
+
+    Counted as all events less those after ``upto`` (two subqueries of one statement: one
+    snapshot), because a count of all can read the smallest index (a deduplicated one, such
+    as course_id's: 66 MB at 10,000,000 events) where ``seq <= upto`` walks seq's (214 MB):
+    0.42 s against 0.69-0.89 s. The events after ``upto`` are few, found along seq."""
+    table = AuditEvent._meta.db_table
+    everything = f"(SELECT count(*) FROM {table})"
+    if upto is None:
+        return everything, []
+    return f"({everything} - (SELECT count(*) FROM {table} WHERE seq > %s))", [upto]
 
 
 def head_record(
@@ -125,7 +197,7 @@ def head_record(
         "chain_head": signing.signed(
             {
                 "format": HEAD_FORMAT,
-                "count": head.count,
+                "count": chain_count(head, filters=filters, rows=rows),
                 "last_seq": head.last_seq,
                 "last_hash": head.last_hash,
                 "exported_at": format_timestamp(timezone.now()),
@@ -142,7 +214,7 @@ def selected_events(filters: ExportFilters, head: ChainHead) -> QuerySet[AuditEv
 
 
 def count_rows(filters: ExportFilters, head: ChainHead) -> int:
-    if not filters.as_dict():
+    if not filters.as_dict() and head.count is not None:
         return head.count
     return selected_events(filters, head).count()
 
@@ -205,12 +277,13 @@ def jsonb_text(value: Any) -> str:
 
 
 def jsonl_line(record: Mapping[str, Any]) -> str:
-    """One event as ``json_build_object(...)::text`` prints it, and a line break."""
-    return "{" + ", ".join(f'"{c}" : {jsonb_text(record[c])}' for c in COLUMNS) + "}\n"
+    """One event as a JSON object with the keys in ``JSONL_KEYS`` order, ``" : "`` and ``", "``
+    between them (as PostgreSQL's json_object() writes them), and a line break."""
+    return "{" + ", ".join(f'"{c}" : {jsonb_text(record[c])}' for c in JSONL_KEYS) + "}\n"
 
 
 def escape_cell(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def unescape_cell(text: str) -> str:
@@ -243,10 +316,22 @@ def csv_lines(records: Iterable[Mapping[str, Any]]) -> Iterator[str]:
         yield row[:-2] + "\n"
 
 
+def _tallied(records: Iterator[dict[str, Any]], tally: Tally) -> Iterator[dict[str, Any]]:
+    for record in records:
+        tally.rows += 1
+        yield record
+
+
 def python_body(
-    fmt: str, filters: ExportFilters, head: ChainHead, chunk_size: int
+    fmt: str,
+    filters: ExportFilters,
+    head: ChainHead,
+    chunk_size: int,
+    tally: Tally | None = None,
 ) -> Iterator[bytes]:
     records = export_records(filters, head, chunk_size=chunk_size)
+    if tally is not None:
+        records = _tallied(records, tally)
     lines: Iterator[str] = csv_lines(records) if fmt == "csv" else map(jsonl_line, records)
     batch: list[str] = []
     for line in lines:

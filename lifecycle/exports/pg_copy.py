@@ -1,31 +1,63 @@
 """The PostgreSQL fast path: the export's body straight from ``COPY (SELECT …) TO STDOUT``, in
-chunks, with the same bytes the Python path writes (``formats``)."""
+chunks, with the same bytes the Python path writes (``formats``).
+
+What keeps it near the speed of a plain COPY of the same columns (measured by the backend's
+CPU time over 30,000 events: the plain COPY 1.0, this CSV 1.25, these JSON lines 1.7, where a
+to_json() per text value made 2.2):
+
+* CSV: the injection escape tests the first character's code (``ascii()``, no substring); a
+  ``jsonb`` value is escaped only if it is a number (the only JSON text that can start with a
+  formula character, ``-``);
+* JSON Lines: one text per line, its text values escaped by one json_object() call
+  (``_sql_jsonl_line``);
+* no per-row Python beyond the append of COPY's row to a list, and no second query: the row
+  count is COPY's own (``cursor.rowcount``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import connection
 
 from ..models import AuditEvent
-from .formats import COLUMNS, ChainHead, ExportFilters, utc_midnight
+from .formats import (
+    FORMULA_STARTS,
+    JSONL_KEYS,
+    JSONL_TEXT_KEYS,
+    ChainHead,
+    ExportFilters,
+    Tally,
+    utc_midnight,
+)
 
 COPY_CHUNK_ROWS = 1000  # about 0.4-0.6 MB of export
+_FORMULA_CODES = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
 
 
 def _sql_cell(expression: str) -> str:
     """escape_cell in SQL, for a text expression (NULL stays NULL: an empty CSV cell)."""
     return (
-        f"CASE WHEN left({expression}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r', '''') "
+        f"CASE WHEN ascii({expression}) IN ({_FORMULA_CODES}) "
         f"THEN '''' || {expression} ELSE {expression} END"
     )
 
 
+def _sql_json_cell(column: str) -> str:
+    """A jsonb column as the CSV cell the Python path writes (``null`` for NULL)."""
+    text = f"e.{column}::text"
+    return (
+        f"CASE WHEN jsonb_typeof(e.{column}) = 'number' THEN {_sql_cell(text)} "
+        f"ELSE coalesce({text}, 'null') END"
+    )
+
+
 _SQL_AT = "to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_SQL_FLAGGED = "CASE WHEN e.flagged THEN 'true' ELSE 'false' END"
 
 _SQL_CSV_COLUMNS = {
     "seq": "e.seq",
@@ -38,25 +70,66 @@ _SQL_CSV_COLUMNS = {
     "object_id": _sql_cell("nullif(e.object_id, '')"),
     "course_id": "e.course_id",
     "project_id": "e.project_id",
-    "old": _sql_cell("coalesce(e.old::text, 'null')"),
-    "new": _sql_cell("coalesce(e.new::text, 'null')"),
-    "flagged": "CASE WHEN e.flagged THEN 'true' ELSE 'false' END",
+    "old": _sql_json_cell("old"),
+    "new": _sql_json_cell("new"),
+    "flagged": _SQL_FLAGGED,
     "hash_version": "e.hash_version",
     "prev_hash": "e.prev_hash",
     "hash": "e.hash",
 }
 
-# Each value as JSON text, exactly as json_build_object() prints it: numbers and null, booleans,
-# strings escaped by to_json() (PostgreSQL's one escape_json), jsonb as jsonb prints itself.
-_SQL_JSON_VALUES = {
-    **{column: f"coalesce(to_json(e.{column})::text, 'null')" for column in COLUMNS},
-    **{
-        column: f"coalesce(e.{column}::text, 'null')"
-        for column in ("seq", "actor_id", "course_id", "project_id", "hash_version", "old", "new")
-    },
-    "at": f"'\"' || {_SQL_AT} || '\"'",
-    "flagged": "CASE WHEN e.flagged THEN 'true' ELSE 'false' END",
-}
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _to_char_literal(text: str) -> str:
+    """Text that to_char() copies as it is: double-quoted, its double quotes escaped."""
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def _sql_jsonl_line() -> str:
+    """A JSON line (``formats.jsonl_line``) as one SQL text expression.
+
+    The values PostgreSQL prints as JSON text already (numbers, jsonb, the time, the flag) come
+    first, each after its constant ``"key" : ``; the constants around the time go into its
+    to_char() format, and those around the flag into its CASE. The text values come last, from
+    ONE json_object(keys, values) call, which escapes them all and writes their keys with the
+    same separators: about half the cost of a to_json() per value. Only its opening brace is
+    cut (``right(…, -1)`` walks one character, where ``btrim`` walks them all); its closing
+    brace closes the line."""
+    leading = ("seq", "at", "actor_id", "course_id", "project_id", "old", "new", "flagged")
+    if (*leading, "hash_version", *JSONL_TEXT_KEYS) != JSONL_KEYS:
+        raise AssertionError("formats.JSONL_KEYS changed: write its line here again")
+    time_format = (
+        _to_char_literal(', "at" : "')
+        + 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        + _to_char_literal('", "actor_id" : ')
+    )
+    flagged = {
+        value: _sql_literal(f', "flagged" : {value}, "hash_version" : ')
+        for value in ("true", "false")
+    }
+    keys = _sql_literal("{" + ",".join(JSONL_TEXT_KEYS) + "}")
+    texts = ", ".join(f"e.{column}" for column in JSONL_TEXT_KEYS)
+    pieces = [
+        _sql_literal('{"seq" : '),
+        "e.seq::text",
+        f"to_char(e.created_at AT TIME ZONE 'UTC', {_sql_literal(time_format)})",
+        "coalesce(e.actor_id::text, 'null')",
+        *(
+            _sql_literal(f', "{column}" : ') + f" || coalesce(e.{column}::text, 'null')"
+            for column in ("course_id", "project_id", "old", "new")
+        ),
+        f"CASE WHEN e.flagged THEN {flagged['true']} ELSE {flagged['false']} END",
+        "e.hash_version::text",
+        "', '",
+        f"right(json_object({keys}::text[], ARRAY[{texts}])::text, -1)",
+    ]
+    return " || ".join(pieces)
+
+
+_SQL_JSONL_LINE = _sql_jsonl_line()
 
 
 def _sql_where(filters: ExportFilters, head: ChainHead) -> tuple[str, list[Any]]:
@@ -87,94 +160,135 @@ def copy_statement(fmt: str, filters: ExportFilters, head: ChainHead) -> tuple[s
     if fmt == "csv":
         select = ", ".join(f'{sql} AS "{column}"' for column, sql in _SQL_CSV_COLUMNS.items())
         return f"COPY (SELECT {select} {source}) TO STDOUT WITH (FORMAT csv, HEADER)", params
-    # The line json_build_object(...)::text would print, concatenated by hand: the same bytes
-    # in half the time (json_build_object looks up every argument's type on every row).
-    line = (
-        "'{' || "
-        + " || ', ' || ".join(
-            f"'\"{column}\" : ' || {_SQL_JSON_VALUES[column]}" for column in COLUMNS
-        )
-        + " || '}'"
-    )
-    # CSV with a delimiter and quote that JSON text never holds raw: the line comes out as is
-    # (text format would double every backslash).
+    # CSV with a delimiter and quote that JSON text never holds raw: the line comes out as it
+    # is (text format would double every backslash).
     return (
-        f"COPY (SELECT {line} {source}) "
+        f"COPY (SELECT {_SQL_JSONL_LINE} {source}) "
         "TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')",
         params,
     )
 
 
-_DONE = object()
+class _Chunker:
+    """The file COPY writes into, one call per row (so the call is kept to an append): rows are
+    handed to ``emit`` in chunks of COPY_CHUNK_ROWS, so memory stays constant."""
 
-
-class _CopyPipe:
-    """The file COPY writes into (one call per row, so the call is kept to an append): rows
-    gathered into chunks of COPY_CHUNK_ROWS handed over a bounded queue, so memory stays
-    constant. Once the consumer has gone (``stop``), rows are dropped until the cancelled
-    statement ends."""
-
-    def __init__(self, chunks: queue.Queue[Any], stop: threading.Event) -> None:
-        self.chunks = chunks
-        self.stop = stop
-        self.parts: list[bytes] = []
-        self.append = self.parts.append
+    def __init__(self, emit: Callable[[bytes], None]) -> None:
+        self.emit = emit
+        self.rows: list[bytes] = []
+        self.append = self.rows.append
 
     def write(self, data: bytes) -> None:
         self.append(data)
-        if len(self.parts) >= COPY_CHUNK_ROWS:
+        if len(self.rows) >= COPY_CHUNK_ROWS:
             self.flush()
 
     def flush(self) -> None:
-        chunk = b"".join(self.parts)
-        self.parts.clear()
-        while chunk and not self.stop.is_set():
+        if self.rows:
+            chunk = b"".join(self.rows)
+            self.rows.clear()
+            self.emit(chunk)
+
+
+def _mogrified(fmt: str, filters: ExportFilters, head: ChainHead) -> str:
+    connection.ensure_connection()
+    statement, params = copy_statement(fmt, filters, head)
+    with connection.connection.cursor() as cursor:
+        return cursor.mogrify(statement, params).decode("utf-8")
+
+
+def _walks_an_index_in_order(filters: ExportFilters) -> bool:
+    """Whether an index hands the selected events over in seq order: (course_id, seq),
+    (project_id, seq), or seq itself for the whole chain."""
+    return (
+        filters.course_id is not None
+        or filters.project_id is not None
+        or not (filters.since or filters.until or filters.verbs)
+    )
+
+
+def _run_copy(
+    cursor: Any, sql: str, emit: Callable[[bytes], None], *, in_transaction: bool, ordered: bool
+) -> int:
+    """COPY into ``emit`` on a raw psycopg2 cursor; return the rows exported (not the header).
+
+    The COPY runs in a transaction of its own (a savepoint inside the caller's), rolled back
+    when it ends: it writes nothing, a cancelled COPY leaves the caller's transaction usable,
+    and the planner setting below ends with it. ``ordered``: no sort. Left to itself,
+    PostgreSQL reads a large course's events with a bitmap scan (every page of the table that
+    holds one, rows rechecked once the bitmap turns lossy) and sorts them by seq on disk
+    before the first row leaves; walking (course_id, seq) instead reads the same pages in
+    order and streams from the first row (at 100,000 of 10,000,000 events: 0.68 s against
+    0.91 s, and nothing written to disk)."""
+    begin = "SAVEPOINT lrb_audit_copy" if in_transaction else "BEGIN"
+    cursor.execute(begin + ("; SET LOCAL enable_sort = off" if ordered else ""))
+    try:
+        chunker = _Chunker(emit)
+        cursor.copy_expert(sql, chunker)
+        chunker.flush()
+        return int(cursor.rowcount)
+    finally:
+        cursor.execute(
+            "ROLLBACK TO SAVEPOINT lrb_audit_copy; RELEASE SAVEPOINT lrb_audit_copy"
+            if in_transaction
+            else "ROLLBACK"
+        )
+
+
+def copy_to(
+    fmt: str, filters: ExportFilters, head: ChainHead, emit: Callable[[bytes], None]
+) -> int:
+    """The export's body handed to ``emit`` in chunks, in this thread (a file being written
+    needs no generator); returns the number of rows."""
+    sql = _mogrified(fmt, filters, head)
+    with connection.connection.cursor() as cursor:
+        return _run_copy(
+            cursor,
+            sql,
+            emit,
+            in_transaction=connection.in_atomic_block,
+            ordered=_walks_an_index_in_order(filters),
+        )
+
+
+_DONE = object()
+
+
+def copy_body(
+    fmt: str, filters: ExportFilters, head: ChainHead, tally: Tally | None = None
+) -> Iterator[bytes]:
+    """Stream COPY's output. psycopg2's copy_expert only pushes into a file, so it runs in a
+    thread on this connection while this generator (the only user of the connection until it
+    finishes) hands the chunks on over a bounded queue. A consumer that goes away cancels the
+    statement; until it has ended, the rows still arriving are dropped. ``tally.rows`` is the
+    number of rows once the last chunk has been handed on."""
+    sql = _mogrified(fmt, filters, head)
+    raw = connection.connection
+    in_transaction = connection.in_atomic_block
+    ordered = _walks_an_index_in_order(filters)
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def hand_on(item: Any) -> None:
+        while not stop.is_set():
             try:
-                self.chunks.put(chunk, timeout=0.5)
+                chunks.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
-
-
-def copy_body(fmt: str, filters: ExportFilters, head: ChainHead) -> Iterator[bytes]:
-    """Stream COPY's output. psycopg2's copy_expert only pushes into a file, so it runs in a
-    thread on this connection while this generator (the only user of the connection until it
-    finishes) hands the chunks on. A consumer that goes away cancels the statement."""
-    connection.ensure_connection()
-    raw = connection.connection
-    with connection.cursor() as cursor:
-        statement, params = copy_statement(fmt, filters, head)
-        sql = cursor.mogrify(statement, params).decode("utf-8")
-    chunks: queue.Queue[Any] = queue.Queue(maxsize=8)
-    stop = threading.Event()
-    pipe = _CopyPipe(chunks, stop)
-
-    # Inside a transaction, a cancelled COPY would abort it: a savepoint keeps it usable.
-    savepoint = connection.in_atomic_block
 
     def run() -> None:
         outcome: Any = _DONE
         try:
             with raw.cursor() as cursor:
-                if savepoint:
-                    cursor.execute("SAVEPOINT lrb_audit_copy")
-                try:
-                    cursor.copy_expert(sql, pipe)
-                except BaseException:
-                    if savepoint:
-                        cursor.execute("ROLLBACK TO SAVEPOINT lrb_audit_copy")
-                    raise
-                if savepoint:
-                    cursor.execute("RELEASE SAVEPOINT lrb_audit_copy")
-            pipe.flush()
+                rows = _run_copy(
+                    cursor, sql, hand_on, in_transaction=in_transaction, ordered=ordered
+                )
+            if tally is not None:
+                tally.rows = rows
         except BaseException as error:  # handed to the consumer, raised there
             outcome = error
-        while not stop.is_set():
-            try:
-                chunks.put(outcome, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        hand_on(outcome)
 
     worker = threading.Thread(target=run, name="audit-export-copy", daemon=True)
     worker.start()

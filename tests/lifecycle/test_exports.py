@@ -149,7 +149,9 @@ def test_every_field_of_an_event_is_exported_with_utc_times(personas, tmp_path, 
         records = [json.loads(line) for line in data_lines(path, fmt)[:-1]]
         row = next(r for r in records if r["seq"] == event.seq)
         assert row["new"] == event.new
-    assert list(row) == list(exports.COLUMNS)
+    # A JSON line lists its text values last (exports.JSONL_KEYS); a CSV keeps COLUMNS' order.
+    assert list(row) == list(exports.COLUMNS if fmt == "csv" else exports.JSONL_KEYS)
+    assert set(exports.JSONL_KEYS) == set(exports.COLUMNS)
     assert row["at"].endswith("Z") and "T" in row["at"]
     assert row["actor_name"] == "Alice"
     assert row["actor_label"] == "alice@example.test"
@@ -753,3 +755,87 @@ def test_an_abandoned_copy_download_leaves_the_connection_usable(personas, in_tr
     assert first.startswith(b"seq,at,")
     stream.close()
     assert AuditEvent.objects.filter(seq=1).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("scope", ["all", "course"])
+def test_a_written_copy_export_is_the_python_paths_file_and_its_head(
+    personas, tmp_path, fmt, scope
+):
+    import time_machine
+
+    awkward_history(personas)
+    filters = exports.ExportFilters(course_id=personas.course.pk if scope == "course" else None)
+    fast, slow = tmp_path / f"fast.{fmt}", tmp_path / f"slow.{fmt}"
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        heads = [
+            exports.write_export(str(path), fmt, filters, fast=is_fast)
+            for path, is_fast in ((fast, True), (slow, False))
+        ]
+    assert fast.read_bytes() == slow.read_bytes()
+    assert heads[0] == heads[1]
+    head = heads[0]["chain_head"]
+    assert head["count"] == AuditEvent.objects.count() == head["last_seq"]
+    assert head["rows"] == (
+        AuditEvent.objects.filter(course=personas.course).count()
+        if scope == "course"
+        else AuditEvent.objects.count()
+    )
+    assert ("filtered export" if scope == "course" else "0 gaps") in verify(fast)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+@pytest.mark.parametrize("scope", ["all", "course"])
+def test_a_copy_export_asks_django_for_the_chain_head_only(personas, tmp_path, scope):
+    """The body and its row count come from COPY; the chain's count from the head's one query
+    (a filtered export) or from the rows themselves (an unfiltered one)."""
+    some_history(personas)
+    filters = exports.ExportFilters(course_id=personas.course.pk if scope == "course" else None)
+    with CaptureQueriesContext(connection) as captured:
+        exports.write_export(str(tmp_path / "trail.jsonl"), "jsonl", filters)
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert len(sql) == 1, sql
+    assert ("count(*)" in sql[0]) == (scope == "course")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+@pytest.mark.parametrize(
+    "in_transaction",
+    [
+        pytest.param(True, marks=pytest.mark.django_db),
+        pytest.param(False, marks=pytest.mark.django_db(transaction=True)),
+    ],
+)
+def test_a_copy_export_leaves_no_planner_setting_behind(personas, tmp_path, in_transaction):
+    assert connection.in_atomic_block == in_transaction
+    some_history(personas)
+    filters = exports.ExportFilters(course_id=personas.course.pk)
+    exports.write_export(str(tmp_path / "trail.csv"), "csv", filters, fast=True)
+    b"".join(exports.stream_export("jsonl", filters, exports.chain_head_at(), fast=True))
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_sort")
+        assert cursor.fetchone()[0] == "on"
+    assert connection.in_atomic_block == in_transaction
+    assert AuditEvent.objects.filter(seq=1).exists()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_heads_count_is_the_chains_up_to_its_last_event_not_what_came_after(personas, fast):
+    if fast and connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    some_history(personas)
+    pinned = exports.chain_head_at(counted=False)
+    assert pinned.count is None
+    append_events(draft_saves(personas, 5))  # the course keeps working during the download
+    assert exports.chain_head_at(pinned.last_seq).count == pinned.last_seq
+    assert exports.chain_head_at().count == pinned.last_seq + 5
+    course = exports.ExportFilters(course_id=personas.course.pk)
+    lines = b"".join(exports.stream_export("jsonl", course, pinned, fast=fast)).splitlines()
+    head = json.loads(lines[-1])["chain_head"]
+    assert (head["count"], head["last_seq"]) == (pinned.last_seq, pinned.last_seq)
+    assert head["rows"] == len(lines) - 1
+    everything = b"".join(
+        exports.stream_export("jsonl", exports.ExportFilters(), pinned, fast=fast)
+    ).splitlines()
+    assert json.loads(everything[-1])["chain_head"]["count"] == pinned.last_seq

@@ -31,7 +31,8 @@ over rounds; then the raw medians and spreads of both sides and the 1-minute loa
   audit event, one decision) and its project moved on to stage 2.
 * ``export_<format>_<size>``: the course under test's audit trail exported by
   lifecycle.exports (benchmarks/audit_export.py's child process, CSV and JSON Lines), rows/s ÷
-  the rows/s of ``COPY (SELECT …) TO STDOUT`` of the same rows.
+  the rows/s of ``COPY (SELECT …) TO STDOUT`` of the same rows, timed in the same child on the
+  same warm connection (one COPY first, then the export, then the COPY).
 * ``pdf``: benchmarks/dossier_pdf.py if it exists, else ``SKIPPED pdf``.
 * ``<page>_queries_<size>`` / ``<page>_time_<size>`` (``FIGURE`` lines): SQL queries and server
   time (median of 5, ms) of one request through django.test.Client in a process of its own
@@ -493,7 +494,6 @@ def approvals_figure(size: str, rounds: int, hello_port: int, app_port: int, coo
 
 def export_figures(size: str, database_url: str, course_id: int, rounds: int) -> None:
     """lifecycle.exports against COPY, through benchmarks/audit_export.py."""
-    import audit_export
 
     for fmt in ("csv", "jsonl"):
         ratios, rates, ceilings, loads = [], [], [], []
@@ -517,7 +517,8 @@ def export_figures(size: str, database_url: str, course_id: int, rounds: int) ->
                     env={**os.environ, "DATABASE_URL": database_url},
                 )
             export = json.loads(child.stdout.strip().splitlines()[-1])
-            rows, seconds, _ = audit_export.copy_ceiling(course_id)
+            # The ceiling was timed in the same child, on the same warm connection.
+            rows, seconds = export["copy_rows"], export["copy_seconds"]
             if rows != export["rows"]:
                 print(f"  export rows {export['rows']} != COPY rows {rows}", flush=True)
             rate = export["rows"] / export["seconds"]

@@ -95,6 +95,24 @@ def get_reviewable_stage(user: Any, stage_pk: int) -> ProjectStage:
     return stage
 
 
+def get_decidable_stage(user: Any, stage_pk: int) -> tuple[ProjectStage, str]:
+    """The stage (fetched as ``get_reviewable_stage`` does) and the role under which ``user``
+    decides on it; 404 for anyone else. Whoever may decide may see the stage (course staff, or
+    an active assignment covering it), so the one check answers both. The team is not
+    prefetched: the check asks whether the user is in it with one cheaper query."""
+    stage = (
+        ProjectStage.objects.select_related("project__course", "definition", "current_revision")
+        .filter(pk=stage_pk)
+        .first()
+    )
+    role = None
+    if stage is not None:
+        role, _assignment = permissions.reviewer_role(user, stage.project, stage.definition)
+    if stage is None or role is None:
+        raise Http404("No such review.")
+    return stage, role
+
+
 # --- the reviewer inbox and the review page ---------------------------------------------------
 
 

@@ -326,15 +326,12 @@ def conflict_declare(request: HttpRequest, stage_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
-    stage = selectors.get_reviewable_stage(request.user, stage_pk)
-    if not permissions.can_review(request.user, stage.project, stage.definition_id):
-        raise Http404("Only this stage's reviewers decide on it.")
+    stage, role = selectors.get_decidable_stage(request.user, stage_pk)
     form = DecisionForm(
         request.POST,
-        questions=list(stage.definition.questions.all()),
+        questions=stage.definition.questions.all(),  # read only if needed (see the form)
         action=reverse("reviews:stage_decide", args=[stage.pk]),
     )
-    role, _ = permissions.reviewer_role(request.user, stage.project, stage.definition)
     part_values = decision_parts.from_post(stage, role, request.POST)
     if not form.is_valid():
         messages.error(request, "Your decision was not recorded: correct the fields below.")
@@ -374,13 +371,13 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
         return domain_error_page(
             request, error, title="Your decision was not recorded", back_url=review_url(stage)
         )
-    stage.refresh_from_db(fields=["status"])
     outcome = decision.get_outcome_display().lower()
     notes = {
         StageStatus.APPROVED: " The gate is satisfied: the stage is approved.",
         StageStatus.CHANGES_REQUESTED: " The stage went back to the team.",
     }
-    note = notes.get(StageStatus(stage.status), "")
+    # The service leaves the stage it read under its lock, as it left it, on the revision.
+    note = notes.get(StageStatus(decision.revision.stage.status), "")
     messages.success(request, f"Recorded: {outcome} on revision {revision.number}.{note}")
     return redirect(review_url(stage))
 

@@ -95,22 +95,20 @@ def get_reviewable_stage(user: Any, stage_pk: int) -> ProjectStage:
     return stage
 
 
-def get_decidable_stage(user: Any, stage_pk: int) -> tuple[ProjectStage, str]:
-    """The stage (fetched as ``get_reviewable_stage`` does) and the role under which ``user``
-    decides on it; 404 for anyone else. Whoever may decide may see the stage (course staff, or
-    an active assignment covering it), so the one check answers both. The team is not
-    prefetched: the check asks whether the user is in it with one cheaper query."""
+def stage_for_decision(stage_pk: int) -> ProjectStage:
+    """The stage a decision is posted on, with what the decision form reads (its definition
+    and current revision); 404 if there is none. It checks no permission: ``decision_record``
+    checks the reviewer under the project's lock before anything else (a view turns its
+    NotAllowed into a 404), and a view that shows anything of the stage without the service
+    must check ``permissions.reviewer_role`` first."""
     stage = (
-        ProjectStage.objects.select_related("project__course", "definition", "current_revision")
+        ProjectStage.objects.select_related("definition", "current_revision")
         .filter(pk=stage_pk)
         .first()
     )
-    role = None
-    if stage is not None:
-        role, _assignment = permissions.reviewer_role(user, stage.project, stage.definition)
-    if stage is None or role is None:
+    if stage is None:
         raise Http404("No such review.")
-    return stage, role
+    return stage
 
 
 # --- the reviewer inbox and the review page ---------------------------------------------------

@@ -776,11 +776,13 @@ def decision_record(
     stage.project = project
     # The caller reads where the stage went from the decision (decision.revision.stage).
     revision.stage = stage
-    if not project.is_active:
-        raise IllegalTransition("This project was concluded; its stages take no decisions.")
+    # Who may decide comes first: the review page's POST leaves this check to the service, so
+    # nothing below may tell someone who is not a reviewer anything about the stage.
     role, assignment = permissions.reviewer_role(reviewer, project, stage.definition)
     if role is None:
         raise NotAllowed("You are not a reviewer of this stage.")
+    if not project.is_active:
+        raise IllegalTransition("This project was concluded; its stages take no decisions.")
     refusal = decision_refusal(reviewer, project, role, assignment)
     if refusal:
         raise IllegalTransition(refusal)

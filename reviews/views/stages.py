@@ -20,7 +20,7 @@ from accounts.reauth import password_confirmed_recently, reauth_redirect
 from evidence.selectors import evidence_changes, revision_files_by_question
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.diffs import answer_text, diff_answers, stakeholder_changes
-from lifecycle.errors import DomainError, InvalidAnswers
+from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
 from lifecycle.forms import add_service_errors
 from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageStatus, StakeholderKind
 
@@ -326,14 +326,25 @@ def conflict_declare(request: HttpRequest, stage_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
-    stage, role = selectors.get_decidable_stage(request.user, stage_pk)
+    # One check of the reviewer, the service's, made under the project's lock: this view only
+    # reads the form. Anything it shows of the stage before the service ran (a form error)
+    # waits for the same check, made here.
+    stage = selectors.stage_for_decision(stage_pk)
+
+    def role_or_404() -> str:
+        role, _ = permissions.reviewer_role(request.user, stage.project, stage.definition)
+        if role is None:
+            raise Http404("Only this stage's reviewers decide on it.")
+        return role
+
     form = DecisionForm(
         request.POST,
         questions=stage.definition.questions.all(),  # read only if needed (see the form)
         action=reverse("reviews:stage_decide", args=[stage.pk]),
     )
-    part_values = decision_parts.from_post(stage, role, request.POST)
+    part_values = decision_parts.from_post_any_role(stage, request.POST)
     if not form.is_valid():
+        role_or_404()
         messages.error(request, "Your decision was not recorded: correct the fields below.")
         return _review_page(request, stage, decision_form=form, part_values=part_values, status=400)
     data = form.cleaned_data
@@ -354,7 +365,10 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
             change=data["change"],
             parts=part_values,
         )
+    except NotAllowed:
+        raise Http404("Only this stage's reviewers decide on it.") from None
     except InvalidAnswers as invalid:
+        role = role_or_404()
         part_keys = {part.key for part in decision_parts.parts_for(stage, role)}
         part_errors = {k: v for k, v in invalid.errors.items() if k.split(".", 1)[0] in part_keys}
         add_service_errors(form, {k: v for k, v in invalid.errors.items() if k not in part_errors})

@@ -101,14 +101,12 @@ def stage_for_decision(stage_pk: int) -> ProjectStage:
     checks the reviewer under the project's lock before anything else (a view turns its
     NotAllowed into a 404), and a view that shows anything of the stage without the service
     must check ``permissions.reviewer_role`` first."""
-    stage = (
-        ProjectStage.objects.select_related("definition", "current_revision")
-        .filter(pk=stage_pk)
-        .first()
-    )
-    if stage is None:
-        raise Http404("No such review.")
-    return stage
+    try:
+        return ProjectStage.objects.select_related("definition", "current_revision").get(
+            pk=stage_pk
+        )
+    except ProjectStage.DoesNotExist:
+        raise Http404("No such review.") from None
 
 
 # --- the reviewer inbox and the review page ---------------------------------------------------

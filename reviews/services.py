@@ -770,10 +770,12 @@ def decision_record(
     prefetch_related_objects([project], "members")
     stage = (
         ProjectStage.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("definition", "current_revision")
+        .select_related("definition")
         .get(pk=revision.stage_id)
     )
     stage.project = project
+    if stage.current_revision_id == revision.pk:
+        stage.current_revision = revision  # revisions never change: no need to read it again
     # The caller reads where the stage went from the decision (decision.revision.stage).
     revision.stage = stage
     # Who may decide comes first: the review page's POST leaves this check to the service, so

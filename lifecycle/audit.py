@@ -42,6 +42,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from .models import AuditEvent, Course, Project
@@ -300,8 +301,19 @@ def _append(events: list[AuditEvent]) -> None:
         prev_hash = event.hash
     if len(events) == 1:
         events[0].save(force_insert=True)
-    else:
-        AuditEvent.objects.bulk_create(events)
+        return
+    AuditEvent.objects.bulk_create(events)
+    # bulk_create sends no signals; whoever listens to new events (lifecycle.freshness replaces
+    # the tokens of their project and course) hears of each as if it had been saved alone.
+    for event in events:
+        post_save.send(
+            sender=AuditEvent,
+            instance=event,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=connection.alias,
+        )
 
 
 @dataclass(frozen=True)

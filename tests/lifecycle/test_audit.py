@@ -519,3 +519,24 @@ def test_a_nested_batch_belongs_to_the_outermost_one(personas):
 def test_a_batch_must_be_opened_inside_a_transaction(personas):
     with pytest.raises(RuntimeError, match="atomic"), audit.audit_batch():
         pass
+
+
+def test_every_event_of_a_batch_is_announced_as_saved(personas):
+    """Listeners of new events (the pages' freshness tokens) hear of each batched event as if
+    it had been saved alone, though the batch inserts them in one statement."""
+    from django.db.models.signals import post_save
+
+    p = personas
+    heard = []
+
+    def listener(sender, instance, created, **kwargs):
+        heard.append((instance.verb, instance.pk is not None, created))
+
+    post_save.connect(listener, sender=AuditEvent, dispatch_uid="test.audit.batch")
+    try:
+        with transaction.atomic(), audit.audit_batch():
+            audit.audit_record(actor=p.alice, verb="test.one", obj=p.project, project=p.project)
+            audit.audit_record(actor=p.alice, verb="test.two", obj=p.project, project=p.project)
+    finally:
+        post_save.disconnect(sender=AuditEvent, dispatch_uid="test.audit.batch")
+    assert heard == [("test.one", True, True), ("test.two", True, True)]

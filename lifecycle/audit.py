@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from .models import AuditEvent, Course, Project
@@ -220,38 +222,98 @@ def audit_record(
     flagged: bool = False,
 ) -> AuditEvent:
     """Append one event to the chain. Must run inside the caller's transaction, so the event
-    commits or rolls back with the change it records."""
+    commits or rolls back with the change it records.
+
+    Inside ``audit_batch()`` the event is only queued: it gets its place in the chain (seq,
+    time, hashes) and its row when the batch ends, and until then has no ``pk`` or ``seq``."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record() must be called inside transaction.atomic().")
-    last_seq, prev_hash = _locked_head()
-    seq = last_seq + 1
-    # Microsecond precision survives both databases; the hash is computed on the stored value.
-    created_at = timezone.now().astimezone(UTC)
-    if project is not None and course is None:
-        course = project.course
-    actor_id = getattr(actor, "pk", None)
+    # The project's course by its id: no query for a project read without its course.
+    course_id = course.pk if course is not None else getattr(project, "course_id", None)
     actor_label = getattr(actor, "email", "") if actor is not None else "system"
     actor_name = str(getattr(actor, "name", "") or "") if actor is not None else ""
     event = AuditEvent(
-        seq=seq,
-        created_at=created_at,
-        actor_id=actor_id,
+        actor_id=getattr(actor, "pk", None),
         actor_label=actor_label,
         actor_name=actor_name[:150],
         verb=verb,
         object_type=obj._meta.label_lower,
         object_id=str(obj.pk),
-        course_id=course.pk if course else None,
+        course_id=course_id,
         project_id=project.pk if project else None,
         old=jsonable(old),
         new=jsonable(new),
         flagged=flagged,
-        prev_hash=prev_hash,
         hash_version=HASH_VERSION,
     )
-    event.hash = hash_payload(payload_of(event))
-    event.save(force_insert=True)
+    pending = getattr(connection, _PENDING_ATTR, None)
+    if pending is not None:
+        pending.append(event)
+    else:
+        _append([event])
     return event
+
+
+# Set on the (per-thread) database connection while an audit_batch() is open.
+_PENDING_ATTR = "_lrb_audit_pending"
+
+
+@contextmanager
+def audit_batch() -> Iterator[None]:
+    """Write the audit events recorded in the block together, when it ends.
+
+    The chain's lock is global and held until the transaction commits, so every audited write
+    waits for whoever holds it. Recorded as they happen, a service's first event takes the
+    lock and keeps it through all the work that follows (gate evaluation, notification rows,
+    the next event); batched, the lock is taken once, as the transaction's last statements, and
+    held only for one read of the head, one INSERT and the COMMIT.
+
+    Use it inside the service's transaction (it checks) and around code that lets its errors
+    propagate: an exception leaving the block drops the queued events (the transaction rolls
+    back), but one caught inside it does not take back what was recorded before it. Nested
+    batches belong to the outermost one."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_batch() must be used inside transaction.atomic().")
+    if getattr(connection, _PENDING_ATTR, None) is not None:
+        yield
+        return
+    pending: list[AuditEvent] = []
+    setattr(connection, _PENDING_ATTR, pending)
+    try:
+        yield
+    finally:
+        setattr(connection, _PENDING_ATTR, None)
+    if pending:  # not reached when the block raised
+        _append(pending)
+
+
+def _append(events: list[AuditEvent]) -> None:
+    """Give the events their places at the head of the chain, in order, and insert them."""
+    last_seq, prev_hash = _locked_head()
+    for event in events:
+        last_seq += 1
+        event.seq = last_seq
+        # Taken under the lock, so times never go backwards along the chain. Microsecond
+        # precision survives both databases; the hash is computed on the stored value.
+        event.created_at = timezone.now().astimezone(UTC)
+        event.prev_hash = prev_hash
+        event.hash = hash_payload(payload_of(event))
+        prev_hash = event.hash
+    if len(events) == 1:
+        events[0].save(force_insert=True)
+        return
+    AuditEvent.objects.bulk_create(events)
+    # bulk_create sends no signals; whoever listens to new events (lifecycle.freshness replaces
+    # the tokens of their project and course) hears of each as if it had been saved alone.
+    for event in events:
+        post_save.send(
+            sender=AuditEvent,
+            instance=event,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=connection.alias,
+        )
 
 
 @dataclass(frozen=True)

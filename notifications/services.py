@@ -76,7 +76,9 @@ def store(rows: list[Notification]) -> list[int]:
     ids = list(
         Notification.objects.filter(
             dedupe_key__in=[r.dedupe_key for r in rows], email_status=EmailStatus.PENDING
-        ).values_list("pk", flat=True)
+        )
+        .order_by()
+        .values_list("pk", flat=True)
     )
     if ids:
         from .tasks import enqueue_delivery

@@ -78,6 +78,13 @@ def from_post(stage: ProjectStage, role: str | None, data: QueryDict) -> dict[st
     return {part.key: part.from_post(stage=stage, data=data) for part in parts_for(stage, role)}
 
 
+def from_post_any_role(stage: ProjectStage, data: QueryDict) -> dict[str, Any]:
+    """Every registered part's raw value, before anyone knows the reviewer's role (the POST
+    that records a decision leaves that to ``decision_record``, which checks only the parts
+    that apply and ignores the others)."""
+    return {part.key: part.from_post(stage=stage, data=data) for part in _parts}
+
+
 def clean_all(
     stage: ProjectStage, role: str, values: Mapping[str, Any] | None
 ) -> list[tuple[DecisionPart, Any]]:

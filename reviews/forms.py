@@ -321,7 +321,10 @@ class DecisionForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         question_field = cast(forms.ChoiceField, self.fields["question_key"])
-        question_field.choices = _question_choices(questions, "The revision as a whole")
+        # Lazy: a decision on the revision as a whole (the usual POST) validates without the
+        # stage's questions, so a queryset passed here is read only when the form is shown or
+        # a question is named.
+        question_field.choices = lambda: _question_choices(questions, "The revision as a whole")
         self.helper = FormHelper()
         self.helper.form_action = action
         self.helper.form_id = "decision-form"

@@ -95,6 +95,20 @@ def get_reviewable_stage(user: Any, stage_pk: int) -> ProjectStage:
     return stage
 
 
+def stage_for_decision(stage_pk: int) -> ProjectStage:
+    """The stage a decision is posted on, with what the decision form reads (its definition
+    and current revision); 404 if there is none. It checks no permission: ``decision_record``
+    checks the reviewer under the project's lock before anything else (a view turns its
+    NotAllowed into a 404), and a view that shows anything of the stage without the service
+    must check ``permissions.reviewer_role`` first."""
+    try:
+        return ProjectStage.objects.select_related("definition", "current_revision").get(
+            pk=stage_pk
+        )
+    except ProjectStage.DoesNotExist:
+        raise Http404("No such review.") from None
+
+
 # --- the reviewer inbox and the review page ---------------------------------------------------
 
 

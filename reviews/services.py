@@ -23,7 +23,7 @@ from django.utils.text import slugify
 from accounts.models import User
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle import services as lifecycle_services
-from lifecycle.audit import audit_record
+from lifecycle.audit import audit_batch, audit_record
 from lifecycle.errors import IllegalTransition, InvalidAnswers, NotAllowed
 from lifecycle.models import (
     AuditEvent,
@@ -745,6 +745,7 @@ def decision_refusal(
 
 
 @transaction.atomic
+@audit_batch()  # the decision's and the stage's events, written last: see audit_batch
 def decision_record(
     *,
     revision: StageRevision,
@@ -769,15 +770,21 @@ def decision_record(
     prefetch_related_objects([project], "members")
     stage = (
         ProjectStage.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("definition", "current_revision")
+        .select_related("definition")
         .get(pk=revision.stage_id)
     )
     stage.project = project
-    if not project.is_active:
-        raise IllegalTransition("This project was concluded; its stages take no decisions.")
+    if stage.current_revision_id == revision.pk:
+        stage.current_revision = revision  # revisions never change: no need to read it again
+    # The caller reads where the stage went from the decision (decision.revision.stage).
+    revision.stage = stage
+    # Who may decide comes first: the review page's POST leaves this check to the service, so
+    # nothing below may tell someone who is not a reviewer anything about the stage.
     role, assignment = permissions.reviewer_role(reviewer, project, stage.definition)
     if role is None:
         raise NotAllowed("You are not a reviewer of this stage.")
+    if not project.is_active:
+        raise IllegalTransition("This project was concluded; its stages take no decisions.")
     refusal = decision_refusal(reviewer, project, role, assignment)
     if refusal:
         raise IllegalTransition(refusal)
@@ -798,11 +805,17 @@ def decision_record(
             raise InvalidAnswers({"comment": ["Say what needs to change."]})
         if stage.status == StageStatus.APPROVED:
             raise IllegalTransition("This stage is already approved; leave a comment instead.")
-    previous = (
-        Decision.objects.select_for_update(no_key=True)
-        .filter(revision=revision, reviewer=reviewer, replaced_at__isnull=True)
-        .first()
+    # Every standing decision on the revision, read once: the reviewer's own (which a change
+    # replaces, so it is locked) and the others, which the gate counts below. The stage's lock
+    # keeps the others as they are until this transaction ends: every decision on a stage's
+    # revision is written here, under that lock.
+    standing = list(
+        Decision.objects.select_for_update(of=("self",), no_key=True)
+        .filter(revision=revision, replaced_at__isnull=True)
+        .select_related("reviewer", "assignment")
+        .order_by("created_at", "pk")
     )
+    previous = next((d for d in standing if d.reviewer_id == reviewer.pk), None)
     if previous is not None and not change:
         raise IllegalTransition(
             "You have already decided on this revision. Use “change my decision” to replace it."
@@ -847,11 +860,12 @@ def decision_record(
     if stage.status != StageStatus.IN_REVIEW:
         return decision  # recorded; the stage already moved (late approval, second request)
     if outcome == DecisionOutcome.REQUEST_CHANGES:
-        lifecycle_services.stage_request_changes(
+        revision.stage = lifecycle_services.stage_request_changes(
             stage=stage, revision=revision, actor=reviewer, reason=decision.comment
         )
         return decision
-    gate = gate_for_stage(stage)
+    others = [d for d in standing if d.reviewer_id != reviewer.pk]
+    gate = gate_for_stage(stage, current_decisions=[*others, decision])
     if gate.satisfied:
         # Both rows are locked above, in the lifecycle's order (project, then stage).
         lifecycle_services.stage_mark_approved(

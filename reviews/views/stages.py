@@ -20,7 +20,7 @@ from accounts.reauth import password_confirmed_recently, reauth_redirect
 from evidence.selectors import evidence_changes, revision_files_by_question
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle.diffs import answer_text, diff_answers, stakeholder_changes
-from lifecycle.errors import DomainError, InvalidAnswers
+from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
 from lifecycle.forms import add_service_errors
 from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageStatus, StakeholderKind
 
@@ -326,17 +326,25 @@ def conflict_declare(request: HttpRequest, stage_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
-    stage = selectors.get_reviewable_stage(request.user, stage_pk)
-    if not permissions.can_review(request.user, stage.project, stage.definition_id):
-        raise Http404("Only this stage's reviewers decide on it.")
+    # One check of the reviewer, the service's, made under the project's lock: this view only
+    # reads the form. Anything it shows of the stage before the service ran (a form error)
+    # waits for the same check, made here.
+    stage = selectors.stage_for_decision(stage_pk)
+
+    def role_or_404() -> str:
+        role, _ = permissions.reviewer_role(request.user, stage.project, stage.definition)
+        if role is None:
+            raise Http404("Only this stage's reviewers decide on it.")
+        return role
+
     form = DecisionForm(
         request.POST,
-        questions=list(stage.definition.questions.all()),
+        questions=stage.definition.questions.all(),  # read only if needed (see the form)
         action=reverse("reviews:stage_decide", args=[stage.pk]),
     )
-    role, _ = permissions.reviewer_role(request.user, stage.project, stage.definition)
-    part_values = decision_parts.from_post(stage, role, request.POST)
+    part_values = decision_parts.from_post_any_role(stage, request.POST)
     if not form.is_valid():
+        role_or_404()
         messages.error(request, "Your decision was not recorded: correct the fields below.")
         return _review_page(request, stage, decision_form=form, part_values=part_values, status=400)
     data = form.cleaned_data
@@ -357,7 +365,10 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
             change=data["change"],
             parts=part_values,
         )
+    except NotAllowed:
+        raise Http404("Only this stage's reviewers decide on it.") from None
     except InvalidAnswers as invalid:
+        role = role_or_404()
         part_keys = {part.key for part in decision_parts.parts_for(stage, role)}
         part_errors = {k: v for k, v in invalid.errors.items() if k.split(".", 1)[0] in part_keys}
         add_service_errors(form, {k: v for k, v in invalid.errors.items() if k not in part_errors})
@@ -374,13 +385,13 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
         return domain_error_page(
             request, error, title="Your decision was not recorded", back_url=review_url(stage)
         )
-    stage.refresh_from_db(fields=["status"])
     outcome = decision.get_outcome_display().lower()
     notes = {
         StageStatus.APPROVED: " The gate is satisfied: the stage is approved.",
         StageStatus.CHANGES_REQUESTED: " The stage went back to the team.",
     }
-    note = notes.get(StageStatus(stage.status), "")
+    # The service leaves the stage it read under its lock, as it left it, on the revision.
+    note = notes.get(StageStatus(decision.revision.stage.status), "")
     messages.success(request, f"Recorded: {outcome} on revision {revision.number}.{note}")
     return redirect(review_url(stage))
 

@@ -463,3 +463,80 @@ def test_without_a_configured_key_one_is_generated_once_under_var(settings, tmp_
     record = signing.signed({"a": 1})
     assert signing.signature_problem(record) == ""
     assert "does not match" in signing.signature_problem({**record, "a": 2})
+
+
+# --- audit_batch: a service's events written last, under one taking of the chain's lock ------
+
+
+def test_a_batch_writes_its_events_at_its_end_in_the_order_they_were_recorded(personas):
+    p = personas
+    before = AuditEvent.objects.count()
+    with transaction.atomic(), audit.audit_batch():
+        first = audit.audit_record(
+            actor=p.alice, verb="test.first", obj=p.project, project=p.project
+        )
+        second = audit.audit_record(actor=p.bob, verb="test.second", obj=p.project)
+        assert first.pk is None and second.pk is None  # queued, not written yet
+        assert AuditEvent.objects.count() == before
+    written = list(AuditEvent.objects.order_by("seq")[before:])
+    assert [e.verb for e in written] == ["test.first", "test.second"]
+    assert [e.pk for e in written] == [first.pk, second.pk]
+    assert written[1].seq == written[0].seq + 1
+    assert written[1].prev_hash == written[0].hash
+    assert written[0].created_at <= written[1].created_at
+    assert written[0].course_id == p.project.course_id and written[0].project_id == p.project.pk
+    assert audit.verify_chain().intact
+
+
+def test_a_batch_left_by_an_error_writes_nothing_and_the_next_event_is_written_at_once(
+    personas,
+):
+    p = personas
+    before = AuditEvent.objects.count()
+    with pytest.raises(RuntimeError, match="boom"), transaction.atomic(), audit.audit_batch():
+        audit.audit_record(actor=p.alice, verb="test.lost", obj=p.project)
+        raise RuntimeError("boom")
+    assert AuditEvent.objects.count() == before
+    with transaction.atomic():
+        event = audit.audit_record(actor=p.alice, verb="test.after", obj=p.project)
+        assert event.pk is not None  # no batch is left open on the connection
+    assert audit.verify_chain().intact
+
+
+def test_a_nested_batch_belongs_to_the_outermost_one(personas):
+    p = personas
+    before = AuditEvent.objects.count()
+    with transaction.atomic(), audit.audit_batch():
+        with audit.audit_batch():
+            audit.audit_record(actor=p.alice, verb="test.inner", obj=p.project)
+        assert AuditEvent.objects.count() == before
+        audit.audit_record(actor=p.alice, verb="test.outer", obj=p.project)
+    verbs = list(AuditEvent.objects.order_by("seq").values_list("verb", flat=True)[before:])
+    assert verbs == ["test.inner", "test.outer"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_must_be_opened_inside_a_transaction(personas):
+    with pytest.raises(RuntimeError, match="atomic"), audit.audit_batch():
+        pass
+
+
+def test_every_event_of_a_batch_is_announced_as_saved(personas):
+    """Listeners of new events (the pages' freshness tokens) hear of each batched event as if
+    it had been saved alone, though the batch inserts them in one statement."""
+    from django.db.models.signals import post_save
+
+    p = personas
+    heard = []
+
+    def listener(sender, instance, created, **kwargs):
+        heard.append((instance.verb, instance.pk is not None, created))
+
+    post_save.connect(listener, sender=AuditEvent, dispatch_uid="test.audit.batch")
+    try:
+        with transaction.atomic(), audit.audit_batch():
+            audit.audit_record(actor=p.alice, verb="test.one", obj=p.project, project=p.project)
+            audit.audit_record(actor=p.alice, verb="test.two", obj=p.project, project=p.project)
+    finally:
+        post_save.disconnect(sender=AuditEvent, dispatch_uid="test.audit.batch")
+    assert heard == [("test.one", True, True), ("test.two", True, True)]

@@ -236,3 +236,56 @@ def test_ten_approving_and_ten_requesting_changes_at_once_leave_one_consistent_o
         assert moved_by.new["outcome"] == "request_changes"
     report = verify_chain()
     assert report.intact, report.reason
+
+
+def test_gate_completing_approvals_on_many_stages_at_once_advance_each_project_once(personas):
+    """The benchmark's "sign-off under load": one TA completes the gate of eight projects'
+    stage 1 at the same moment. The audit chain's lock is global; each approval records its
+    events last, in one batch, so they serialise only there, and the chain stays one line."""
+    from lifecycle import services as lifecycle_services
+
+    p = personas
+    n = 8
+    armed = []
+    for i in range(n):
+        student = UserFactory(display_name=f"Student {i}")
+        enrol(p.course, student)
+        project = lifecycle_services.project_create(
+            course=p.course, actor=student, title=f"Sign-off {i}"
+        )
+        stage = current_stage(project)
+        services.assignment_create(
+            project=project,
+            actor=p.ian,
+            reviewer=p.erin,
+            role="expert",
+            stage_definition=stage.definition,
+        )
+        declare_no_conflict(project, p.erin)
+        revision = fill_and_submit(stage, student)
+        services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
+        armed.append((project, stage, revision))
+
+    results = race(
+        n,
+        lambda i: services.decision_record(
+            revision=armed[i][2], reviewer=p.tina, outcome="approve"
+        ),
+    )
+
+    assert [status for status, _ in results] == ["ok"] * n, results
+    for project, stage, _revision in armed:
+        stage.refresh_from_db()
+        assert stage.status == StageStatus.APPROVED
+        assert len(stage_events(stage, "stage.approve")) == 1
+        assert current_stage(project).definition.order == 2
+        # Each approval's two events sit together in the chain, the decision first.
+        approved = stage_events(stage, "stage.approve")[0]
+        decided = AuditEvent.objects.get(seq=approved.seq - 1)
+        assert (decided.verb, decided.actor_id, decided.project_id) == (
+            "decision.record",
+            p.tina.pk,
+            project.pk,
+        )
+    report = verify_chain()
+    assert report.intact, report.reason

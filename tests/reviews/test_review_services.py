@@ -314,6 +314,43 @@ def test_expert_and_staff_approvals_approve_stage_one_and_open_stage_two(persona
     assert approved.new["gate"]["staff"] == 1 and approved.new["gate"]["expert"] == 1
 
 
+def test_the_approval_that_satisfies_the_gate_takes_the_audit_chain_lock_last(
+    personas, monkeypatch
+):
+    """The chain's lock is global and held to the commit: the decision and the stage's
+    approval are recorded together at the end, after the gate, the next stage and the
+    notifications, so nothing but the events' INSERT runs while it is held."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from lifecycle import audit
+
+    p = personas
+    _stage, revision = submitted_stage_one(p)
+    services.decision_record(revision=revision, reviewer=p.erin, outcome="approve")
+    taken_at: list[int] = []
+    real_locked_head = audit._locked_head
+
+    def locked_head():
+        taken_at.append(len(captured))
+        return real_locked_head()
+
+    monkeypatch.setattr(audit, "_locked_head", locked_head)
+    with CaptureQueriesContext(connection) as captured:
+        services.decision_record(revision=revision, reviewer=p.tina, outcome="approve")
+
+    assert len(taken_at) == 1  # one taking of the lock for both events
+    after = [q["sql"] for q in captured.captured_queries[taken_at[0] :]]
+    held = [sql for sql in after if "lifecycle_auditevent" not in sql]
+    assert all(sql.split()[0].upper() in ("RELEASE", "COMMIT") for sql in held), held
+    assert any(sql.startswith("INSERT INTO") for sql in after)
+    verbs = list(
+        AuditEvent.objects.filter(actor=p.tina).order_by("seq").values_list("verb", flat=True)
+    )
+    assert verbs[-2:] == ["decision.record", "stage.approve"]
+    assert verify_chain().intact
+
+
 def test_the_approval_that_satisfies_the_gate_commits_with_the_stage_approval(
     personas, monkeypatch
 ):

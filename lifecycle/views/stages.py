@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -302,14 +303,17 @@ def _partly_saved_page(
     data = StageAnswersForm.initial_from_answers(
         stage.draft_answers, questions, stage.draft_version
     )
-    data = {k: v for k, v in data.items() if v is not None}
+    # As posted data: a field that takes one value reads the last of several (a POST that
+    # repeats a date field is an error message, not a 500), a multiple choice reads them all.
+    data = MultiValueDict(
+        {k: v if isinstance(v, list) else [v] for k, v in data.items() if v is not None}
+    )
     for q in questions:
         if q.key in invalid:
             for name in form.question_fields(q):
                 data.pop(name, None)
                 if name in request.POST:
-                    values = request.POST.getlist(name)
-                    data[name] = values if len(values) > 1 else values[0]
+                    data.setlist(name, request.POST.getlist(name))
     bound = StageAnswersForm(data, questions=questions)
     bound.is_valid()
     bound.add_answer_errors(

@@ -124,6 +124,26 @@ def test_save_draft_without_script_keeps_the_invalid_input_and_saves_the_rest(pe
     assert stage.draft_answers[text_key] == "Kept and saved"
 
 
+@pytest.mark.parametrize("values", [["", "0"], ["2024-05-01", "not a date"]])
+def test_a_field_posted_twice_is_a_form_error_never_a_500(personas, data_stage, values):
+    """A date question posted twice (a hand-made or fuzzed POST): the last value is the answer,
+    an invalid one is marked next to its field and the rest is saved (found by the fuzz)."""
+    stage = data_stage
+    date_q = stage.definition.questions.get(kind=QuestionKind.DATE)
+    (text_key, _), *_ = texts(stage, 1)
+    client = Client(raise_request_exception=True)
+    client.force_login(personas.alice)
+    data = {**form_data(stage, {text_key: "Kept and saved"}, 0), "save": "1"}
+    data[date_q.key] = values
+    response = client.post(url(stage), data)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert f"Not saved: “{date_q.prompt}”" in page
+    assert "is-invalid" in page
+    stage.refresh_from_db()
+    assert stage.draft_answers[text_key] == "Kept and saved"
+
+
 def test_submission_still_requires_every_answer_valid(personas):
     stage = stage1(personas)
     answers = complete_answers(stage)

@@ -19,13 +19,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lifecycle.models import ProjectStage, ProjectStatus, Question
-from lifecycle.selectors import member_project_ids, taught_course_ids
+from lifecycle.selectors import member_project_ids
 
 from .anonymity import names_for
 from .models import AssignmentState, Comment, Invitation, ReviewAssignment, ReviewerRole
-from .selectors import as_pending_reviews, pending_counts, pending_review_stages
+from .selectors import ReviewerScope, pending_slice, reviewer_scope
 
 HOME_CAP = 8
+_PLACEHOLDER = 987654321
 
 
 @dataclass
@@ -70,14 +71,15 @@ class Waiting:
         )
 
 
-def _decisions(user: Any) -> tuple[Section, int]:
-    stages = pending_review_stages(user)
-    rows = as_pending_reviews(stages[:HOME_CAP])
-    if not rows:
+def _decisions(user: Any, scope: ReviewerScope) -> tuple[Section, int]:
+    """The first HOME_CAP stages waiting for the user's decision, with the counts over all of
+    them (one query, none for someone who neither teaches nor reviews)."""
+    found = pending_slice(user, scope, offset=0, limit=HOME_CAP)
+    if not found.rows:
         return Section(), 0
-    total, overdue = pending_counts(stages)
-    linked = [(r, reverse("reviews:review_stage", args=[r.stage.pk])) for r in rows]
-    return Section(linked, total), overdue
+    url = reverse("reviews:review_stage", args=[_PLACEHOLDER]).replace(str(_PLACEHOLDER), "{}")
+    linked = [(r, url.format(r.stage_id)) for r in found.rows]
+    return Section(linked, found.total), found.overdue
 
 
 def _assignments(user: Any) -> Section:
@@ -117,8 +119,9 @@ def _assignments(user: Any) -> Section:
     return section
 
 
-def _to_confirm(user: Any) -> tuple[Section, Section]:
-    taught = taught_course_ids(user)
+def _to_confirm(taught: list[int]) -> tuple[Section, Section]:
+    if not taught:
+        return Section(), Section()
     invitations = _capped(
         Invitation.objects.filter(
             course_id__in=taught,
@@ -181,16 +184,21 @@ def _threads(user: Any) -> Section:
 
 
 def waiting_for(user: Any) -> Waiting:
-    decisions, overdue = _decisions(user)
-    invitations, experts = _to_confirm(user)
+    """Every list asks only where it can find something: reviewer_scope (one query) says
+    whether the user teaches, holds assignments (and as an expert) or is on a team."""
+    scope = reviewer_scope(user)
+    decisions, overdue = _decisions(user, scope)
+    invitations, experts = _to_confirm(scope.staff_course_ids)
     return Waiting(
         decisions=decisions,
         overdue=overdue,
-        is_staff=taught_course_ids(user).exists(),
-        assignments=_assignments(user),
+        is_staff=bool(scope.staff_courses),
+        assignments=(
+            _assignments(user) if ReviewerRole.EXPERT in scope.assignment_roles else Section()
+        ),
         invitations_to_confirm=invitations,
         experts_to_confirm=experts,
-        threads=_threads(user),
+        threads=_threads(user) if scope.on_a_team else Section(),
     )
 
 

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.defaultfilters import truncatechars
 from django.urls import reverse
 from django.utils import dateformat, timezone
-from django.utils.html import format_html
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
-from lifecycle.models import Course, Membership, Role
+from lifecycle.models import Role, StageStatus
 from lifecycle.templatetags.lifecycle_tags import status_badge
 
 from .. import selectors
-from ..models import DecisionOutcome
+from ..models import ReviewerRole
+from ..selectors import DONE_COMMENT_CHARS
 from .common import signed_in
 
 DONE_LIMIT = 30
@@ -34,127 +36,154 @@ def _review_url() -> str:
     return reverse("reviews:review_stage", args=[_PLACEHOLDER]).replace(str(_PLACEHOLDER), "{}")
 
 
-def _when(value, fmt: str) -> str:
+def _when(value: Any, fmt: str) -> str:
     return dateformat.format(timezone.localtime(value), fmt) if value else ""
 
 
-def pending_rows(pending: Iterable[selectors.PendingReview]) -> list[SafeString]:
+_ROLE_LABELS = {ReviewerRole.EXPERT: "Domain expert", ReviewerRole.STAFF: "Course staff"}
+_OVERDUE = ' <span class="badge text-bg-danger">overdue</span>'
+_NO_DUE = '<span class="text-body-secondary">—</span>'
+_PENDING_ROW = (
+    '<tr class="pending-review{overdue_class}" data-stage="{pk}">'
+    '<td><a href="{url}" class="fw-semibold">{order}. {stage}</a>{cycle}</td>'
+    '<td>{project}<div class="small text-body-secondary">{course}</div></td>'
+    "<td>{revision}</td><td>{submitted}</td><td>{due}</td><td>{role}</td></tr>"
+)
+
+
+def pending_rows(pending: Iterable[selectors.PendingRow]) -> list[SafeString]:
     """The rows of the pending table, printed in Python in one pass (no per-row {% url %},
-    {% with %} or date filters: they were most of the inbox's time)."""
+    {% with %} or date filters: they were most of the inbox's time). Every value from the
+    database goes through escape(); the rest is this module's own markup."""
     url = _review_url()
     rows = []
     for r in pending:
-        s = r.stage
-        submitted = s.submitted_at or (
-            s.current_revision.created_at if s.current_revision else None
-        )
         if r.due:
-            due = format_html(
-                "{}{}",
-                dateformat.format(r.due, "j M Y"),
-                mark_safe(' <span class="badge text-bg-danger">overdue</span>')
-                if r.overdue
-                else "",
-            )
+            due = dateformat.format(r.due, "j M Y") + (_OVERDUE if r.overdue else "")
         else:
-            due = mark_safe('<span class="text-body-secondary">—</span>')
+            due = _NO_DUE
         rows.append(
-            format_html(
-                '<tr class="pending-review{}" data-stage="{}">'
-                '<td><a href="{}" class="fw-semibold">{}. {}</a>{}</td>'
-                '<td>{}<div class="small text-body-secondary">{}</div></td>'
-                "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                " table-danger" if r.overdue else "",
-                s.pk,
-                url.format(s.pk),
-                s.definition.order,
-                s.definition.title,
-                format_html(' <span class="badge text-bg-light border">cycle {}</span>', s.cycle)
-                if s.cycle > 1
-                else "",
-                s.project.title,
-                s.project.course.title,
-                s.current_revision.number if s.current_revision else "",
-                _when(submitted, "j M Y, H:i"),
-                due,
-                "Domain expert" if r.role == "expert" else "Course staff",
+            mark_safe(
+                _PENDING_ROW.format(
+                    overdue_class=" table-danger" if r.overdue else "",
+                    pk=r.stage_id,
+                    url=url.format(r.stage_id),
+                    order=r.order,
+                    stage=escape(r.stage_title),
+                    cycle=(
+                        f' <span class="badge text-bg-light border">cycle {r.cycle}</span>'
+                        if r.cycle > 1
+                        else ""
+                    ),
+                    project=escape(r.project_title),
+                    course=escape(r.course_title),
+                    revision=r.revision,
+                    submitted=_when(r.submitted_at, "j M Y, H:i"),
+                    due=due,
+                    role=_ROLE_LABELS.get(r.role, "Course staff"),
+                )
             )
         )
     return rows
 
 
-def done_items(done: Iterable[selectors.DoneReview]) -> list[SafeString]:
+_APPROVED = '<span class="badge text-bg-success">Approved</span>'
+_CHANGES = '<span class="badge text-bg-danger">Requested changes</span>'
+_DONE_ITEM = (
+    '<li class="list-group-item done-review" data-stage="{pk}">'
+    '<div class="d-flex flex-wrap align-items-center gap-2">'
+    '<a href="{url}?revision={revision}" class="me-auto">{order}. {stage} — {project}, '
+    "revision {revision}</a>"
+    ' {outcome} {stale} <span class="badge {badge}">Stage {status}</span></div>'
+    '<div class="small text-body-secondary">{when}{comment}</div></li>'
+)
+_STATUS_LABELS = {value: str(label).lower() for value, label in StageStatus.choices}
+
+
+def done_items(done: Iterable[selectors.DoneRow]) -> list[SafeString]:
     """The user's decisions as list items, printed in Python in one pass."""
     url = _review_url()
     items = []
     for r in done:
-        d = r.decision
-        s = d.revision.stage
-        approved = d.outcome == DecisionOutcome.APPROVE
-        outcome = format_html(
-            '<span class="badge {}">{}</span>',
-            "text-bg-success" if approved else "text-bg-danger",
-            "Approved" if approved else "Requested changes",
-        )
         stale = (
-            format_html(
-                '<span class="badge text-bg-light border">stale: revision {} is current</span>',
-                s.current_revision.number,
-            )
-            if r.stale and s.current_revision
+            '<span class="badge text-bg-light border">'
+            f"stale: revision {r.stale_since} is current</span>"
+            if r.stale_since is not None
             else ""
         )
-        comment = format_html(" · “{}”", truncatechars(d.comment, 120)) if d.comment else ""
         items.append(
-            format_html(
-                '<li class="list-group-item done-review" data-stage="{}">'
-                '<div class="d-flex flex-wrap align-items-center gap-2">'
-                '<a href="{}?revision={}" class="me-auto">{}. {} — {}, revision {}</a>'
-                ' {} {} <span class="badge {}">Stage {}</span></div>'
-                '<div class="small text-body-secondary">{}{}</div></li>',
-                s.pk,
-                url.format(s.pk),
-                d.revision.number,
-                s.definition.order,
-                s.definition.title,
-                s.project.title,
-                d.revision.number,
-                outcome,
-                stale,
-                status_badge(s.status),
-                s.get_status_display().lower(),
-                _when(d.created_at, "j M Y, H:i"),
-                comment,
+            mark_safe(
+                _DONE_ITEM.format(
+                    pk=r.stage_id,
+                    url=url.format(r.stage_id),
+                    revision=r.revision,
+                    order=r.order,
+                    stage=escape(r.stage_title),
+                    project=escape(r.project_title),
+                    outcome=_APPROVED if r.approved else _CHANGES,
+                    stale=stale,
+                    badge=status_badge(r.stage_status),
+                    status=_STATUS_LABELS.get(r.stage_status, r.stage_status),
+                    when=_when(r.created_at, "j M Y, H:i"),
+                    comment=(
+                        f" · “{escape(truncatechars(r.comment, DONE_COMMENT_CHARS))}”"
+                        if r.comment
+                        else ""
+                    ),
+                )
             )
         )
     return items
+
+
+def _page_number(raw: str | None) -> int | None:
+    """The page asked for: None past the first end (Paginator.get_page shows the last page for
+    0 and below), 1 for anything that is not a number."""
+    try:
+        number = int(raw) if raw is not None else 1
+    except (TypeError, ValueError):
+        return 1
+    return number if number >= 1 else None
 
 
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
-    stages = selectors.pending_review_stages(user)
-    total, overdue = selectors.pending_counts(stages)
-    paginator = Paginator(stages, PENDING_PAGE_SIZE)
-    paginator.count = total  # type: ignore[misc]  # a cached_property: counted just above
-    # A page past the end shows the last page, a malformed one the first: never a 500.
-    page = paginator.get_page(request.GET.get("page"))
-    pending = selectors.as_pending_reviews(page.object_list)
-    done = selectors.done_reviews_for_user(user, limit=DONE_LIMIT)
-    taught = Membership.objects.filter(user=user, role=Role.INSTRUCTOR).values("course_id")
-    return render(
-        request,
-        "reviews/inbox.html",
-        {
-            "pending": pending,
-            "pending_rows": pending_rows(pending),
-            "page": page,
-            "overdue_count": overdue,
-            "done": done,
-            "done_items": done_items(done),
-            "done_limit": DONE_LIMIT,
-            "to_confirm": selectors.invitations_awaiting_confirmation(user),
-            "taught_courses": list(Course.objects.filter(pk__in=taught).order_by("title")),
-        },
+    scope = selectors.reviewer_scope(user)
+    # The page and the counts over every page come in one query; a page past either end is
+    # the last page (a second query counts, a third reads it), a malformed one the first.
+    asked = _page_number(request.GET.get("page"))
+    read = asked or 1
+    found = selectors.pending_slice(
+        user, scope, offset=(read - 1) * PENDING_PAGE_SIZE, limit=PENDING_PAGE_SIZE
     )
+    paginator = Paginator(range(found.total), PENDING_PAGE_SIZE)
+    number = asked if asked is not None and asked <= paginator.num_pages else paginator.num_pages
+    if number != read:
+        found = selectors.pending_slice(
+            user, scope, offset=(number - 1) * PENDING_PAGE_SIZE, limit=PENDING_PAGE_SIZE
+        )
+    page = Page(found.rows, number, paginator)
+    done = selectors.done_rows(user, limit=DONE_LIMIT)
+    context = {
+        "pending": found.rows,
+        "pending_rows": pending_rows(found.rows),
+        "page": page,
+        "overdue_count": found.overdue,
+        "done": done,
+        "done_items": done_items(done),
+        "done_limit": DONE_LIMIT,
+        "to_confirm": selectors.invitations_awaiting_confirmation(
+            user, staff_course_ids=scope.staff_course_ids
+        ),
+        "taught_courses": [
+            {"pk": course_id, "title": title}
+            for course_id, role, title in scope.staff_courses
+            if role == Role.INSTRUCTOR
+        ],
+    }
+    if scope.project_ids or scope.staff_courses or done:
+        # What the navbar would ask (reviews_anything) is known: no query for it.
+        context["shows_reviews"] = True
+    return render(request, "reviews/inbox.html", context)

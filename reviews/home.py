@@ -23,7 +23,7 @@ from lifecycle.selectors import member_project_ids
 
 from .anonymity import names_for
 from .models import AssignmentState, Comment, Invitation, ReviewAssignment, ReviewerRole
-from .selectors import ReviewerScope, pending_slice, reviewer_scope
+from .queue import ReviewerScope, pending_slice, reviewer_scope
 
 HOME_CAP = 8
 _PLACEHOLDER = 987654321
@@ -119,32 +119,35 @@ def _assignments(user: Any) -> Section:
     return section
 
 
-def _to_confirm(taught: list[int]) -> tuple[Section, Section]:
-    if not taught:
-        return Section(), Section()
-    invitations = _capped(
-        Invitation.objects.filter(
-            course_id__in=taught,
-            needs_confirmation=True,
-            confirmed_at__isnull=True,
-            revoked_at__isnull=True,
-            accepted_at__isnull=True,
-            expires_at__gt=timezone.now(),
-            project__isnull=False,
+def _to_confirm(scope: ReviewerScope) -> tuple[Section, Section]:
+    """Each list is read only where reviewer_scope counted something waiting in it."""
+    taught = scope.staff_course_ids
+    invitations = experts = Section()
+    if scope.invitations_to_confirm:
+        invitations = _capped(
+            Invitation.objects.filter(
+                course_id__in=taught,
+                needs_confirmation=True,
+                confirmed_at__isnull=True,
+                revoked_at__isnull=True,
+                accepted_at__isnull=True,
+                expires_at__gt=timezone.now(),
+                project__isnull=False,
+            )
+            .select_related("project", "invited_by")
+            .order_by("created_at", "pk")
         )
-        .select_related("project", "invited_by")
-        .order_by("created_at", "pk")
-    )
-    experts = _capped(
-        ReviewAssignment.objects.filter(
-            project__course_id__in=taught,
-            state=AssignmentState.ACTIVE,
-            needs_confirmation=True,
-            confirmed_at__isnull=True,
+    if scope.experts_to_confirm:
+        experts = _capped(
+            ReviewAssignment.objects.filter(
+                project__course_id__in=taught,
+                state=AssignmentState.ACTIVE,
+                needs_confirmation=True,
+                confirmed_at__isnull=True,
+            )
+            .select_related("project", "reviewer")
+            .order_by("created_at", "pk")
         )
-        .select_related("project", "reviewer")
-        .order_by("created_at", "pk")
-    )
     for row in [*invitations.rows, *experts.rows]:
         row.href = reverse("reviews:project_reviewers", args=[row.project_id])
     return invitations, experts
@@ -188,7 +191,7 @@ def waiting_for(user: Any) -> Waiting:
     whether the user teaches, holds assignments (and as an expert) or is on a team."""
     scope = reviewer_scope(user)
     decisions, overdue = _decisions(user, scope)
-    invitations, experts = _to_confirm(scope.staff_course_ids)
+    invitations, experts = _to_confirm(scope)
     return Waiting(
         decisions=decisions,
         overdue=overdue,

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, Window
-from django.db.models.functions import Coalesce, Substr
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -25,13 +24,12 @@ from lifecycle.models import (
 )
 from lifecycle.policy import independent_review_mode
 
-from . import permissions
+from . import permissions, queue
 from .anonymity import NAMED, ReviewerNames
 from .models import (
     AssignmentState,
     Comment,
     Decision,
-    DecisionOutcome,
     Invitation,
     ReviewAssignment,
     ReviewerRole,
@@ -126,78 +124,6 @@ def _active_assignments_of(user: Any) -> QuerySet[ReviewAssignment]:
 
 
 @dataclass(frozen=True)
-class ReviewerScope:
-    """Where the user may review, read once per page: the courses they teach (id, role, title,
-    by title), the projects they may decide on (every project of those courses and those of
-    their active assignments), the roles of those assignments, and whether they are on any
-    team."""
-
-    staff_courses: list[tuple[int, str, str]] = field(default_factory=list)
-    project_ids: frozenset[int] = frozenset()
-    assignment_roles: frozenset[str] = frozenset()
-    on_a_team: bool = False
-
-    @property
-    def staff_course_ids(self) -> list[int]:
-        return [course_id for course_id, _, _ in self.staff_courses]
-
-
-def reviewer_scope(user: Any) -> ReviewerScope:
-    """One query (a UNION ALL of index scans on the user's own rows): what the inbox and the
-    home panel need to know before they ask anything else, so that a student asks nothing
-    about reviews and a reviewer nothing about teams. The project ids go on to the pending
-    query as a list: the planner sees how few they are and probes the stages' (project,
-    status) index, where a subquery's estimate grows with every course in the database."""
-    if not getattr(user, "is_authenticated", False):
-        return ReviewerScope()
-    staff_memberships = Membership.objects.filter(user_id=user.pk, role__in=STAFF_ROLES)
-    rows = (
-        staff_memberships.annotate(scope_kind=Value("staff"), scope_title=F("course__title"))
-        .order_by()
-        .values_list("scope_kind", "course_id", "role", "scope_title")
-    )
-    taught_projects = (
-        Project.objects.filter(course_id__in=staff_memberships.values("course_id"))
-        .annotate(scope_kind=Value("taught"), scope_role=Value(""), scope_title=Value(""))
-        .order_by()
-        .values_list("scope_kind", "pk", "scope_role", "scope_title")
-    )
-    assigned = (
-        ReviewAssignment.objects.filter(reviewer_id=user.pk, state=AssignmentState.ACTIVE)
-        .annotate(scope_kind=Value("assigned"), scope_title=Value(""))
-        .order_by()
-        .values_list("scope_kind", "project_id", "role", "scope_title")
-    )
-    team = (
-        Project.members.through.objects.filter(user_id=user.pk)
-        .annotate(
-            scope_kind=Value("team"),
-            scope_ref=Value(0),
-            scope_role=Value(""),
-            scope_title=Value(""),
-        )
-        .order_by()
-        .values_list("scope_kind", "scope_ref", "scope_role", "scope_title")
-        .distinct()
-    )
-    staff: list[tuple[int, str, str]] = []
-    project_ids: set[int] = set()
-    roles: set[str] = set()
-    on_a_team = False
-    for kind, ref, role, title in rows.union(taught_projects, assigned, team, all=True):
-        if kind == "staff":
-            staff.append((ref, role, title))
-        elif kind == "team":
-            on_a_team = True
-        else:
-            project_ids.add(ref)
-            if kind == "assigned":
-                roles.add(role)
-    staff.sort(key=lambda course: (course[2], course[0]))
-    return ReviewerScope(staff, frozenset(project_ids), frozenset(roles), on_a_team)
-
-
-@dataclass(frozen=True)
 class PendingReview:
     stage: ProjectStage
     due: dt.date | None  # the assignment's due date, else the stage's
@@ -211,7 +137,7 @@ class Thread:
     replies: list[Comment] = field(default_factory=list)
 
 
-def _pending_filter(user: Any, scope: ReviewerScope) -> QuerySet[ProjectStage]:
+def _pending_filter(user: Any, scope: queue.ReviewerScope) -> QuerySet[ProjectStage]:
     """Stages in review that ``user`` may decide and has not decided on their current revision,
     annotated with the user's assignment (due date, role), in no order."""
     assignments = _active_assignments_of(user)
@@ -244,8 +170,9 @@ def _pending_filter(user: Any, scope: ReviewerScope) -> QuerySet[ProjectStage]:
 def pending_review_stages(user: Any) -> QuerySet[ProjectStage]:
     """Stages in review that ``user`` may decide and has not decided on their current revision,
     oldest submission first, annotated with the user's assignment (due date, role), as model
-    rows (for mails and small callers; pages use pending_slice)."""
-    scope = reviewer_scope(user)
+    rows (for mails and small callers; pages use queue.pending_slice, which keeps to the same
+    rules in SQL)."""
+    scope = queue.reviewer_scope(user)
     if not scope.project_ids:
         return ProjectStage.objects.none()
     return (
@@ -277,191 +204,11 @@ def pending_reviews_for_user(user: Any) -> list[PendingReview]:
     return as_pending_reviews(pending_review_stages(user))
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRow:
-    """A stage waiting for the user's decision, as the inbox and the home panel print it."""
-
-    stage_id: int
-    order: int
-    stage_title: str
-    cycle: int
-    project_title: str
-    course_title: str
-    revision: int
-    submitted_at: dt.datetime | None  # the stage's, else its current revision's
-    due: dt.date | None  # the assignment's due date, else the stage's
-    overdue: bool
-    role: str  # ReviewerRole the user decides under
-
-
-@dataclass(frozen=True)
-class PendingSlice:
-    rows: list[PendingRow]
-    total: int  # over every page
-    overdue: int  # over every page
-
-
-def pending_slice(user: Any, scope: ReviewerScope, *, offset: int, limit: int) -> PendingSlice:
-    """``limit`` pending reviews from ``offset``, oldest submission first, and the counts over
-    all of them, in one query: the counts are window aggregates over the rows the page is cut
-    from. A slice past the end has no row to carry them: then a second query counts."""
-    if not scope.project_ids:  # neither teaches nor reviews: no query at all
-        return PendingSlice([], 0, 0)
-    today = timezone.localdate()
-    stages = _pending_filter(user, scope).annotate(
-        effective_due=Coalesce("assignment_due", "due_date")
-    )
-    found = list(
-        stages.annotate(
-            total=Window(Count("pk")),
-            overdue=Window(Count("pk", filter=Q(effective_due__lt=today))),
-        )
-        .order_by(F("submitted_at").asc(nulls_last=True), "pk")
-        .values_list(
-            "pk",
-            "definition__order",
-            "definition__title",
-            "cycle",
-            "project__title",
-            "project__course__title",
-            "current_revision__number",
-            "submitted_at",
-            "current_revision__created_at",
-            "effective_due",
-            "assignment_role",
-            "total",
-            "overdue",
-        )[offset : offset + limit]
-    )
-    if not found:
-        if offset == 0:
-            return PendingSlice([], 0, 0)
-        totals = stages.order_by().aggregate(
-            total=Count("pk"), overdue=Count("pk", filter=Q(effective_due__lt=today))
-        )
-        return PendingSlice([], totals["total"], totals["overdue"])
-    rows = [
-        PendingRow(
-            stage_id=pk,
-            order=order,
-            stage_title=title,
-            cycle=cycle,
-            project_title=project,
-            course_title=course,
-            revision=number,
-            submitted_at=submitted or revised,
-            due=due,
-            overdue=due is not None and due < today,
-            role=role or ReviewerRole.STAFF,
-        )
-        for (
-            pk,
-            order,
-            title,
-            cycle,
-            project,
-            course,
-            number,
-            submitted,
-            revised,
-            due,
-            role,
-            _,
-            _,
-        ) in found
-    ]
-    return PendingSlice(rows, found[0][-2], found[0][-1])
-
-
-@dataclass(frozen=True, slots=True)
-class DoneRow:
-    """One of the user's standing decisions, as the inbox prints it."""
-
-    stage_id: int
-    order: int
-    stage_title: str
-    project_title: str
-    revision_id: int
-    revision: int
-    approved: bool
-    stale_since: int | None  # the current revision's number when a newer one was submitted
-    stage_status: str
-    created_at: dt.datetime
-    comment: str  # at most DONE_COMMENT_CHARS + 1 characters: enough to know it was cut
-
-
-DONE_COMMENT_CHARS = 120
-
-
-def done_rows(user: Any, *, limit: int) -> list[DoneRow]:
-    """The user's ``limit`` latest standing decisions, newest first, in one query of plain
-    values (no model rows: the inbox shows a few fields of five tables)."""
+def invitations_awaiting_confirmation(user: Any) -> list[Invitation]:
+    """Teams' invitations that course staff of the user's courses still have to confirm."""
     if not getattr(user, "is_authenticated", False):
         return []
-    found = (
-        Decision.objects.filter(reviewer=user, replaced_at__isnull=True)
-        .annotate(comment_start=Substr("comment", 1, DONE_COMMENT_CHARS + 1))
-        .order_by("-created_at", "-pk")
-        .values_list(
-            "revision__stage_id",
-            "revision__stage__definition__order",
-            "revision__stage__definition__title",
-            "revision__stage__project__title",
-            "revision_id",
-            "revision__number",
-            "outcome",
-            "revision__stage__current_revision_id",
-            "revision__stage__current_revision__number",
-            "revision__stage__status",
-            "created_at",
-            "comment_start",
-        )[:limit]
-    )
-    return [
-        DoneRow(
-            stage_id=stage_id,
-            order=order,
-            stage_title=title,
-            project_title=project,
-            revision_id=revision_id,
-            revision=number,
-            approved=outcome == DecisionOutcome.APPROVE,
-            stale_since=current_number if current_id != revision_id else None,
-            stage_status=status,
-            created_at=created_at,
-            comment=comment,
-        )
-        for (
-            stage_id,
-            order,
-            title,
-            project,
-            revision_id,
-            number,
-            outcome,
-            current_id,
-            current_number,
-            status,
-            created_at,
-            comment,
-        ) in found
-    ]
-
-
-def invitations_awaiting_confirmation(
-    user: Any, *, staff_course_ids: list[int] | None = None
-) -> list[Invitation]:
-    """Teams' invitations that course staff of the user's courses still have to confirm.
-    ``staff_course_ids``: those courses, if already read (none: no query)."""
-    if not getattr(user, "is_authenticated", False):
-        return []
-    staff_courses: Any = staff_course_ids
-    if staff_courses is None:
-        staff_courses = Membership.objects.filter(user=user, role__in=STAFF_ROLES).values(
-            "course_id"
-        )
-    elif not staff_courses:
-        return []
+    staff_courses = Membership.objects.filter(user=user, role__in=STAFF_ROLES).values("course_id")
     return list(
         Invitation.objects.filter(
             course_id__in=staff_courses,

@@ -19,9 +19,9 @@ from django.views.decorators.http import require_GET
 from lifecycle.models import Role, StageStatus
 from lifecycle.templatetags.lifecycle_tags import status_badge
 
-from .. import selectors
+from .. import queue, selectors
 from ..models import ReviewerRole
-from ..selectors import DONE_COMMENT_CHARS
+from ..queue import DONE_COMMENT_CHARS
 from .common import signed_in
 
 DONE_LIMIT = 30
@@ -51,7 +51,7 @@ _PENDING_ROW = (
 )
 
 
-def pending_rows(pending: Iterable[selectors.PendingRow]) -> list[SafeString]:
+def pending_rows(pending: Iterable[queue.PendingRow]) -> list[SafeString]:
     """The rows of the pending table, printed in Python in one pass (no per-row {% url %},
     {% with %} or date filters: they were most of the inbox's time). Every value from the
     database goes through escape(); the rest is this module's own markup."""
@@ -100,7 +100,7 @@ _DONE_ITEM = (
 _STATUS_LABELS = {value: str(label).lower() for value, label in StageStatus.choices}
 
 
-def done_items(done: Iterable[selectors.DoneRow]) -> list[SafeString]:
+def done_items(done: Iterable[queue.DoneRow]) -> list[SafeString]:
     """The user's decisions as list items, printed in Python in one pass."""
     url = _review_url()
     items = []
@@ -150,22 +150,22 @@ def _page_number(raw: str | None) -> int | None:
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
-    scope = selectors.reviewer_scope(user)
+    scope = queue.reviewer_scope(user)
     # The page and the counts over every page come in one query; a page past either end is
     # the last page (a second query counts, a third reads it), a malformed one the first.
     asked = _page_number(request.GET.get("page"))
     read = asked or 1
-    found = selectors.pending_slice(
+    found = queue.pending_slice(
         user, scope, offset=(read - 1) * PENDING_PAGE_SIZE, limit=PENDING_PAGE_SIZE
     )
     paginator = Paginator(range(found.total), PENDING_PAGE_SIZE)
     number = asked if asked is not None and asked <= paginator.num_pages else paginator.num_pages
     if number != read:
-        found = selectors.pending_slice(
+        found = queue.pending_slice(
             user, scope, offset=(number - 1) * PENDING_PAGE_SIZE, limit=PENDING_PAGE_SIZE
         )
     page = Page(found.rows, number, paginator)
-    done = selectors.done_rows(user, limit=DONE_LIMIT)
+    done = queue.done_rows(user, limit=DONE_LIMIT)
     context = {
         "pending": found.rows,
         "pending_rows": pending_rows(found.rows),
@@ -174,8 +174,10 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "done": done,
         "done_items": done_items(done),
         "done_limit": DONE_LIMIT,
-        "to_confirm": selectors.invitations_awaiting_confirmation(
-            user, staff_course_ids=scope.staff_course_ids
+        "to_confirm": (
+            selectors.invitations_awaiting_confirmation(user)
+            if scope.invitations_to_confirm
+            else []
         ),
         "taught_courses": [
             {"pk": course_id, "title": title}
@@ -183,7 +185,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             if role == Role.INSTRUCTOR
         ],
     }
-    if scope.project_ids or scope.staff_courses or done:
+    if scope.project_ids or done:
         # What the navbar would ask (reviews_anything) is known: no query for it.
         context["shows_reviews"] = True
     return render(request, "reviews/inbox.html", context)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import Http404
@@ -144,3 +146,33 @@ def roster_team_of(membership: Membership) -> Project | None:
         .first()
     )
     return entry.project if entry is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class CourseHeading:
+    """What the home page's card shows of a course."""
+
+    pk: int
+    title: str
+    term: str
+
+
+_COURSE_ROLES_SQL = """
+SELECT c.id, c.title, c.term, m.role
+  FROM lifecycle_membership m JOIN lifecycle_course c ON c.id = m.course_id
+ WHERE m.user_id = %s
+ ORDER BY c.created_at DESC, c.title
+"""
+
+
+def course_roles(user: Any) -> list[tuple[CourseHeading, str]]:
+    """The user's courses, newest first, each with their role in it: the home page's cards.
+    Plain SQL (one join on the user's memberships): the equivalent queryset took more CPU to
+    build than the page's own rows."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_COURSE_ROLES_SQL, [user.pk])
+        return [
+            (CourseHeading(pk, title, term), role) for pk, title, term, role in cursor.fetchall()
+        ]

@@ -16,17 +16,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import (
-    Count,
-    F,
-    OuterRef,
     Prefetch,
     QuerySet,
-    Subquery,
     Value,
-    Window,
     prefetch_related_objects,
 )
-from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -35,7 +29,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from lifecycle import freshness, permissions, proposals, selectors, services, teams
+from lifecycle import freshness, permissions, proposals, selectors, services, staff_home, teams
 from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
 from lifecycle.forms import (
     ConcludeForm,
@@ -97,10 +91,11 @@ COURSE_PAGE_SIZE = 50
 class CourseCard:
     """A course on the home page: the person's role in it and the projects they may see."""
 
-    course: Course
+    course: selectors.CourseHeading
     role: str
     projects: list[Project] = field(default_factory=list)
     project_total: int = 0  # staff: every project of the course, shown or not
+    table: str = ""  # staff: the projects' table, printed by lifecycle.staff_home
 
     @property
     def role_label(self) -> str:
@@ -116,24 +111,7 @@ class CourseCard:
 
 
 def _course_cards(user: Any) -> list[CourseCard]:
-    role = Membership.objects.filter(course=OuterRef("pk"), user=user).values("role")[:1]
-    courses = (
-        selectors.courses_for_user(user)
-        .select_related("template")
-        .annotate(my_role=Subquery(role))
-        .order_by("-created_at", "title")
-    )
-    return [CourseCard(course=course, role=course.my_role) for course in courses]
-
-
-def _first_projects_of(course_ids: list[int]) -> QuerySet[Project]:
-    """The first HOME_PROJECTS_PER_COURSE projects (by title) of each course, in one query."""
-    rank = Window(RowNumber(), partition_by=F("course_id"), order_by=[F("title"), F("pk")])
-    return (
-        Project.objects.filter(course_id__in=course_ids)
-        .annotate(rank=rank)
-        .filter(rank__lte=HOME_PROJECTS_PER_COURSE)
-    )
+    return [CourseCard(course=course, role=role) for course, role in selectors.course_roles(user)]
 
 
 @login_required
@@ -196,34 +174,19 @@ def _own_courses_and_projects(user: Any) -> tuple[list[int], list[int]] | None:
 def _home_context(request: HttpRequest) -> dict[str, Any]:
     cards = _course_cards(request.user)
     taught = [card.course.pk for card in cards if card.is_staff_role]
+    if taught:
+        return _staff_home_context(request, cards, taught)
     projects = list(
         _projects_with_stage(
             Project.objects.filter(pk__in=selectors.member_project_ids(request.user))
         ).order_by("course_id", "title", "pk")
     )
-    totals: dict[int, int] = {}
-    if taught:
-        own = {p.pk for p in projects}
-        projects += [
-            p
-            for p in _projects_with_stage(_first_projects_of(taught)).order_by(
-                "course_id", "title", "pk"
-            )
-            if p.pk not in own
-        ]
-        totals = dict(
-            Project.objects.filter(course_id__in=taught)
-            .order_by()
-            .values("course_id")
-            .annotate(n=Count("pk"))
-            .values_list("course_id", "n")
-        )
     by_course: dict[int, list[Project]] = defaultdict(list)
     for project in sorted(projects, key=lambda p: (p.course_id, p.title, p.pk)):
         by_course[project.course_id].append(project)
     for card in cards:
         card.projects = by_course.pop(card.course.pk, [])
-        card.project_total = totals.get(card.course.pk, len(card.projects))
+        card.project_total = len(card.projects)
     # A project whose course the person has left: still theirs, so still listed.
     orphans = [p for group in by_course.values() for p in group]
     join_form = JoinCourseForm(action=reverse("lifecycle:course_join"), inline=True)
@@ -231,6 +194,41 @@ def _home_context(request: HttpRequest) -> dict[str, Any]:
         "waiting": render_home_panels(request),
         "cards": cards,
         "orphan_projects": orphans,
+        "project_count": sum(card.project_total for card in cards) + len(orphans),
+        "join_form": join_form,
+    }
+
+
+def _staff_home_context(
+    request: HttpRequest, cards: list[CourseCard], taught: list[int]
+) -> dict[str, Any]:
+    """The home of someone who teaches: the first HOME_PROJECTS_PER_COURSE projects of each
+    course they teach with its total, and every project of their own, read in two queries and
+    printed in one pass (lifecycle.staff_home)."""
+    rows, teams = staff_home.staff_projects(
+        request.user, taught=taught, per_course=HOME_PROJECTS_PER_COURSE
+    )
+    by_course: dict[int, list[staff_home.ProjectRow]] = defaultdict(list)
+    totals: dict[int, int] = {}
+    for row in sorted(rows, key=lambda r: (r.course_id, r.title, r.pk)):
+        by_course[row.course_id].append(row)
+        totals[row.course_id] = max(row.course_total, totals.get(row.course_id, 0))
+    for card in cards:
+        shown = by_course.pop(card.course.pk, [])
+        card.projects = shown  # type: ignore[assignment]
+        card.project_total = totals.get(card.course.pk) or len(shown)
+        if shown:
+            card.table = staff_home.project_table(shown, teams, show_team=card.is_staff_role)
+    # A project whose course the person has left: still theirs, so still listed.
+    orphans = [row for group in by_course.values() for row in group]
+    join_form = JoinCourseForm(action=reverse("lifecycle:course_join"), inline=True)
+    return {
+        "waiting": render_home_panels(request),
+        "cards": cards,
+        "orphan_projects": orphans,
+        "orphan_table": (
+            staff_home.project_table(orphans, teams, show_team=False) if orphans else ""
+        ),
         "project_count": sum(card.project_total for card in cards) + len(orphans),
         "join_form": join_form,
     }

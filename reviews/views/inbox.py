@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
@@ -11,7 +10,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.defaultfilters import truncatechars
 from django.urls import reverse
-from django.utils import dateformat, timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
@@ -20,6 +18,7 @@ from lifecycle.models import Role, StageStatus
 from lifecycle.templatetags.lifecycle_tags import status_badge
 
 from .. import queue, selectors
+from ..dates import day_month_year, local_day_month_year_time
 from ..models import ReviewerRole
 from ..queue import DONE_COMMENT_CHARS
 from .common import signed_in
@@ -34,10 +33,6 @@ _PLACEHOLDER = 987654321
 def _review_url() -> str:
     """The review page's URL with a placeholder for the stage: reverse() once per page."""
     return reverse("reviews:review_stage", args=[_PLACEHOLDER]).replace(str(_PLACEHOLDER), "{}")
-
-
-def _when(value: Any, fmt: str) -> str:
-    return dateformat.format(timezone.localtime(value), fmt) if value else ""
 
 
 _ROLE_LABELS = {ReviewerRole.EXPERT: "Domain expert", ReviewerRole.STAFF: "Course staff"}
@@ -58,10 +53,7 @@ def pending_rows(pending: Iterable[queue.PendingRow]) -> list[SafeString]:
     url = _review_url()
     rows = []
     for r in pending:
-        if r.due:
-            due = dateformat.format(r.due, "j M Y") + (_OVERDUE if r.overdue else "")
-        else:
-            due = _NO_DUE
+        due = day_month_year(r.due) + (_OVERDUE if r.overdue else "") if r.due else _NO_DUE
         rows.append(
             mark_safe(
                 _PENDING_ROW.format(
@@ -78,7 +70,7 @@ def pending_rows(pending: Iterable[queue.PendingRow]) -> list[SafeString]:
                     project=escape(r.project_title),
                     course=escape(r.course_title),
                     revision=r.revision,
-                    submitted=_when(r.submitted_at, "j M Y, H:i"),
+                    submitted=local_day_month_year_time(r.submitted_at),
                     due=due,
                     role=_ROLE_LABELS.get(r.role, "Course staff"),
                 )
@@ -124,7 +116,7 @@ def done_items(done: Iterable[queue.DoneRow]) -> list[SafeString]:
                     stale=stale,
                     badge=status_badge(r.stage_status),
                     status=_STATUS_LABELS.get(r.stage_status, r.stage_status),
-                    when=_when(r.created_at, "j M Y, H:i"),
+                    when=local_day_month_year_time(r.created_at),
                     comment=(
                         f" · “{escape(truncatechars(r.comment, DONE_COMMENT_CHARS))}”"
                         if r.comment

@@ -3,13 +3,14 @@ reviewer inbox and the home page's "waiting for you" panel print it.
 
 These are the busiest reads of the review layer (every reviewer's inbox and every staff home
 page), so they are written in SQL by hand rather than through the ORM: building and compiling
-the equivalent querysets (subqueries, window aggregates, five joins) cost ten times the CPU of
-running them, most of each page. The SQL is plain SQL-2003 that PostgreSQL and SQLite both
-run (window aggregates, scalar subqueries, UNION ALL); values come back as tuples, converted
-where SQLite returns text. The rules they encode are the ones selectors.pending_review_stages()
-states with the ORM, and the tests hold both to the same answers.
+the equivalent querysets (subqueries, window aggregates, five joins) took ten times the CPU
+of running them, most of each page (issue 9: a page must cost little beside a hello-world
+view). The SQL is plain SQL that PostgreSQL and SQLite both run (window aggregates, scalar
+subqueries, UNION ALL); values come back as tuples, converted where SQLite returns text. The
+rules are the ones selectors.pending_review_stages() states with the ORM, and
+tests/reviews/test_queue.py holds both to the same answers for every persona.
 
-Three queries at most for a reviewer's page, one for anyone else:
+Three queries for a reviewer's inbox, one for anyone else's page:
 
 * reviewer_scope(): where the user reviews (courses taught, projects they may decide on, their
   assignments, whether anything waits for staff confirmation, whether they are on a team);
@@ -71,7 +72,6 @@ class ReviewerScope:
     """Where the user may review, read once per page."""
 
     staff_courses: list[tuple[int, str, str]] = field(default_factory=list)  # id, role, title
-    project_ids: frozenset[int] = frozenset()  # every project they may decide on
     assignments: list[Assignment] = field(default_factory=list)
     invitations_to_confirm: int = 0  # teams' invitations to the courses they teach
     experts_to_confirm: int = 0  # accepted experts of those courses not yet confirmed
@@ -85,6 +85,11 @@ class ReviewerScope:
     @property
     def staff_course_ids(self) -> list[int]:
         return [course_id for course_id, _, _ in self.staff_courses]
+
+    @property
+    def reviews(self) -> bool:
+        """Whether anything can wait for their decision: they teach or are assigned."""
+        return bool(self.staff_courses or self.assignments)
 
     @property
     def assignment_roles(self) -> set[str]:
@@ -112,11 +117,6 @@ SELECT 'staff', m.course_id, m.role, c.title, NULL, NULL, NULL, NULL
   FROM lifecycle_membership m JOIN lifecycle_course c ON c.id = m.course_id
  WHERE m.user_id = %(user)s AND m.role IN ({staff_roles})
 UNION ALL
-SELECT 'taught', p.id, NULL, NULL, NULL, NULL, NULL, NULL
-  FROM lifecycle_project p
- WHERE p.course_id IN (SELECT course_id FROM lifecycle_membership
-                        WHERE user_id = %(user)s AND role IN ({staff_roles}))
-UNION ALL
 SELECT 'team', COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL
   FROM lifecycle_project_members t WHERE t.user_id = %(user)s
 UNION ALL
@@ -138,9 +138,7 @@ SELECT 'experts', COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL
 def reviewer_scope(user: Any) -> ReviewerScope:
     """One query (a UNION ALL of index scans on the user's own rows) that tells a page what
     else to ask: a student asks nothing about reviews, a reviewer nothing about teams, and
-    nobody reads the confirmations list when nothing awaits confirmation. The project ids go on
-    to pending_slice() as a list, so the planner sees how few they are and probes the stages'
-    (project, status) index, where a subquery's estimate grows with every course stored."""
+    nobody reads the confirmations list when nothing awaits confirmation."""
     if not getattr(user, "is_authenticated", False):
         return ReviewerScope()
     staff_roles = {f"staff_role_{i}": role for i, role in enumerate(sorted(STAFF_ROLES))}
@@ -153,7 +151,6 @@ def reviewer_scope(user: Any) -> ReviewerScope:
         **staff_roles,
     }
     staff: list[tuple[int, str, str]] = []
-    project_ids: set[int] = set()
     assignments: list[Assignment] = []
     counts: dict[str, int] = {}
     with connection.cursor() as cursor:
@@ -161,10 +158,7 @@ def reviewer_scope(user: Any) -> ReviewerScope:
         for kind, ref, role, title, definition_id, due, created, pk in cursor.fetchall():
             if kind == "staff":
                 staff.append((ref, role, title))
-            elif kind == "taught":
-                project_ids.add(ref)
             elif kind == "assigned":
-                project_ids.add(ref)
                 assignments.append(
                     Assignment(ref, definition_id, role, _date(due), _datetime(created), pk)  # type: ignore[arg-type]
                 )
@@ -173,7 +167,6 @@ def reviewer_scope(user: Any) -> ReviewerScope:
     staff.sort(key=lambda course: (course[2], course[0]))
     return ReviewerScope(
         staff_courses=staff,
-        project_ids=frozenset(project_ids),
         assignments=assignments,
         invitations_to_confirm=counts.get("invitations", 0),
         experts_to_confirm=counts.get("experts", 0),
@@ -205,12 +198,17 @@ class PendingSlice:
     overdue: int  # over every page
 
 
-# The stages in review of active projects among the user's (a list: see reviewer_scope), that
-# the user may decide (every stage of the projects they teach or hold a whole-project
-# assignment on, and the stages of their stage assignments), minus those of their own team and
-# those they have decided on the current revision of. The due date that makes one overdue is
+# The stages in review of active projects that the user may decide (every stage of the
+# projects of the courses they teach, every stage of a project they hold a whole-project
+# assignment on, the stage of a stage assignment), minus those of their own team and those
+# they have decided on the current revision of. The candidates are found from the user's own
+# rows first (the projects of their courses, their assignments' projects: index scans), then
+# the stages of those projects through the (project, status) index, never from every stage in
+# review. The due date that makes one overdue is
 # the one of the assignment the user decides under, else the stage's.
-# As in _DONE_SQL, one-row lookups are scalar subqueries (planned in a fraction of a join).
+# One-row lookups (titles, numbers) are scalar subqueries rather than joins: PostgreSQL plans
+# a six-table join in more CPU (about 1.5 ms) than the whole query then takes to run, and
+# runs these for the rows of the page only.
 _PENDING_SQL = """
 SELECT s.id,
        (SELECT d."order" FROM lifecycle_stagedefinition d WHERE d.id = s.definition_id),
@@ -227,7 +225,7 @@ SELECT s.id,
   JOIN lifecycle_project p ON p.id = s.project_id
  WHERE s.status = %(in_review)s AND p.status = %(active_project)s
    AND s.current_revision_id IS NOT NULL
-   AND s.project_id IN ({projects})
+   AND s.project_id IN ({candidates})
    AND ({may_decide})
    {not_on_team}
    AND NOT EXISTS (SELECT 1 FROM reviews_decision x
@@ -243,9 +241,13 @@ _ASSIGNMENT_DUE = """COALESCE((SELECT a.due_date FROM reviews_reviewassignment a
            ORDER BY CASE WHEN a.stage_definition_id IS NULL THEN 1 ELSE 0 END,
                     a.created_at, a.id
            LIMIT 1), s.due_date)"""
-_STAGE_ASSIGNED = """EXISTS (SELECT 1 FROM reviews_reviewassignment a
+_ASSIGNED = """EXISTS (SELECT 1 FROM reviews_reviewassignment a
            WHERE a.reviewer_id = %(user)s AND a.state = %(active)s
-             AND a.project_id = s.project_id AND a.stage_definition_id = s.definition_id)"""
+             AND a.project_id = s.project_id
+             AND (a.stage_definition_id = s.definition_id OR a.stage_definition_id IS NULL))"""
+_TAUGHT_PROJECTS = "SELECT tp.id FROM lifecycle_project tp WHERE tp.course_id IN ({courses})"
+_ASSIGNED_PROJECTS = """SELECT ap.project_id FROM reviews_reviewassignment ap
+                         WHERE ap.reviewer_id = %(user)s AND ap.state = %(active)s"""
 _NOT_ON_TEAM = """AND NOT EXISTS (SELECT 1 FROM lifecycle_project_members t
                     WHERE t.project_id = s.project_id AND t.user_id = %(user)s)"""
 
@@ -255,9 +257,8 @@ def pending_slice(user: Any, scope: ReviewerScope, *, offset: int, limit: int) -
     first, and the counts over all of them: window aggregates over the rows the slice is cut
     from, so one query. A slice past the end has no row to carry the counts: then the first
     slice is read for them (a page past the end is rare; the view shows the last page)."""
-    if not scope.project_ids:  # neither teaches nor is assigned: no query at all
+    if not scope.reviews:  # neither teaches nor is assigned: no query at all
         return PendingSlice([], 0, 0)
-    projects = sorted(scope.project_ids)
     params: dict[str, Any] = {
         "user": user.pk,
         "active": AssignmentState.ACTIVE,
@@ -267,24 +268,18 @@ def pending_slice(user: Any, scope: ReviewerScope, *, offset: int, limit: int) -
         "limit": limit,
         "offset": offset,
     }
-    params.update({f"p{i}": pk for i, pk in enumerate(projects)})
-    # Who may decide: course staff every stage of their courses' projects, a whole-project
-    # assignment every stage of its project, a stage assignment its stage.
-    may_decide = []
+    candidates, may_decide = [], []
     if scope.staff_courses:
         params.update({f"c{i}": pk for i, pk in enumerate(scope.staff_course_ids)})
-        may_decide.append(
-            f"p.course_id IN ({', '.join(f'%(c{i})s' for i in range(len(scope.staff_courses)))})"
-        )
-    whole = sorted({a.project_id for a in scope.assignments if a.definition_id is None})
-    if whole:
-        params.update({f"w{i}": pk for i, pk in enumerate(whole)})
-        may_decide.append(f"s.project_id IN ({', '.join(f'%(w{i})s' for i in range(len(whole)))})")
-    if any(a.definition_id is not None for a in scope.assignments):
-        may_decide.append(_STAGE_ASSIGNED)
+        courses = ", ".join(f"%(c{i})s" for i in range(len(scope.staff_courses)))
+        candidates.append(_TAUGHT_PROJECTS.format(courses=courses))
+        may_decide.append(f"p.course_id IN ({courses})")
+    if scope.assignments:
+        candidates.append(_ASSIGNED_PROJECTS)
+        may_decide.append(_ASSIGNED)
     sql = _PENDING_SQL.format(
         effective_due=_ASSIGNMENT_DUE if scope.assignments else "s.due_date",
-        projects=", ".join(f"%(p{i})s" for i in range(len(projects))),
+        candidates=" UNION ALL ".join(candidates),
         may_decide=" OR ".join(may_decide),
         not_on_team=_NOT_ON_TEAM if scope.on_a_team else "",
     )
@@ -349,8 +344,7 @@ class DoneRow:
     comment: str  # at most DONE_COMMENT_CHARS + 1 characters: enough to know it was cut
 
 
-# Lookups of one row (titles, numbers) are scalar subqueries rather than joins: PostgreSQL
-# plans a six-table join in more CPU (about 1.5 ms) than the whole query then takes to run.
+# One-row lookups are scalar subqueries, as in _PENDING_SQL.
 _DONE_SQL = """
 SELECT r.stage_id,
        (SELECT d."order" FROM lifecycle_stagedefinition d WHERE d.id = s.definition_id),

@@ -137,6 +137,14 @@ class Thread:
     replies: list[Comment] = field(default_factory=list)
 
 
+def _reviewable_project_ids(user: Any, scope: queue.ReviewerScope) -> list[int]:
+    """Ids of the projects the user has an active assignment on or whose course they teach."""
+    taught = Project.objects.filter(course_id__in=scope.staff_course_ids).values_list(
+        "pk", flat=True
+    )
+    return sorted({a.project_id for a in scope.assignments} | set(taught))
+
+
 def _pending_filter(user: Any, scope: queue.ReviewerScope) -> QuerySet[ProjectStage]:
     """Stages in review that ``user`` may decide and has not decided on their current revision,
     annotated with the user's assignment (due date, role), in no order."""
@@ -156,7 +164,7 @@ def _pending_filter(user: Any, scope: queue.ReviewerScope) -> QuerySet[ProjectSt
         # Narrowed first to the user's own projects, then checked exactly per stage: the OR
         # alone scans every project. The ids go in as a list, so the planner sees how few they
         # are and probes the (project, status) index instead of every stage in review.
-        .filter(project_id__in=sorted(scope.project_ids))
+        .filter(project_id__in=_reviewable_project_ids(user, scope))
         .filter(Q(Exists(assignments)) | Q(project__course_id__in=scope.staff_course_ids))
         .exclude(Exists(on_team))
         .exclude(Exists(decided))
@@ -173,7 +181,7 @@ def pending_review_stages(user: Any) -> QuerySet[ProjectStage]:
     rows (for mails and small callers; pages use queue.pending_slice, which keeps to the same
     rules in SQL)."""
     scope = queue.reviewer_scope(user)
-    if not scope.project_ids:
+    if not scope.reviews:
         return ProjectStage.objects.none()
     return (
         _pending_filter(user, scope)

@@ -177,7 +177,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             if role == Role.INSTRUCTOR
         ],
     }
-    if scope.project_ids or done:
+    if scope.reviews or done:
         # What the navbar would ask (reviews_anything) is known: no query for it.
         context["shows_reviews"] = True
     return render(request, "reviews/inbox.html", context)

@@ -109,14 +109,13 @@ def test_decisions_come_newest_first_and_say_when_they_are_stale(busy):
 def test_the_scope_says_where_someone_reviews_and_what_waits_for_confirmation(busy):
     p = busy
     tina = queue.reviewer_scope(p.tina)
-    assert tina.staff_course_ids == [p.course.pk] and not tina.on_a_team
-    assert {p.project.pk, p.other_project.pk} <= tina.project_ids
+    assert tina.staff_course_ids == [p.course.pk] and not tina.on_a_team and tina.reviews
     assert tina.invitations_to_confirm == 0 and tina.experts_to_confirm == 0
     erin = queue.reviewer_scope(p.erin)
-    assert erin.staff_courses == [] and erin.project_ids == {p.project.pk}
-    assert erin.assignment_roles == {"expert"}
+    assert erin.staff_courses == [] and erin.reviews
+    assert [(a.project_id, a.role) for a in erin.assignments] == [(p.project.pk, "expert")]
     alice = queue.reviewer_scope(p.alice)
-    assert alice.on_a_team and not alice.project_ids and not alice.staff_courses
+    assert alice.on_a_team and not alice.reviews
     Invitation.objects.create(
         email="new@example.test",
         course=p.course,

@@ -10,13 +10,14 @@ to_json() per text value made 2.2):
   formula character, ``-``);
 * JSON Lines: one text per line, its text values escaped by one json_object() call
   (``_sql_jsonl_line``);
-* no per-row Python beyond the append of COPY's row to a list, and no second query: the row
-  count is COPY's own (``cursor.rowcount``).
+* no per-row Python (COPY's rows go into a C buffer handed on by the half-megabyte), and no
+  second query: the row count is COPY's own (``cursor.rowcount``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from .formats import (
 )
 
 COPY_CHUNK_ROWS = 1000  # about 0.4-0.6 MB of export
+COPY_CHUNK_BYTES = 512 * 1024  # what is handed on at a time (memory stays constant)
 _FORMULA_CODES = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
 
 
@@ -169,25 +171,24 @@ def copy_statement(fmt: str, filters: ExportFilters, head: ChainHead) -> tuple[s
     )
 
 
-class _Chunker:
-    """The file COPY writes into, one call per row (so the call is kept to an append): rows are
-    handed to ``emit`` in chunks of COPY_CHUNK_ROWS, so memory stays constant."""
+class _Emitter(io.RawIOBase):
+    """What the buffer below hands its full chunks to."""
 
     def __init__(self, emit: Callable[[bytes], None]) -> None:
         self.emit = emit
-        self.rows: list[bytes] = []
-        self.append = self.rows.append
 
-    def write(self, data: bytes) -> None:
-        self.append(data)
-        if len(self.rows) >= COPY_CHUNK_ROWS:
-            self.flush()
+    def writable(self) -> bool:
+        return True
 
-    def flush(self) -> None:
-        if self.rows:
-            chunk = b"".join(self.rows)
-            self.rows.clear()
-            self.emit(chunk)
+    def write(self, data: Any) -> int:
+        self.emit(bytes(data))
+        return len(data)
+
+
+def _chunker(emit: Callable[[bytes], None]) -> io.BufferedWriter:
+    """The file COPY writes into, one call per row: a C buffer (no Python per row) that hands
+    ``emit`` chunks of COPY_CHUNK_BYTES, so memory stays constant."""
+    return io.BufferedWriter(_Emitter(emit), buffer_size=COPY_CHUNK_BYTES)
 
 
 def _mogrified(fmt: str, filters: ExportFilters, head: ChainHead) -> str:
@@ -223,7 +224,7 @@ def _run_copy(
     begin = "SAVEPOINT lrb_audit_copy" if in_transaction else "BEGIN"
     cursor.execute(begin + ("; SET LOCAL enable_sort = off" if ordered else ""))
     try:
-        chunker = _Chunker(emit)
+        chunker = _chunker(emit)
         cursor.copy_expert(sql, chunker)
         chunker.flush()
         return int(cursor.rowcount)

@@ -21,9 +21,10 @@ def day_month_year(value: dt.date) -> str:
     return f"{value.day} {_MONTHS[value.month]} {value.year}"
 
 
-def local_day_month_year_time(value: dt.datetime | None) -> str:
-    """ "j M Y, H:i" in the site's time zone: 5 Mar 2026, 09:30; "" for None."""
+def local_day_month_year_time(value: dt.datetime | None, tz: dt.tzinfo | None = None) -> str:
+    """ "j M Y, H:i" in the site's time zone (or ``tz``, the current time zone a caller
+    printing many of them read once): 5 Mar 2026, 09:30; "" for None."""
     if value is None:
         return ""
-    local = timezone.localtime(value)
+    local = timezone.localtime(value, tz)
     return f"{local.day} {_MONTHS[local.month]} {local.year}, {local.hour:02d}:{local.minute:02d}"

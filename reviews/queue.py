@@ -126,6 +126,10 @@ SELECT 'invitations', COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL
                         WHERE user_id = %(user)s AND role IN ({staff_roles}))
    AND i.needs_confirmation = %(true)s AND i.confirmed_at IS NULL
    AND i.revoked_at IS NULL AND i.accepted_at IS NULL AND i.expires_at > %(now)s
+"""
+# Reads every assignment of every project of the courses taught (a large course's hundreds of
+# projects): only for the pages that print the count (the home page), not the inbox.
+_EXPERTS_SQL = """
 UNION ALL
 SELECT 'experts', COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL
   FROM reviews_reviewassignment e JOIN lifecycle_project ep ON ep.id = e.project_id
@@ -135,14 +139,17 @@ SELECT 'experts', COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL
 """
 
 
-def reviewer_scope(user: Any) -> ReviewerScope:
+def reviewer_scope(user: Any, *, experts: bool = True) -> ReviewerScope:
     """One query (a UNION ALL of index scans on the user's own rows) that tells a page what
     else to ask: a student asks nothing about reviews, a reviewer nothing about teams, and
-    nobody reads the confirmations list when nothing awaits confirmation."""
+    nobody reads the confirmations list when nothing awaits confirmation. ``experts=False``
+    leaves experts_to_confirm at 0 without counting them (for pages that do not print it)."""
     if not getattr(user, "is_authenticated", False):
         return ReviewerScope()
     staff_roles = {f"staff_role_{i}": role for i, role in enumerate(sorted(STAFF_ROLES))}
-    sql = _SCOPE_SQL.format(staff_roles=", ".join(f"%({name})s" for name in staff_roles))
+    sql = (_SCOPE_SQL + (_EXPERTS_SQL if experts else "")).format(
+        staff_roles=", ".join(f"%({name})s" for name in staff_roles)
+    )
     params = {
         "user": user.pk,
         "active": AssignmentState.ACTIVE,

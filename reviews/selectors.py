@@ -180,7 +180,7 @@ def pending_review_stages(user: Any) -> QuerySet[ProjectStage]:
     oldest submission first, annotated with the user's assignment (due date, role), as model
     rows (for mails and small callers; pages use queue.pending_slice, which keeps to the same
     rules in SQL)."""
-    scope = queue.reviewer_scope(user)
+    scope = queue.reviewer_scope(user, experts=False)
     if not scope.reviews:
         return ProjectStage.objects.none()
     return (

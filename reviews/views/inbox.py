@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 
 from django.contrib.auth.decorators import login_required
@@ -92,6 +93,14 @@ _DONE_ITEM = (
 _STATUS_LABELS = {value: str(label).lower() for value, label in StageStatus.choices}
 
 
+def _short_comment(comment: str) -> str:
+    """truncatechars(comment, DONE_COMMENT_CHARS), without its loop over every character for
+    a comment it would return whole: one no longer than the limit and already in NFC."""
+    if len(comment) <= DONE_COMMENT_CHARS and unicodedata.is_normalized("NFC", comment):
+        return comment
+    return truncatechars(comment, DONE_COMMENT_CHARS)
+
+
 def done_items(done: Iterable[queue.DoneRow]) -> SafeString:
     """The user's decisions as list items in one string, printed in Python in one pass."""
     url = _review_url()
@@ -117,11 +126,7 @@ def done_items(done: Iterable[queue.DoneRow]) -> SafeString:
                 badge=status_badge(r.stage_status),
                 status=_STATUS_LABELS.get(r.stage_status, r.stage_status),
                 when=local_day_month_year_time(r.created_at, tz),
-                comment=(
-                    f" · “{escape(truncatechars(r.comment, DONE_COMMENT_CHARS))}”"
-                    if r.comment
-                    else ""
-                ),
+                comment=f" · “{escape(_short_comment(r.comment))}”" if r.comment else "",
             )
         )
     return mark_safe("".join(items))

@@ -892,3 +892,23 @@ def test_the_admin_shows_reviews_read_only_and_never_the_token_hash(personas, st
     assert client.get(reverse("admin:reviews_invitation_add")).status_code == 403
     for name in ("reviewassignment", "decision", "comment", "invitation"):
         assert client.get(reverse(f"admin:reviews_{name}_changelist")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "Fine.",
+        "x" * 120,
+        "x" * 121,
+        "é" * 119 + "e\u0301",  # not NFC: normalised, as the filter does
+        "e\u0301" * 70,  # combining characters do not count
+        "a <b> & “c”" * 20,
+    ],
+)
+def test_inbox_shortens_a_comment_as_truncatechars_does(comment: str) -> None:
+    from django.template.defaultfilters import truncatechars
+
+    from reviews.queue import DONE_COMMENT_CHARS
+    from reviews.views.inbox import _short_comment
+
+    assert _short_comment(comment) == truncatechars(comment, DONE_COMMENT_CHARS)

@@ -221,11 +221,12 @@ SELECT s.id,
        (SELECT d."order" FROM lifecycle_stagedefinition d WHERE d.id = s.definition_id),
        (SELECT d.title FROM lifecycle_stagedefinition d WHERE d.id = s.definition_id),
        s.cycle, p.title,
-       (SELECT c.title FROM lifecycle_course c WHERE c.id = p.course_id),
+       {course_title},
        (SELECT r.number FROM lifecycle_stagerevision r WHERE r.id = s.current_revision_id),
        s.submitted_at,
-       (SELECT r.created_at FROM lifecycle_stagerevision r WHERE r.id = s.current_revision_id),
-       s.project_id, s.definition_id, s.due_date,
+       CASE WHEN s.submitted_at IS NULL THEN (SELECT r.created_at FROM lifecycle_stagerevision r
+                                               WHERE r.id = s.current_revision_id) END,
+       s.project_id, s.definition_id, s.due_date, p.course_id,
        COUNT(*) OVER (),
        SUM(CASE WHEN {effective_due} < %(today)s THEN 1 ELSE 0 END) OVER ()
   FROM lifecycle_projectstage s
@@ -241,6 +242,12 @@ SELECT s.id,
  ORDER BY CASE WHEN s.submitted_at IS NULL THEN 1 ELSE 0 END, s.submitted_at, s.id
  LIMIT %(limit)s OFFSET %(offset)s
 """
+# A course's title is read for the courses the user does not teach only: scope has the others'
+# (a subquery per row of the page is most of the page's cost beside finding the rows).
+_COURSE_TITLE = "(SELECT c.title FROM lifecycle_course c WHERE c.id = p.course_id)"
+_UNTAUGHT_COURSE_TITLE = (
+    f"CASE WHEN p.course_id IN ({{courses}}) THEN NULL ELSE {_COURSE_TITLE} END"
+)
 _ASSIGNMENT_DUE = """COALESCE((SELECT a.due_date FROM reviews_reviewassignment a
            WHERE a.reviewer_id = %(user)s AND a.state = %(active)s
              AND a.project_id = s.project_id
@@ -276,15 +283,18 @@ def pending_slice(user: Any, scope: ReviewerScope, *, offset: int, limit: int) -
         "offset": offset,
     }
     candidates, may_decide = [], []
+    course_title_sql = _COURSE_TITLE
     if scope.staff_courses:
         params.update({f"c{i}": pk for i, pk in enumerate(scope.staff_course_ids)})
         courses = ", ".join(f"%(c{i})s" for i in range(len(scope.staff_courses)))
         candidates.append(_TAUGHT_PROJECTS.format(courses=courses))
         may_decide.append(f"p.course_id IN ({courses})")
+        course_title_sql = _UNTAUGHT_COURSE_TITLE.format(courses=courses)
     if scope.assignments:
         candidates.append(_ASSIGNED_PROJECTS)
         may_decide.append(_ASSIGNED)
     sql = _PENDING_SQL.format(
+        course_title=course_title_sql,
         effective_due=_ASSIGNMENT_DUE if scope.assignments else "s.due_date",
         candidates=" UNION ALL ".join(candidates),
         may_decide=" OR ".join(may_decide),
@@ -298,6 +308,7 @@ def pending_slice(user: Any, scope: ReviewerScope, *, offset: int, limit: int) -
             counted = cursor.fetchall()
             return PendingSlice([], *(counted[0][-2:] if counted else (0, 0)))
     today = timezone.localdate()
+    course_titles = {course_id: title for course_id, _, title in scope.staff_courses}
     rows = []
     for (
         pk,
@@ -312,7 +323,8 @@ def pending_slice(user: Any, scope: ReviewerScope, *, offset: int, limit: int) -
         project_id,
         definition_id,
         stage_due,
-    ) in (row[:12] for row in found):
+        course_id,
+    ) in (row[:13] for row in found):
         assignment = scope.assignment_for(project_id, definition_id)
         due = (assignment.due_date if assignment else None) or _date(stage_due)
         rows.append(
@@ -322,7 +334,7 @@ def pending_slice(user: Any, scope: ReviewerScope, *, offset: int, limit: int) -
                 stage_title=title,
                 cycle=cycle,
                 project_title=project_title,
-                course_title=course_title,
+                course_title=course_titles[course_id] if course_title is None else course_title,
                 revision=number,
                 submitted_at=_datetime(submitted) or _datetime(revised),
                 due=due,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
 
@@ -32,17 +33,21 @@ SCORERS_BY_ROLE: dict[str, tuple[str, ...]] = {
 }
 
 
+SCORERS_ATTR = "_grading_scorers"
+
+
 def scorers_of(stage: ProjectStage) -> str | None:
     """The course's ``scorers`` setting, or None when the course does not grade. Read once per
-    stage object (a page and its service ask more than once)."""
-    if hasattr(stage, "_grading_scorers"):
-        return stage._grading_scorers
+    stage object (a page and its service ask more than once), or with the stage itself
+    (``RubricPart.stage_reads``)."""
+    if hasattr(stage, SCORERS_ATTR):
+        return getattr(stage, SCORERS_ATTR)
     value = (
         GradingSettings.objects.filter(course_id=stage.project.course_id)
         .values_list("scorers", flat=True)
         .first()
     )
-    stage._grading_scorers = value  # type: ignore[attr-defined]
+    setattr(stage, SCORERS_ATTR, value)
     return value
 
 
@@ -79,6 +84,17 @@ def _parse(criterion: Criterion, raw: Any) -> tuple[Decimal | None, str]:
 
 class RubricPart:
     key = KEY
+
+    def stage_reads(self) -> dict[str, Any]:
+        """The course's ``scorers`` setting (the same row ``scorers_of`` reads), read with the
+        stage by ``decision_record``."""
+        return {
+            SCORERS_ATTR: Subquery(
+                GradingSettings.objects.filter(course_id=OuterRef("project__course_id"))
+                .order_by("pk")
+                .values("scorers")[:1]
+            )
+        }
 
     def applies(self, *, stage: ProjectStage, role: str) -> bool:
         return scores_with_decision(stage, role)

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models.constants import OnConflict
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -66,20 +67,54 @@ def build_notification(
     )
 
 
+_INSERT_BATCH = 500
+
+
+def _insert_returning(rows: list[Notification]) -> list[tuple[int, str]] | None:
+    """Insert the rows, leaving alone those whose dedupe key exists, in the query
+    ``bulk_create(ignore_conflicts=True)`` makes plus ``RETURNING id, email_status``
+    (PostgreSQL's ``ON CONFLICT DO NOTHING``, SQLite's ``INSERT OR IGNORE``), which returns
+    the (id, status) of the rows it inserted; None when the database cannot return rows."""
+    manager = Notification.objects
+    features = connections[router.db_for_write(Notification)].features
+    if not features.can_return_rows_from_bulk_insert:
+        manager.bulk_create(rows, ignore_conflicts=True)
+        return None
+    opts = Notification._meta
+    fields = [f for f in opts.concrete_fields if not f.generated and f is not opts.pk]
+    returning = [opts.pk, opts.get_field("email_status")]
+    inserted: list[tuple[int, str]] = []
+    for start in range(0, len(rows), _INSERT_BATCH):
+        batch = rows[start : start + _INSERT_BATCH]
+        for row in batch:
+            row._prepare_related_fields_for_save(operation_name="bulk_create")
+        returned = manager._insert(  # the query bulk_create makes, with a RETURNING clause
+            batch, fields=fields, returning_fields=returning, on_conflict=OnConflict.IGNORE
+        )
+        inserted.extend((r[0], r[1]) for r in returned if r is not None)
+    return inserted
+
+
 def store(rows: list[Notification]) -> list[int]:
     """Insert the rows (those whose dedupe key exists already are left alone) and queue the
     e-mails due now for after the commit. Returns their ids."""
     if not rows:
         return []
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    inserted = _insert_returning(rows)
     forget_unread(r.recipient_id for r in rows)
-    ids = list(
-        Notification.objects.filter(
-            dedupe_key__in=[r.dedupe_key for r in rows], email_status=EmailStatus.PENDING
+    if inserted is not None and len(inserted) == len(rows):
+        # Every row is new: the INSERT said which of them wait for an e-mail now.
+        ids = [pk for pk, status in inserted if status == EmailStatus.PENDING]
+    else:
+        # Some keys existed already (a replay) or the database cannot say: the pending rows of
+        # these keys, old and new, as before.
+        ids = list(
+            Notification.objects.filter(
+                dedupe_key__in=[r.dedupe_key for r in rows], email_status=EmailStatus.PENDING
+            )
+            .order_by()
+            .values_list("pk", flat=True)
         )
-        .order_by()
-        .values_list("pk", flat=True)
-    )
     if ids:
         from .tasks import enqueue_delivery
 

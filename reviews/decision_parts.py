@@ -68,6 +68,19 @@ def register(part: DecisionPart) -> DecisionPart:
     return part
 
 
+def stage_reads() -> dict[str, Any]:
+    """What the registered parts read of a stage, as annotations (name → expression) for the
+    query that reads the stage, so ``decision_record`` reads them in that same query. A part
+    may offer them by a ``stage_reads()`` method; the attribute each sets on the stage is the
+    part's own business."""
+    reads: dict[str, Any] = {}
+    for part in _parts:
+        reads_of = getattr(part, "stage_reads", None)
+        if reads_of is not None:
+            reads.update(reads_of())
+    return reads
+
+
 def parts_for(stage: ProjectStage, role: str | None) -> list[DecisionPart]:
     if role is None:
         return []

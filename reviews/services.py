@@ -771,6 +771,7 @@ def decision_record(
     stage = (
         ProjectStage.objects.select_for_update(of=("self",), no_key=True)
         .select_related("definition")
+        .annotate(**decision_parts.stage_reads())  # the parts' settings, in this same query
         .get(pk=revision.stage_id)
     )
     stage.project = project

@@ -480,3 +480,36 @@ def test_an_unknown_preference_is_refused(personas):
     assert "Select a valid choice" in response.content.decode()
     personas.alice.refresh_from_db()
     assert personas.alice.email_frequency == EmailFrequency.IMMEDIATE
+
+
+def test_notify_returns_the_pending_rows_of_its_keys_new_or_replayed(personas):
+    """The ids to e-mail now: the new rows waiting for an e-mail (not the digest's), and on a
+    replay the rows of the event's keys still waiting, however they were inserted."""
+    from notifications.services import notify
+
+    p = personas
+    p.bob.email_frequency = EmailFrequency.DAILY_DIGEST
+    p.bob.save(update_fields=["email_frequency"])
+
+    def send(*recipients: User) -> list[int]:
+        return notify(
+            recipients=recipients,
+            kind=NotificationKind.CHANGES_REQUESTED,
+            key="ids-test",
+            subject="Revise",
+            body="Please revise.",
+            link="https://board.example.edu/",
+        )
+
+    def alice_row() -> Notification:
+        return Notification.objects.get(recipient=p.alice, dedupe_key__startswith="ids")
+
+    assert send(p.alice, p.bob) == [alice_row().pk]
+    assert Notification.objects.filter(dedupe_key__startswith="ids-test").count() == 2
+    # A replay with one more person: Alice's row still waits, Carol's is new.
+    ids = send(p.alice, p.bob, p.carol)
+    carol = Notification.objects.get(recipient=p.carol, dedupe_key__startswith="ids")
+    assert sorted(ids) == sorted([alice_row().pk, carol.pk])
+    Notification.objects.filter(pk=alice_row().pk).update(email_status=EmailStatus.SENT)
+    assert send(p.alice) == []
+    assert Notification.objects.filter(dedupe_key__startswith="ids-test").count() == 3

@@ -3,8 +3,9 @@ version"), so that looking at a project again costs a few cache reads instead of
 and a template.
 
 Every project and every course has a *version token* in Django's cache: a random string that a
-write replaces after its transaction commits. A fragment's key holds the tokens of the projects
-and courses it shows, so a fragment is used only while nothing it shows has changed:
+write replaces after its transaction commits (one cache write per transaction). A fragment's
+key holds the tokens of the projects and courses it shows, so a fragment is used only while
+nothing it shows has changed:
 
 - any audit event (every action of a service is one, ``lifecycle.audit.audit_record``) replaces
   the tokens of its project and its course;
@@ -39,8 +40,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-# settings.FRAGMENT_CACHE_SECONDS: how long a fragment lives at most; 0 turns the caching off.
-FRAGMENT_SECONDS = 120
+# How long a token lives unless replaced: an evicted or expired token is made anew, which only
+# costs a miss. (settings.FRAGMENT_CACHE_SECONDS: how long a fragment lives at most; 0 turns
+# the caching off.)
 TOKEN_SECONDS = 7 * 24 * 3600
 TEMPLATES_KEY = "lrbv:templates"
 
@@ -53,16 +55,25 @@ def _course_key(pk: int) -> str:
     return f"lrbv:c:{pk}"
 
 
-def _keys(project_ids: Iterable[int], course_ids: Iterable[int]) -> list[str]:
+def _owner_keys(project_ids: Iterable[int], course_ids: Iterable[int]) -> list[str]:
     keys = [_project_key(pk) for pk in sorted(set(project_ids)) if pk is not None]
-    keys += [_course_key(pk) for pk in sorted(set(course_ids)) if pk is not None]
-    return [*keys, TEMPLATES_KEY]
+    return keys + [_course_key(pk) for pk in sorted(set(course_ids)) if pk is not None]
+
+
+def _keys(project_ids: Iterable[int], course_ids: Iterable[int]) -> list[str]:
+    """Every token a fragment of these projects and courses depends on: theirs and the
+    templates'."""
+    return [*_owner_keys(project_ids, course_ids), TEMPLATES_KEY]
 
 
 def tokens(*, project_ids: Iterable[int] = (), course_ids: Iterable[int] = ()) -> str:
     """The current tokens of these projects and courses (and of the templates), as one string.
     One cache round trip when they exist; a missing one is made (and, if another process made
-    one meanwhile, theirs is used)."""
+    one meanwhile, theirs is used).
+
+    Inside a transaction that changed any of them, the string also names that transaction and
+    how many touches it made so far: what it reads of its own uncommitted rows is cached under
+    tokens no other reader has, and a further touch of one of them moves it on."""
     keys = _keys(project_ids, course_ids)
     found = cache.get_many(keys)
     missing = {key: uuid.uuid4().hex for key in keys if key not in found}
@@ -71,30 +82,70 @@ def tokens(*, project_ids: Iterable[int] = (), course_ids: Iterable[int] = ()) -
             if not cache.add(key, token, TOKEN_SECONDS):
                 token = cache.get(key) or token
             found[key] = token
-    return ".".join(found[key] for key in keys)
+    versions = ".".join(found[key] for key in keys)
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        replacement = _replacement(connection)
+        if replacement is not None and not replacement.keys.isdisjoint(keys):
+            counts = ".".join(str(replacement.touches.get(key, 0)) for key in keys)
+            versions += f"+{replacement.own}.{counts}"
+    return versions
+
+
+class _Replacement:
+    """The tokens a transaction changed, replaced in one cache write once it commits (one per
+    transaction: :func:`touch` adds its keys to the transaction's own, if it has one)."""
+
+    refreshes_fragments = True
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        # What the transaction's own reads add to the tokens it changed (see tokens()).
+        self.own = uuid.uuid4().hex
+        self.touches: dict[str, int] = {}
+        # What Django's robust on_commit names in its log line if the cache fails.
+        self.__qualname__ = "lifecycle.freshness.touch"
+
+    def __call__(self) -> None:
+        cache.set_many({key: uuid.uuid4().hex for key in sorted(self.keys)}, TOKEN_SECONDS)
+
+
+def _replacement(connection: Any) -> _Replacement | None:
+    """The open transaction's replacement, if it touched anything. It lives in Django's list of
+    on-commit callbacks, so a rolled-back savepoint that registered it takes it away."""
+    for _savepoints, func, _robust in connection.run_on_commit:
+        if isinstance(func, _Replacement):
+            return func
+    return None
 
 
 def touch(
     *, project_ids: Iterable[int] = (), course_ids: Iterable[int] = (), templates: bool = False
 ) -> None:
-    """Replace these tokens now and again once the current transaction commits.
+    """Replace these tokens once the current transaction commits (at once outside one).
 
-    The replacement after the commit is the one that keeps fragments fresh: a reader between
-    the two may render the rows as they were under the first new token. The one now is for the
-    transaction's own later reads (a test's requests run inside the transaction that wrote)."""
-    keys = [k for k in _keys(project_ids, course_ids) if k != TEMPLATES_KEY]
+    All the touches of one transaction make one cache write, after the commit: a reader before
+    it may render the rows as they were under the old tokens, and the write replaces them. The
+    transaction's own reads (a test's requests run inside the transaction that wrote) get
+    tokens of their own from :func:`tokens`, new after each touch."""
+    keys = _owner_keys(project_ids, course_ids)
     if templates:
         keys.append(TEMPLATES_KEY)
     if not keys:
         return
-
-    def replace() -> None:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         cache.set_many({key: uuid.uuid4().hex for key in keys}, TOKEN_SECONDS)
-
-    replace.refreshes_fragments = True  # type: ignore[attr-defined]
-    replace()
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(replace)
+        return
+    replacement = _replacement(connection)
+    if replacement is None:
+        replacement = _Replacement()
+        # robust: the rows are committed; a cache that fails now costs at most a stale
+        # fragment for FRAGMENT_CACHE_SECONDS, not an error page for a write that succeeded.
+        transaction.on_commit(replacement, robust=True)
+    replacement.keys.update(keys)
+    for key in keys:
+        replacement.touches[key] = replacement.touches.get(key, 0) + 1
 
 
 def other_callbacks(callbacks: Iterable[Callable[..., Any]]) -> list[Callable[..., Any]]:
@@ -115,7 +166,7 @@ def cached_fragment(
     """``render()``'s HTML, from the cache while none of the tokens changed. Only a GET with a
     CSRF secret already set is cached: a fragment made for a first visit would hold a token for
     a cookie this response then no longer sets."""
-    seconds = getattr(settings, "FRAGMENT_CACHE_SECONDS", FRAGMENT_SECONDS)
+    seconds = settings.FRAGMENT_CACHE_SECONDS
     secret = request.META.get("CSRF_COOKIE")
     user_id = getattr(getattr(request, "user", None), "pk", None)
     if request.method != "GET" or not secret or user_id is None or seconds <= 0:

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -98,7 +99,9 @@ def resolve(host: str, port: int) -> str:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise Refused(f"The host name {host} does not resolve.") from error
-    addresses = [info[4][0] for info in infos]
+    # The host part is a string (typeshed also allows the (int, bytes) form of an IPv6 address
+    # on a Python built without IPv6 support).
+    addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise Refused(f"The host name {host} does not resolve.")
     if not _allowed_host(host):
@@ -263,7 +266,46 @@ def _queue(ids: list[int]) -> None:
             log.warning("Could not queue webhook delivery %s; the sweep will send it.", pk)
 
 
+# Whether a course has any active hook (of its own or of one of its projects), cached: most
+# events happen in courses without one, and asking costs a query per event. The answer is
+# stored with the generation it was computed under; any saved or deleted hook replaces the
+# generation now and again after its commit, so an answer computed before a hook's commit is
+# never used after it (a reader takes the generation before it queries).
+HOOKS_GENERATION_KEY = "lrbhooks:gen"
+HOOKS_SECONDS = 24 * 3600
+
+
+def _course_has_hooks(course_id: int) -> bool:
+    answer_key = f"lrbhooks:c:{course_id}"
+    found = cache.get_many([HOOKS_GENERATION_KEY, answer_key])
+    generation = found.get(HOOKS_GENERATION_KEY)
+    if generation is None:
+        generation = uuid.uuid4().hex
+        if not cache.add(HOOKS_GENERATION_KEY, generation, HOOKS_SECONDS):
+            generation = cache.get(HOOKS_GENERATION_KEY) or generation
+    answer = found.get(answer_key)
+    if isinstance(answer, tuple) and len(answer) == 2 and answer[0] == generation:
+        return bool(answer[1])
+    has = Webhook.objects.filter(
+        Q(course_id=course_id) | Q(project__course_id=course_id), active=True
+    ).exists()
+    cache.set(answer_key, (generation, has), HOOKS_SECONDS)
+    return has
+
+
+def hooks_changed(**_: Any) -> None:
+    """A hook was saved or deleted: every cached answer is out of date."""
+
+    def replace() -> None:
+        cache.set(HOOKS_GENERATION_KEY, uuid.uuid4().hex, HOOKS_SECONDS)
+
+    replace()  # for the writing transaction's own later events
+    transaction.on_commit(replace, robust=True)
+
+
 def hooks_for(project: Project, event: str) -> list[Webhook]:
+    if not _course_has_hooks(project.course_id):
+        return []
     return [
         hook
         for hook in Webhook.objects.filter(
@@ -370,6 +412,10 @@ def on_comment_added(*, comment: Any, **_: Any) -> None:
 
 
 def connect() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    post_save.connect(hooks_changed, sender=Webhook, dispatch_uid="api.webhooks.saved")
+    post_delete.connect(hooks_changed, sender=Webhook, dispatch_uid="api.webhooks.deleted")
     events.subscribe(events.STAGE_SUBMITTED, on_stage_submitted)
     events.subscribe(events.STAGE_CHANGES_REQUESTED, on_changes_requested)
     events.subscribe(events.STAGE_APPROVED, on_stage_approved)

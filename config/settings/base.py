@@ -154,7 +154,7 @@ STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 # Files the app writes (dossier PDFs rendered by the worker), read back only through views that
 # check access: never served as static files. Web and worker processes must share it.
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
@@ -296,14 +296,15 @@ NOTIFICATION_BACKOFF_SECONDS = int(env("NOTIFICATION_BACKOFF_SECONDS", "60"))
 # Shared by every web and worker process (sign-up rate limits count in it). Redis when the app
 # has one: CACHE_URL, else REDIS_URL, else the Celery broker if that is Redis. The embedded
 # default keeps a file-based cache under var/cache/, which runserver and the worker on one
-# machine share without a server.
+# machine share without a server. config.cache.RedisCache is Django's, keeping one Redis client
+# per process instead of building one per cache call.
 CACHE_URL = env("CACHE_URL", "") or env("REDIS_URL", "")
 if not CACHE_URL and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHE_URL = CELERY_BROKER_URL
 if CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", "lrb"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 3},

@@ -71,7 +71,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 if os.environ.get("LRB_TEST_CACHE_URL"):
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": os.environ["LRB_TEST_CACHE_URL"],
             "KEY_PREFIX": os.environ.get("LRB_TEST_CACHE_PREFIX", "lrb-test"),
         }

@@ -338,3 +338,87 @@ def test_events_map_to_their_hooks_and_roll_back_with_the_change(personas, recei
     with pytest.raises(InvalidAnswers):
         comment_add(revision=revision, author=personas.ian, body="   ")
     assert WebhookDelivery.objects.count() == 1
+
+
+# --- the cached answer to "has this course any hook?" -----------------------------------------
+
+
+def test_a_course_without_hooks_is_not_asked_again(personas, django_assert_num_queries):
+    assert webhooks.hooks_for(personas.project, WebhookEvent.STAGE_SUBMITTED) == []
+    with django_assert_num_queries(0):
+        assert webhooks.hooks_for(personas.project, WebhookEvent.STAGE_SUBMITTED) == []
+        assert webhooks.hooks_for(personas.other_project, WebhookEvent.STAGE_SUBMITTED) == []
+
+
+@pytest.mark.parametrize("owner", ["course", "project"])
+def test_a_hook_made_after_a_cached_no_gets_the_next_event(personas, receiver, owner):
+    assert webhooks.hooks_for(personas.project, WebhookEvent.STAGE_SUBMITTED) == []
+    scope = (
+        {"actor": personas.ian, "course": personas.course}
+        if owner == "course"
+        else {"actor": personas.alice, "project": personas.project}
+    )
+    hook = services.webhook_create(url=receiver.url, events=["stage.submitted"], **scope)
+    assert webhooks.hooks_for(personas.project, WebhookEvent.STAGE_SUBMITTED) == [hook]
+    _submit(personas)
+    assert WebhookDelivery.objects.get().webhook_id == hook.pk
+
+
+def test_a_deactivated_hook_gets_nothing_after_a_cached_yes(personas, receiver):
+    hook = services.webhook_create(
+        actor=personas.ian,
+        url=receiver.url,
+        events=["stage.submitted"],
+        course=personas.course,
+    )
+    assert webhooks.hooks_for(personas.project, WebhookEvent.STAGE_SUBMITTED) == [hook]
+    services.webhook_delete(hook=hook, actor=personas.ian)
+    _submit(personas)
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_an_answer_computed_before_a_hook_committed_is_not_used_after(
+    personas, receiver, monkeypatch
+):
+    """A reader that asked the database before a hook's commit stores "no" under the generation
+    it read first; the hook's commit replaced it, so the next event asks again."""
+    exists = type(Webhook.objects.none()).exists
+    made = []
+
+    def racing_exists(queryset):
+        answer = exists(queryset)  # "no": the hook is not there yet
+        if not made:  # meanwhile another request makes one, and commits
+            made.append(
+                Webhook.objects.create(
+                    course=personas.course,
+                    url=receiver.url,
+                    events=["stage.submitted"],
+                    created_by=personas.ian,
+                )
+            )
+        return answer
+
+    monkeypatch.setattr(type(Webhook.objects.none()), "exists", racing_exists)
+    assert webhooks.hooks_for(personas.project, WebhookEvent.STAGE_SUBMITTED) == []
+    monkeypatch.undo()
+    assert webhooks.hooks_for(personas.project, WebhookEvent.STAGE_SUBMITTED) == made
+
+
+def test_the_generation_is_replaced_after_the_commit(
+    personas, receiver, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    webhooks.hooks_for(personas.project, WebhookEvent.STAGE_SUBMITTED)
+    before = cache.get(webhooks.HOOKS_GENERATION_KEY)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        hook = services.webhook_create(
+            actor=personas.ian,
+            url=receiver.url,
+            events=["stage.submitted"],
+            course=personas.course,
+        )
+    now = cache.get(webhooks.HOOKS_GENERATION_KEY)
+    assert callbacks and now != before
+    hook.delete()
+    assert cache.get(webhooks.HOOKS_GENERATION_KEY) != now

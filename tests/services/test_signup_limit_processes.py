@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
     django.setup()
     from django.test import override_settings
     caches = {"default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.RedisCache",
         "LOCATION": sys.argv[1],
         "KEY_PREFIX": sys.argv[2],
     }}

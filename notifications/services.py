@@ -86,9 +86,11 @@ def _insert_returning(rows: list[Notification]) -> list[tuple[int, str]] | None:
     inserted: list[tuple[int, str]] = []
     for start in range(0, len(rows), _INSERT_BATCH):
         batch = rows[start : start + _INSERT_BATCH]
+        # What bulk_create does, through Django's private API (not in django-stubs): the
+        # related fields' checks, then its query with a RETURNING clause.
         for row in batch:
-            row._prepare_related_fields_for_save(operation_name="bulk_create")
-        returned = manager._insert(  # the query bulk_create makes, with a RETURNING clause
+            row._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
+        returned = manager._insert(  # type: ignore[attr-defined]
             batch, fields=fields, returning_fields=returning, on_conflict=OnConflict.IGNORE
         )
         inserted.extend((r[0], r[1]) for r in returned if r is not None)

@@ -211,7 +211,7 @@ def _condition_words(rule: Rule) -> str:
 
 
 def _check_min_approvals(rule: Rule, ctx: GateContext) -> list[str]:
-    role = rule.get("role", ANY)
+    role: str = rule.get("role", ANY)
     have = sum(1 for v in ctx.approvals.values() if role == ANY or v.role == role)
     short = _count(rule) - have
     if short <= 0:

@@ -76,6 +76,7 @@ class ReviewerScope:
     invitations_to_confirm: int = 0  # teams' invitations to the courses they teach
     experts_to_confirm: int = 0  # accepted experts of those courses not yet confirmed
     on_a_team: bool = False
+    team_active_projects: list[int] = field(default_factory=list)  # ids, the user's active ones
     _by_project: dict[int, list[Assignment]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -117,8 +118,9 @@ SELECT 'staff', m.course_id, m.role, c.title, NULL, NULL, NULL, NULL
   FROM lifecycle_membership m JOIN lifecycle_course c ON c.id = m.course_id
  WHERE m.user_id = %(user)s AND m.role IN ({staff_roles})
 UNION ALL
-SELECT 'team', COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL
-  FROM lifecycle_project_members t WHERE t.user_id = %(user)s
+SELECT 'team', t.project_id, p.status, NULL, NULL, NULL, NULL, NULL
+  FROM lifecycle_project_members t JOIN lifecycle_project p ON p.id = t.project_id
+ WHERE t.user_id = %(user)s
 UNION ALL
 SELECT 'invitations', COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL
   FROM reviews_invitation i
@@ -160,6 +162,7 @@ def reviewer_scope(user: Any, *, experts: bool = True) -> ReviewerScope:
     staff: list[tuple[int, str, str]] = []
     assignments: list[Assignment] = []
     counts: dict[str, int] = {}
+    teams: list[tuple[int, str]] = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for kind, ref, role, title, definition_id, due, created, pk in cursor.fetchall():
@@ -169,6 +172,8 @@ def reviewer_scope(user: Any, *, experts: bool = True) -> ReviewerScope:
                 assignments.append(
                     Assignment(ref, definition_id, role, _date(due), _datetime(created), pk)  # type: ignore[arg-type]
                 )
+            elif kind == "team":
+                teams.append((ref, role))  # project id, its status
             else:
                 counts[kind] = ref
     staff.sort(key=lambda course: (course[2], course[0]))
@@ -177,7 +182,8 @@ def reviewer_scope(user: Any, *, experts: bool = True) -> ReviewerScope:
         assignments=assignments,
         invitations_to_confirm=counts.get("invitations", 0),
         experts_to_confirm=counts.get("experts", 0),
-        on_a_team=counts.get("team", 0) > 0,
+        on_a_team=bool(teams),
+        team_active_projects=sorted(pk for pk, status in teams if status == ProjectStatus.ACTIVE),
     )
 
 

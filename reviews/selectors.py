@@ -212,20 +212,28 @@ def pending_reviews_for_user(user: Any) -> list[PendingReview]:
     return as_pending_reviews(pending_review_stages(user))
 
 
+def invitations_to_confirm(course_ids: Any) -> QuerySet[Invitation]:
+    """Teams' invitations of these courses (ids, or a subquery of them) that course staff still
+    have to confirm: live (not revoked, accepted or expired) and not yet confirmed. Only a
+    team invites under confirmation, always to its project. The home page's list and the
+    confirmations list read this; reviews.queue's count is the same filter in SQL."""
+    return Invitation.objects.filter(
+        course_id__in=course_ids,
+        needs_confirmation=True,
+        confirmed_at__isnull=True,
+        revoked_at__isnull=True,
+        accepted_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
+
+
 def invitations_awaiting_confirmation(user: Any) -> list[Invitation]:
     """Teams' invitations that course staff of the user's courses still have to confirm."""
     if not getattr(user, "is_authenticated", False):
         return []
     staff_courses = Membership.objects.filter(user=user, role__in=STAFF_ROLES).values("course_id")
     return list(
-        Invitation.objects.filter(
-            course_id__in=staff_courses,
-            needs_confirmation=True,
-            confirmed_at__isnull=True,
-            revoked_at__isnull=True,
-            accepted_at__isnull=True,
-            expires_at__gt=timezone.now(),
-        )
+        invitations_to_confirm(staff_courses)
         .select_related("project", "stage_definition", "invited_by")
         .order_by("created_at")
     )

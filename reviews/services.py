@@ -9,7 +9,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -55,9 +55,13 @@ from .models import (
     DecisionOutcome,
     EditorialAcceptance,
     Invitation,
+    ProposalDecision,
     ReviewAssignment,
     ReviewerRole,
 )
+
+if TYPE_CHECKING:
+    from django.http import QueryDict
 
 log = logging.getLogger(__name__)
 
@@ -548,7 +552,7 @@ def invitation_accept_new_user(
 # --- decisions --------------------------------------------------------------------------------
 
 
-def decision_counts(decision: Decision) -> bool:
+def decision_counts(decision: Decision | ProposalDecision) -> bool:
     """Whether a standing decision counts toward the gate: a revoked expert's stops counting, an
     unconfirmed one's never did (the decision service refuses them; this keeps the gate honest
     whatever wrote the row). Needs ``assignment`` selected."""
@@ -558,7 +562,7 @@ def decision_counts(decision: Decision) -> bool:
     )
 
 
-def votes_of(decisions: Iterable[Decision]) -> list[Vote]:
+def votes_of(decisions: Iterable[Decision | ProposalDecision]) -> list[Vote]:
     """Standing decisions (reviewer and assignment selected) that count, as the gate's votes."""
     return [
         Vote(
@@ -763,22 +767,98 @@ def decision_record(
     ``parts`` holds what the reviewer entered for the parts other layers add to a decision
     (``reviews.decision_parts``: the rubric's scores), by part key; each applicable part is
     checked before anything is written and writes its rows with the decision."""
-    outcome = DecisionOutcome(outcome)
     project = _lock_project(revision.stage.project_id)
-    # The team, read once under the project's lock: the reviewer check, the gate, the
-    # approval and its notifications all use it.
-    prefetch_related_objects([project], "members")
-    stage = (
-        ProjectStage.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("definition")
-        .annotate(**decision_parts.stage_reads())  # the parts' settings, in this same query
-        .get(pk=revision.stage_id)
-    )
-    stage.project = project
+    stage = _lock_stage(revision.stage_id, project)
     if stage.current_revision_id == revision.pk:
         stage.current_revision = revision  # revisions never change: no need to read it again
-    # The caller reads where the stage went from the decision (decision.revision.stage).
-    revision.stage = stage
+    return _decide(
+        project,
+        stage,
+        revision,
+        reviewer=reviewer,
+        outcome=outcome,
+        comment=comment,
+        question_key=question_key,
+        change=change,
+        parts=parts,
+    )
+
+
+@transaction.atomic
+@audit_batch()
+def decision_record_posted(
+    *,
+    stage_id: int,
+    revision_id: int,
+    reviewer: User,
+    outcome: str,
+    comment: str = "",
+    question_key: str = "",
+    change: bool = False,
+    post: QueryDict | None = None,
+) -> Decision:
+    """``decision_record`` for the review page's POST, which names the stage and the revision by
+    id: the stage is read once, under its lock, with its current revision (the usual case), and
+    the parts' values are taken from ``post`` once the stage is known. Anyone who is not a
+    reviewer of the stage, and a stage or a revision of it that does not exist, get NotAllowed
+    (the view's 404) before anything else is checked."""
+    project = (
+        Project.objects.select_for_update(of=("self",), no_key=True)  # see _lock_project
+        .select_related("course")
+        .filter(pk__in=ProjectStage.objects.filter(pk=stage_id).values("project_id"))
+        .first()
+    )
+    if project is None:
+        raise NotAllowed("No such review.")
+    stage = _lock_stage(stage_id, project, with_current_revision=True)
+    revision = stage.current_revision
+    if revision is None or revision.pk != revision_id:
+        revision = StageRevision.objects.filter(stage_id=stage_id, pk=revision_id).first()
+    return _decide(
+        project,
+        stage,
+        revision,
+        reviewer=reviewer,
+        outcome=outcome,
+        comment=comment,
+        question_key=question_key,
+        change=change,
+        parts=decision_parts.from_post_any_role(stage, post) if post is not None else None,
+    )
+
+
+def _lock_stage(
+    stage_id: int, project: Project, *, with_current_revision: bool = False
+) -> ProjectStage:
+    """The stage, locked after its project (the lifecycle's order), with its definition and the
+    settings its decision parts read; the team, read once here under the project's lock, serves
+    the reviewer check, the gate, the approval and its notifications."""
+    prefetch_related_objects([project], "members")
+    related = ("definition", "current_revision") if with_current_revision else ("definition",)
+    stage = (
+        ProjectStage.objects.select_for_update(of=("self",), no_key=True)
+        .select_related(*related)
+        .annotate(**decision_parts.stage_reads())  # the parts' settings, in this same query
+        .get(pk=stage_id)
+    )
+    stage.project = project
+    return stage
+
+
+def _decide(
+    project: Project,
+    stage: ProjectStage,
+    revision: StageRevision | None,
+    *,
+    reviewer: User,
+    outcome: str,
+    comment: str,
+    question_key: str,
+    change: bool,
+    parts: Mapping[str, Any] | None,
+) -> Decision:
+    """The decision itself, on the stage and its project locked and read by the caller."""
+    outcome = DecisionOutcome(outcome)
     # Who may decide comes first: the review page's POST leaves this check to the service, so
     # nothing below may tell someone who is not a reviewer anything about the stage.
     role, assignment = permissions.reviewer_role(reviewer, project, stage.definition)
@@ -786,6 +866,10 @@ def decision_record(
         raise NotAllowed("You are not a reviewer of this stage.")
     if not project.is_active:
         raise IllegalTransition("This project was concluded; its stages take no decisions.")
+    if revision is None:
+        raise NotAllowed("No such revision of this stage.")
+    # The caller reads where the stage went from the decision (decision.revision.stage).
+    revision.stage = stage
     refusal = decision_refusal(reviewer, project, role, assignment)
     if refusal:
         raise IllegalTransition(refusal)

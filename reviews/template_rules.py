@@ -54,7 +54,7 @@ def dry_run(
 ) -> list[DryRunRow]:
     """For every active project of the course whose stage ``stage_key`` is in review: its gate
     now, and with ``rules`` in place of the stage's rules. Capped at ``limit`` stages."""
-    stages = (
+    stages = list(
         ProjectStage.objects.filter(
             project__course=course,
             project__status=ProjectStatus.ACTIVE,
@@ -68,7 +68,6 @@ def dry_run(
         )
         .order_by("project__title", "pk")[:limit]
     )
-    stages = list(stages)
     # The standing decisions of every listed stage in one query, not two per stage.
     standing: dict[int, list[Decision]] = defaultdict(list)
     for decision in Decision.objects.filter(
@@ -174,6 +173,8 @@ def on_template_migrated(*, project: Project, actor: Any, mapping: dict[int, int
         Invitation.objects.filter(project=project, stage_definition_id=old_id).update(
             stage_definition_id=new_id
         )
+    if project.current_stage_id is None:
+        return
     stage = (
         ProjectStage.objects.select_related("definition", "current_revision")
         .filter(pk=project.current_stage_id, status=StageStatus.IN_REVIEW)

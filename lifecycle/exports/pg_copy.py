@@ -37,7 +37,10 @@ from .formats import (
 )
 
 COPY_CHUNK_ROWS = 1000  # about 0.4-0.6 MB of export
-COPY_CHUNK_BYTES = 512 * 1024  # what is handed on at a time (memory stays constant)
+# What is handed on at a time (memory stays constant). 64 KB rather than 512 KB: the digest
+# and the file write of a chunk then fit in what the socket buffers while PostgreSQL goes on
+# producing (3,000 events as JSON lines: 0.52 of COPY against 0.50; benchmarks/ export).
+COPY_CHUNK_BYTES = 64 * 1024
 _FORMULA_CODES = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
 
 

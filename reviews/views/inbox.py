@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
@@ -37,7 +38,10 @@ def _review_url() -> str:
     return reverse("reviews:review_stage", args=[_PLACEHOLDER]).replace(str(_PLACEHOLDER), "{}")
 
 
-_ROLE_LABELS = {ReviewerRole.EXPERT: "Domain expert", ReviewerRole.STAFF: "Course staff"}
+_ROLE_LABELS: dict[str, str] = {
+    ReviewerRole.EXPERT: "Domain expert",
+    ReviewerRole.STAFF: "Course staff",
+}
 _OVERDUE = ' <span class="badge text-bg-danger">overdue</span>'
 _NO_DUE = '<span class="text-body-secondary">—</span>'
 _PENDING_ROW = (
@@ -154,7 +158,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
     found = queue.pending_slice(
         user, scope, offset=(read - 1) * PENDING_PAGE_SIZE, limit=PENDING_PAGE_SIZE
     )
-    paginator = Paginator(range(found.total), PENDING_PAGE_SIZE)
+    # The paginator only counts (the rows of the page come from the query above).
+    paginator: Paginator[Any] = Paginator(range(found.total), PENDING_PAGE_SIZE)
     number = asked if asked is not None and asked <= paginator.num_pages else paginator.num_pages
     if number != read:
         found = queue.pending_slice(

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -22,7 +22,14 @@ from lifecycle import permissions as lifecycle_permissions
 from lifecycle.diffs import answer_text, diff_answers, stakeholder_changes
 from lifecycle.errors import DomainError, InvalidAnswers, NotAllowed
 from lifecycle.forms import add_service_errors
-from lifecycle.models import ProjectStage, QuestionKind, StageRevision, StageStatus, StakeholderKind
+from lifecycle.models import (
+    ProjectStage,
+    Question,
+    QuestionKind,
+    StageRevision,
+    StageStatus,
+    StakeholderKind,
+)
 
 from .. import decision_parts, permissions, quality, selectors, services
 from ..anonymity import names_for
@@ -326,49 +333,50 @@ def conflict_declare(request: HttpRequest, stage_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
-    # One check of the reviewer, the service's, made under the project's lock: this view only
-    # reads the form. Anything it shows of the stage before the service ran (a form error)
-    # waits for the same check, made here.
-    stage = selectors.stage_for_decision(stage_pk)
-
-    def role_or_404() -> str:
+    # One check of the reviewer, the service's, made under the project's lock, where the stage
+    # is read once: this view only reads the form. Anything it shows of the stage without the
+    # service (a form error) waits for the same check, made here.
+    def stage_or_404() -> tuple[ProjectStage, str]:
+        stage = selectors.stage_for_decision(stage_pk)
         role, _ = permissions.reviewer_role(request.user, stage.project, stage.definition)
         if role is None:
             raise Http404("Only this stage's reviewers decide on it.")
-        return role
+        return stage, role
 
     form = DecisionForm(
         request.POST,
-        questions=stage.definition.questions.all(),  # read only if needed (see the form)
-        action=reverse("reviews:stage_decide", args=[stage.pk]),
+        # Read only if needed (see the form): a decision on a question, or a form shown again.
+        questions=Question.objects.filter(
+            stage_id=Subquery(ProjectStage.objects.filter(pk=stage_pk).values("definition_id"))
+        ).order_by("order"),
+        action=reverse("reviews:stage_decide", args=[stage_pk]),
     )
-    part_values = decision_parts.from_post_any_role(stage, request.POST)
     if not form.is_valid():
-        role_or_404()
+        stage, _ = stage_or_404()
         messages.error(request, "Your decision was not recorded: correct the fields below.")
-        return _review_page(request, stage, decision_form=form, part_values=part_values, status=400)
+        return _review_page(
+            request,
+            stage,
+            decision_form=form,
+            part_values=decision_parts.from_post_any_role(stage, request.POST),
+            status=400,
+        )
     data = form.cleaned_data
-    revision = stage.current_revision
-    if revision is not None and revision.pk == data["revision"]:
-        revision.stage = stage  # the usual case: the current revision, fetched with the stage
-    else:
-        revision = stage.revisions.filter(pk=data["revision"]).first()
-    if revision is None:
-        raise Http404("No such revision.")
     try:
-        decision = services.decision_record(
-            revision=revision,
+        decision = services.decision_record_posted(
+            stage_id=stage_pk,
+            revision_id=data["revision"],
             reviewer=signed_in(request),
             outcome=data["outcome"],
             comment=data["comment"],
             question_key=data["question_key"],
             change=data["change"],
-            parts=part_values,
+            post=request.POST,
         )
     except NotAllowed:
         raise Http404("Only this stage's reviewers decide on it.") from None
     except InvalidAnswers as invalid:
-        role = role_or_404()
+        stage, role = stage_or_404()
         part_keys = {part.key for part in decision_parts.parts_for(stage, role)}
         part_errors = {k: v for k, v in invalid.errors.items() if k.split(".", 1)[0] in part_keys}
         add_service_errors(form, {k: v for k, v in invalid.errors.items() if k not in part_errors})
@@ -377,13 +385,16 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
             request,
             stage,
             decision_form=form,
-            part_values=part_values,
+            part_values=decision_parts.from_post_any_role(stage, request.POST),
             part_errors=part_errors,
             status=400,
         )
     except DomainError as error:
         return domain_error_page(
-            request, error, title="Your decision was not recorded", back_url=review_url(stage)
+            request,
+            error,
+            title="Your decision was not recorded",
+            back_url=reverse("reviews:review_stage", args=[stage_pk]),
         )
     outcome = decision.get_outcome_display().lower()
     notes = {
@@ -391,8 +402,9 @@ def stage_decide(request: HttpRequest, stage_pk: int) -> HttpResponse:
         StageStatus.CHANGES_REQUESTED: " The stage went back to the team.",
     }
     # The service leaves the stage it read under its lock, as it left it, on the revision.
-    note = notes.get(StageStatus(decision.revision.stage.status), "")
-    messages.success(request, f"Recorded: {outcome} on revision {revision.number}.{note}")
+    stage = decision.revision.stage
+    note = notes.get(StageStatus(stage.status), "")
+    messages.success(request, f"Recorded: {outcome} on revision {decision.revision.number}.{note}")
     return redirect(review_url(stage))
 
 

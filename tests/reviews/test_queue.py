@@ -14,7 +14,7 @@ from factories import CourseFactory, current_stage, enrol, fill_and_submit
 from scale import seed_projects
 
 from lifecycle import services as lifecycle_services
-from lifecycle.models import Role
+from lifecycle.models import Outcome, Project, ProjectStatus, Role
 from reviews import queue, selectors, services
 from reviews.models import Decision, Invitation
 
@@ -116,6 +116,14 @@ def test_the_scope_says_where_someone_reviews_and_what_waits_for_confirmation(bu
     assert [(a.project_id, a.role) for a in erin.assignments] == [(p.project.pk, "expert")]
     alice = queue.reviewer_scope(p.alice)
     assert alice.on_a_team and not alice.reviews
+    assert alice.team_active_projects == [p.project.pk] and tina.team_active_projects == []
+    # A concluded project keeps its team (on_a_team) but leaves the active list.
+    Project.objects.filter(pk=p.project.pk).update(
+        status=ProjectStatus.CONCLUDED, outcome=Outcome.DEPLOYED
+    )
+    concluded = queue.reviewer_scope(p.alice)
+    assert concluded.on_a_team and concluded.team_active_projects == []
+    Project.objects.filter(pk=p.project.pk).update(status=ProjectStatus.ACTIVE, outcome="")
     Invitation.objects.create(
         email="new@example.test",
         course=p.course,

@@ -24,6 +24,7 @@ from reauth import confirm_password
 
 from accounts.models import User
 from lifecycle import services as lifecycle_services
+from lifecycle.errors import NotAllowed
 from lifecycle.models import (
     AuditEvent,
     Course,
@@ -664,6 +665,51 @@ def test_a_decision_on_a_superseded_revision_gets_409_and_records_nothing(person
     assert page.context["revision"] == second
     assert page.context["diff"]["since"] == first and page.context["diff"]["changed"] == 1
     assert "Rural clinics too." in text(page)
+
+
+def test_a_decision_names_a_revision_of_its_own_stage_or_is_a_404_for_everyone(personas, in_review):
+    p = personas
+    stage, revision = in_review
+    other_revision = fill_and_submit(current_stage(p.other_project), p.carol)
+    url = reverse("reviews:stage_decide", args=[stage.pk])
+    for reviewer in (p.tina, p.erin):
+        client = client_for(reviewer)
+        # Another stage's revision (Tina reviews that one too), and a revision no one has.
+        assert client.post(url, decide_data(other_revision)).status_code == 404
+        assert client.post(url, {**decide_data(revision), "revision": 99999}).status_code == 404
+    # A stage that does not exist, with a valid form and with an invalid one.
+    gone = reverse("reviews:stage_decide", args=[99999])
+    assert client_for(p.tina).post(gone, decide_data(revision)).status_code == 404
+    assert client_for(p.tina).post(gone, {"outcome": "approve"}).status_code == 404
+    assert not Decision.objects.exists()
+    # The stage's own current revision goes through, for the same reviewer.
+    response = client_for(p.erin).post(url, decide_data(revision))
+    assert response.status_code == 302 and response["Location"] == review_url(stage)
+    assert Decision.objects.get().revision == revision
+
+
+def test_a_service_given_the_stage_by_id_refuses_another_stages_revision(personas, in_review):
+    p = personas
+    stage, revision = in_review
+    other_revision = fill_and_submit(current_stage(p.other_project), p.carol)
+    with pytest.raises(NotAllowed, match="No such revision"):
+        services.decision_record_posted(
+            stage_id=stage.pk, revision_id=other_revision.pk, reviewer=p.tina, outcome="approve"
+        )
+    with pytest.raises(NotAllowed, match="No such review"):
+        services.decision_record_posted(
+            stage_id=99999, revision_id=revision.pk, reviewer=p.tina, outcome="approve"
+        )
+    # Someone who reviews neither is told nothing more about the revision than a 404's worth.
+    with pytest.raises(NotAllowed, match="not a reviewer"):
+        services.decision_record_posted(
+            stage_id=stage.pk, revision_id=other_revision.pk, reviewer=p.oscar, outcome="approve"
+        )
+    assert not Decision.objects.exists()
+    decision = services.decision_record_posted(
+        stage_id=stage.pk, revision_id=revision.pk, reviewer=p.tina, outcome="approve"
+    )
+    assert decision.revision == revision and decision.revision.stage.pk == stage.pk
 
 
 def test_earlier_revisions_stay_readable(personas, in_review):

@@ -85,6 +85,16 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 
+def _serve(html: bytes):
+    """A route handler answering with ``html`` (Playwright passes the request too to a handler
+    of two arguments, so the page is bound here, not as a default argument)."""
+
+    def fulfill(route) -> None:
+        route.fulfill(status=200, body=html, content_type="text/html; charset=utf-8")
+
+    return fulfill
+
+
 class Session:
     """One person in their own browser context. Every page it opens reports Content-Security-
     Policy violations (the securitypolicyviolation event, and Chromium's console message about
@@ -94,7 +104,9 @@ class Session:
     axe runs from Python on each page's load event, through the DevTools protocol, so the site's
     Content-Security-Policy stays as strict as in production. A page the test left before axe
     finished (a click that navigates at once) is opened again, by GET in the same browser
-    context, when the test ends: every page a test visits is checked."""
+    context, when the test ends: every page a test visits is checked. A page that was the answer
+    to a POST (a form shown again with its errors, a token shown once) cannot be asked for
+    again: its HTML is kept, and the check at the end serves that HTML at its own address."""
 
     def __init__(self, browser, base_url: str, *, viewport: dict[str, int] | None = None):
         self.context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
@@ -103,6 +115,9 @@ class Session:
         self.a11y_violations: list[str] = []
         self.checked: list[str] = []
         self.unchecked: list[str] = []
+        # The HTML of each page rendered as the answer to a POST, by address, until it is checked.
+        self.posted: dict[str, bytes] = {}
+        self.unchecked_posted: list[tuple[str, bytes]] = []
         self.console: list[str] = []
         self.context.expose_binding(
             "__reportCspViolation", lambda source, text: self.csp_violations.append(text)
@@ -114,7 +129,20 @@ class Session:
 
     def _watch(self, page) -> None:
         page.on("console", self._console)
+        page.on("response", self._keep_posted)
         page.on("load", lambda: self._audit(page))
+
+    def _keep_posted(self, response) -> None:
+        request = response.request
+        if not request.is_navigation_request() or not response.url.startswith(self.base_url):
+            return
+        if request.method == "POST" and not 300 <= response.status < 400:
+            try:
+                self.posted[response.url] = response.body()
+            except PlaywrightError:  # the test moved on before the body arrived: nothing to keep
+                self.posted.pop(response.url, None)
+        else:
+            self.posted.pop(response.url, None)
 
     def _audit(self, page) -> None:
         url = page.url
@@ -124,8 +152,12 @@ class Session:
             found = self.axe(page)
         except PlaywrightError:
             # The test moved on (or the page closed) before axe finished: checked at the end.
-            self.unchecked.append(url)
+            if url in self.posted:
+                self.unchecked_posted.append((url, self.posted.pop(url)))
+            else:
+                self.unchecked.append(url)
             return
+        self.posted.pop(url, None)
         self.checked.append(url)
         self.a11y_violations.extend(found)
 
@@ -142,7 +174,7 @@ class Session:
     def audit_unchecked(self) -> None:
         """Open again each page the test left before axe could finish with it, and check it."""
         pending = [url for url in dict.fromkeys(self.unchecked) if url not in self.checked]
-        if not pending:
+        if not pending and not self.unchecked_posted:
             return
         page = self.context.new_page()
         for url in pending:
@@ -150,6 +182,15 @@ class Session:
             page.wait_for_load_state()
             self.a11y_violations.extend(self.axe(page))
             self.checked.append(url)
+        for url, html in self.unchecked_posted:
+            # The answer to the POST, served again by the browser itself; its styles and
+            # scripts still come from the live server.
+            page.route(url, _serve(html))
+            page.goto(url)
+            page.wait_for_load_state()
+            self.a11y_violations.extend(self.axe(page))
+            page.unroute(url)
+        self.unchecked_posted.clear()
         page.close()
 
     def _console(self, message) -> None:

@@ -158,9 +158,13 @@ def export_child(path: str, fmt: str, course: int | None) -> None:
 
     connection.ensure_connection()
     before = rss_mb()
-    # Both sides on the same warm connection: one COPY first (the backend's catalog and the
-    # table's pages read once), then the export, then the COPY that is its ceiling.
+    # Both sides warm, on the same connection: one COPY and one export first (the backend's
+    # catalog, the functions each statement calls and the table's pages read once; this
+    # process's first export also loads the signing key), then the export that is timed, then
+    # the COPY that is its ceiling. A served export runs in a long-lived worker: at 3,000
+    # events a first export in a fresh process and backend costs 15 ms against 13 ms.
     copy_ceiling(course)
+    write_export(path, fmt, ExportFilters(course_id=course))
     started = time.perf_counter()
     head = write_export(path, fmt, ExportFilters(course_id=course))["chain_head"]
     seconds = time.perf_counter() - started

@@ -119,7 +119,7 @@ api-schema: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy accounts lifecycle reviews notifications api lti config
+	$(BIN)/mypy accounts lifecycle reviews notifications api lti config evidence grading
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis tests/artifacts \

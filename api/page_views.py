@@ -4,7 +4,7 @@ log and redelivery."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.models import User
 from accounts.reauth import recent_auth_required
 from lifecycle import permissions as lifecycle_permissions
 from lifecycle import selectors as lifecycle_selectors
@@ -35,17 +36,18 @@ def _form_errors(form: Any, error: DomainError) -> None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
+    user = cast(User, request.user)  # login_required
     form = TokenForm(request.POST or None)
     secret = ""
     if request.method == "POST" and form.is_valid():
         try:
-            token, secret = services.token_create(user=request.user, **form.cleaned_data)
+            token, secret = services.token_create(user=user, **form.cleaned_data)
         except DomainError as error:
             _form_errors(form, error)
         else:
             messages.success(request, f"Token “{token.name}” created. Copy it now.")
             form = TokenForm()
-    rows = PersonalAccessToken.objects.filter(user=request.user).order_by("-created_at")[:100]
+    rows = PersonalAccessToken.objects.filter(user=user).order_by("-created_at")[:100]
     response = render(
         request,
         "api/tokens.html",

@@ -25,6 +25,7 @@ class TokenScope(permissions.BasePermission):
         token = token_of(request)
         if token is None:
             return True
+        needed: str | None
         if request.method in permissions.SAFE_METHODS:
             needed = Scope.READ
         else:

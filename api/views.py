@@ -8,7 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -331,6 +332,8 @@ class RevisionDecisions(APIView):
 
 
 class RevisionComments(APIView):
+    _revision: StageRevision | None  # set by initial() for a signed-in user
+
     @property
     def write_scope(self) -> str:
         """The team comments with the draft scope, reviewers with the review scope."""
@@ -549,7 +552,7 @@ class DraftFileDownload(APIView):
         responses={(200, "*/*"): OpenApiTypes.BINARY},
         summary="Download a draft's file",
     )
-    def get(self, request: Request, pk: int) -> HttpResponse:
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
         attachment = get_draft_file_for_user(_user(request), pk)
         return serve_file(attachment.blob, attachment.name, "download")
 
@@ -559,7 +562,7 @@ class RevisionFileDownload(APIView):
         responses={(200, "*/*"): OpenApiTypes.BINARY},
         summary="Download a file frozen into a revision",
     )
-    def get(self, request: Request, pk: int) -> HttpResponse:
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
         frozen = get_revision_file_for_user(_user(request), pk)
         return serve_file(frozen.blob, frozen.name, "download")
 

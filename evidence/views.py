@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
@@ -92,7 +93,7 @@ def remove(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(stage.get_absolute_url())
 
 
-def serve_blob(blob: EvidenceBlob, name: str, variant: str) -> HttpResponse:
+def serve_blob(blob: EvidenceBlob, name: str, variant: str) -> HttpResponseBase:
     if variant not in ("view", "download"):
         raise Http404("No such view of the file.")
     inline = variant == "view" and blob.file_type in (
@@ -130,14 +131,14 @@ def serve_blob(blob: EvidenceBlob, name: str, variant: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def draft_file(request: HttpRequest, pk: int, variant: str) -> HttpResponse:
+def draft_file(request: HttpRequest, pk: int, variant: str) -> HttpResponseBase:
     attachment = get_draft_file_for_user(request.user, pk)
     return serve_blob(attachment.blob, attachment.name, variant)
 
 
 @login_required
 @require_GET
-def revision_file(request: HttpRequest, pk: int, variant: str) -> HttpResponse:
+def revision_file(request: HttpRequest, pk: int, variant: str) -> HttpResponseBase:
     frozen = get_revision_file_for_user(request.user, pk)
     return serve_blob(frozen.blob, frozen.name, variant)
 

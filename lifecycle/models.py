@@ -530,6 +530,10 @@ class ProjectStage(models.Model):
     approved_by_override = models.BooleanField(default=False)
     override_justification = models.TextField(blank=True)
 
+    # Not stored: set on the rows the project page shows (lifecycle.selectors.shown_status).
+    shown_status: str
+    shown_label: str
+
     class Meta:
         ordering = ["project", "cycle", "definition__order"]
         constraints = [

@@ -150,8 +150,8 @@ def preview_roster(course: Course, text: str, *, role: str = Role.STUDENT) -> Ro
                     )
                 )
                 continue
-            row = dict(zip(header, (c.strip() for c in cells), strict=True))
-            parsed.append((number, row["email"].lower(), row["name"], row.get("team", "")))
+            record = dict(zip(header, (c.strip() for c in cells), strict=True))
+            parsed.append((number, record["email"].lower(), record["name"], record.get("team", "")))
     except csv.Error as error:
         preview.errors.append(f"line {reader.line_num}: {error}")
         return preview
@@ -255,13 +255,17 @@ def _plan_teams(
             row.placement = PLACED
         elif not student_now:
             row.placement = PENDING
-        elif plan.project is not None and plan.project.pk in teams_of.get(user.pk, []):
-            row.placement = ON_TEAM
-        elif teams_of.get(user.pk):
-            row.placement = ELSEWHERE
-            row.elsewhere = titles.get(teams_of[user.pk][0], "another team")
         else:
-            row.placement = PLACE
+            # A member of the course has an account, and both were read by the same address.
+            assert user is not None
+            teams = teams_of.get(user.pk, [])
+            if plan.project is not None and plan.project.pk in teams:
+                row.placement = ON_TEAM
+            elif teams:
+                row.placement = ELSEWHERE
+                row.elsewhere = titles.get(teams[0], "another team")
+            else:
+                row.placement = PLACE
     for plan in plans.values():
         if plan.count(PLACE):
             plan.action = JOIN if plan.project is not None else CREATE

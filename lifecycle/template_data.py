@@ -398,7 +398,7 @@ def unsatisfiable(stage: Mapping[str, Any], pool: ReviewerPool) -> list[str]:
     """Why no reviewer pool of this course could ever satisfy the stage's gate (the
     foundation's check: experts demanded where the course takes none), per rule."""
     problems = []
-    demands = [
+    demands: list[tuple[str, int, int, set[str]]] = [
         (
             "the stage's minimums",
             stage.get("min_expert_approvals", 0),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -32,7 +32,8 @@ class StartForm(forms.Form):
 
     def __init__(self, *args: Any, courses: list[Any] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
         super().__init__(*args, **kwargs)
-        self.fields["source_course"].choices = [("", "—")] + [(c.pk, c.title) for c in courses]
+        source_course = cast(forms.TypedChoiceField, self.fields["source_course"])
+        source_course.choices = [("", "—")] + [(c.pk, c.title) for c in courses]
 
 
 class StageForm(forms.Form):
@@ -207,7 +208,7 @@ class RuleForm(forms.Form):
     def __init__(self, *args: Any, questions: list[Mapping[str, Any]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
         kwargs.setdefault("auto_id", "rule_%s")
         super().__init__(*args, **kwargs)
-        self.fields["question"].choices = [("", "—")] + [
+        cast(forms.ChoiceField, self.fields["question"]).choices = [("", "—")] + [
             (q["key"], f"{q['key']}: {q['prompt'][:60]}") for q in questions
         ]
 
@@ -256,7 +257,7 @@ def add_document_errors(
 ) -> list[str]:
     """Put each error whose path is ``prefix.<field>`` next to that field; return the rest
     (shown above the form, with their paths)."""
-    rest = []
+    rest: list[str] = []
     for path, messages in errors.items():
         name = path[len(prefix) + 1 :] if prefix and path.startswith(prefix + ".") else ""
         field, _, rest_of_path = name.partition(".")

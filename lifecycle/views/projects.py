@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -129,7 +129,8 @@ def home(request: HttpRequest) -> HttpResponse:
         context = _home_context(request)
         return render_to_string("lifecycle/partials/home_body.html", context, request)
 
-    own = _own_courses_and_projects(request.user)
+    user = cast(User, request.user)  # login_required
+    own = _own_courses_and_projects(user)
     if own is not None and home_is_personal(request):
         courses, projects = own
         html = freshness.cached_fragment(
@@ -138,7 +139,7 @@ def home(request: HttpRequest) -> HttpResponse:
             body,
             project_ids=projects,
             course_ids=courses,
-            parts=[request.user.name],
+            parts=[user.name],
         )
     else:
         html = mark_safe(body())  # our template's output, escaped when rendered
@@ -156,7 +157,8 @@ def _own_courses_and_projects(user: Any) -> tuple[list[int], list[int]] | None:
             Project.members.through.objects.filter(user_id=user.pk)
             .order_by()
             .annotate(kind=Value("project"))
-            .values_list("kind", "project_id"),
+            # django-stubs does not see the annotated name.
+            .values_list("kind", "project_id"),  # type: ignore[misc]
             all=True,
         )
     )
@@ -602,6 +604,15 @@ def _attributes_form(project: Project, is_member: bool) -> Any:
     return AttributesForm(initial={"risk_tier": project.risk_tier, "domain": project.domain})
 
 
+class _PostedForms(TypedDict):
+    """The overview's forms as posted (None: a fresh one)."""
+
+    loop_form: LoopBackForm | None
+    conclude_form: ConcludeForm | None
+    proposal_form: NotPursuedProposalForm | None
+    member_form: TeamMemberForm | None
+
+
 def _project_page(
     request: HttpRequest,
     project: Project,
@@ -620,7 +631,7 @@ def _project_page(
         cycle = project.cycle
     if not 1 <= cycle <= project.cycle:
         raise Http404("This project has no such cycle.")
-    forms = {
+    forms: _PostedForms = {
         "loop_form": loop_form,
         "conclude_form": conclude_form,
         "proposal_form": proposal_form,

@@ -34,7 +34,7 @@ def course_roster(request: HttpRequest, course_pk: int) -> HttpResponse:
     role = request.POST.get("role", Role.STUDENT)
     if request.method == "POST" and request.POST.get("action") == "apply":
         try:
-            preview = rosters.roster_apply(
+            applied = rosters.roster_apply(
                 course=course, actor=request.user, text=request.POST.get("csv", ""), role=role
             )
         except InvalidAnswers as invalid:
@@ -45,12 +45,12 @@ def course_roster(request: HttpRequest, course_pk: int) -> HttpResponse:
             return domain_error_page(request, error, back_url=here)
         messages.success(
             request,
-            f"Roster applied: {preview.count(rosters.ENROL)} enrolled, "
-            f"{preview.count(rosters.NEW)} invited, "
-            f"{preview.count(rosters.UPDATE) + preview.count(rosters.RECORD)} updated, "
-            f"{preview.count(rosters.UNCHANGED)} unchanged; "
-            f"{preview.team_count(rosters.CREATE)} teams created, "
-            f"{preview.team_count(rosters.JOIN)} joined.",
+            f"Roster applied: {applied.count(rosters.ENROL)} enrolled, "
+            f"{applied.count(rosters.NEW)} invited, "
+            f"{applied.count(rosters.UPDATE) + applied.count(rosters.RECORD)} updated, "
+            f"{applied.count(rosters.UNCHANGED)} unchanged; "
+            f"{applied.team_count(rosters.CREATE)} teams created, "
+            f"{applied.team_count(rosters.JOIN)} joined.",
         )
         return redirect(here)
     form = RosterForm(request.POST or None, request.FILES or None)

@@ -39,9 +39,10 @@ class Command(BaseCommand):
             templates = LifecycleTemplate.objects.filter(slug=options["slug"])
             if options["template_version"]:
                 templates = templates.filter(version=options["template_version"])
-            template = templates.order_by("-version").first()
-            if template is None:
+            latest = templates.order_by("-version").first()
+            if latest is None:
                 raise CommandError(f"No template {options['slug']!r} with that version.")
+            template = latest
         text = json.dumps(document_from_template(template), indent=2, ensure_ascii=False) + "\n"
         if options["output"]:
             with open(options["output"], "w", encoding="utf-8") as out:

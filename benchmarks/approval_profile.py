@@ -8,7 +8,8 @@ On a database of its own (``<name>_approvals_profile``, migrated fresh each run)
 arm_approvals: stage 1 submitted, approved by its expert, waiting for the TA whose approval
 completes the gate) and then approves each through Django's test client — the whole request:
 middleware, the view, ``reviews.services.decision_record``, the stage's approval, the audit
-events, the notifications and the tasks queued on commit (the broker is ``memory://``).
+events, the notifications and the tasks queued on commit (the broker is ``memory://``; the
+cache is Redis, as for the served app: ``LRB_PROFILE_CACHE``, database 4 by default).
 ``--service`` calls the service alone instead.
 
 It prints the median and mean process CPU per approval (this process: Python, excluding
@@ -56,6 +57,14 @@ def main() -> None:
     # memory:// unless told otherwise (LRB_PROFILE_BROKER=redis://... profiles the publishing
     # of the tasks queued on commit the way the served app does it).
     os.environ["CELERY_BROKER_URL"] = os.environ.get("LRB_PROFILE_BROKER", "memory://")
+    # The served app's cache is Redis (make bench: the broker's); without one the settings
+    # fall back to the file cache, whose every set lists the whole cache directory (about 10 ms
+    # of an approval's CPU that the benchmark's servers never spend). LRB_PROFILE_CACHE= (empty)
+    # profiles the embedded default's file cache instead.
+    cache_url = os.environ.get("LRB_PROFILE_CACHE", "redis://127.0.0.1:6379/4")
+    if cache_url:
+        os.environ["CACHE_URL"] = cache_url
+        os.environ["CACHE_KEY_PREFIX"] = "lrb-approval-profile"
     benchdb.create_database(parsed, name)
     benchdb.setup_django("web_settings")
     benchdb.use_database(name)
